@@ -1,0 +1,30 @@
+# The two commands of the README's quick start are `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/dagster dev
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check cryptify_pipeline cryptify_pipeline_tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/io_manager.py
+
+clean:
+	rm -rf $(VENV) .cryptify .tmp_dagster_home_*

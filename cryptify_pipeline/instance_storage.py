@@ -1,0 +1,70 @@
+"""Dagster instance storage on the project's Postgres, named in ``dagster.yaml``.
+
+dagster-postgres wants a URL in its config, but ours comes from the settings precedence and may
+be an embedded server started on demand, so this subclass resolves it when the instance loads
+(in the webserver, the daemon and every run process alike). Dagster's tables live in their own
+schema (``dagster`` by default) beside the asset tables.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+from dagster import Field, StringSource
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+from psycopg2 import sql
+
+from cryptify_pipeline.database import database_url
+
+DEFAULT_INSTANCE_SCHEMA = "dagster"
+
+
+class CryptifyPostgresStorage(DagsterPostgresStorage):
+    """``DagsterPostgresStorage`` on the configured (or embedded) database."""
+
+    @classmethod
+    def config_type(cls):
+        return {
+            "schema": Field(
+                StringSource,
+                is_required=False,
+                default_value=DEFAULT_INSTANCE_SCHEMA,
+                description="Schema for Dagster's run, event log and schedule tables.",
+            )
+        }
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value
+    ) -> CryptifyPostgresStorage:
+        url = database_url()
+        schema = config_value.get("schema", DEFAULT_INSTANCE_SCHEMA)
+        _ensure_schema(url.libpq, schema)
+        return cls(postgres_url=url.with_search_path(schema).sqlalchemy, inst_data=inst_data)
+
+    # The parent describes its parts as dagster_postgres classes built from *its* config
+    # shape; ours has a different shape, and Dagster wraps custom storage itself.
+    @property
+    def event_storage_data(self) -> ConfigurableClassData | None:
+        return None
+
+    @property
+    def run_storage_data(self) -> ConfigurableClassData | None:
+        return None
+
+    @property
+    def schedule_storage_data(self) -> ConfigurableClassData | None:
+        return None
+
+
+def _ensure_schema(libpq_url: str, schema: str) -> None:
+    connection = psycopg2.connect(libpq_url)
+    try:
+        with connection, connection.cursor() as cursor:
+            # Serialises concurrent first starts (webserver and daemon start together).
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cryptify-ddl'))")
+            cursor.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            )
+    finally:
+        connection.close()

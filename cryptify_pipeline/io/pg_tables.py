@@ -1,0 +1,337 @@
+"""Partitioned Postgres tables over ADBC: DDL, slice delete, binary COPY and reads.
+
+Every function runs inside the caller's transaction (ADBC connections do not autocommit), so a
+slice's delete and its new rows commit together or not at all. Names are quoted, values bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import adbc_driver_postgresql.dbapi as adbc
+import pandas as pd
+
+from cryptify_pipeline.io.database_url import DatabaseUrl
+from cryptify_pipeline.io.pg_types import ColumnTypeError, infer_pg_type, to_arrow, to_pandas
+
+log = logging.getLogger(__name__)
+
+_MAX_IDENTIFIER_BYTES = 63  # Postgres silently truncates longer names; we refuse them
+_DDL_LOCK_KEY = "cryptify-ddl"
+_UNDEFINED_TABLE = "42P01"
+
+
+class TableError(ValueError):
+    """A write or read that does not fit its table."""
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Rows whose ``column`` lies in [start, end)."""
+
+    column: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """Rows whose ``column`` is one of ``values``."""
+
+    column: str
+    values: tuple[str, ...]
+
+
+Predicate = TimeRange | ValueSet
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    schema: str
+    table: str
+    primary_key: tuple[str, ...] = ()
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    if not name or "\x00" in name:
+        raise TableError(f"{name!r} is not a usable SQL name (empty or contains NUL)")
+    if len(name.encode()) > _MAX_IDENTIFIER_BYTES:
+        raise TableError(f"name {name!r} is longer than Postgres's {_MAX_IDENTIFIER_BYTES} bytes")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified_name(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+@contextmanager
+def transaction(url: DatabaseUrl, application_name: str = "cryptify") -> Iterator[adbc.Connection]:
+    """One connection, one transaction: committed on success, rolled back on any error."""
+    separator = "&" if "?" in url.libpq else "?"
+    connection = adbc.connect(f"{url.libpq}{separator}application_name={application_name}")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        yield connection
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.close()
+
+
+def where_clause(predicates: Sequence[Predicate]) -> tuple[str, list[object]]:
+    """A WHERE condition with ``$n`` placeholders, and the values to bind to them."""
+    parts: list[str] = []
+    params: list[object] = []
+    for predicate in predicates:
+        column = quote_ident(predicate.column)
+        if isinstance(predicate, TimeRange):
+            params += [predicate.start, predicate.end]
+            parts.append(f"{column} >= ${len(params) - 1} AND {column} < ${len(params)}")
+        elif predicate.values:
+            params.append(list(predicate.values))
+            parts.append(f"{column} = ANY(${len(params)})")
+        else:
+            parts.append("FALSE")
+    return " AND ".join(parts) or "TRUE", params
+
+
+def table_columns(connection: adbc.Connection, schema: str, table: str) -> dict[str, str] | None:
+    """The table's columns and their types in order, or None if there is no such table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod)"
+            " FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')"
+            " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            parameters=(schema, table),
+        )
+        rows = cursor.fetchall()
+    return {name: pg_type for name, pg_type in rows} or None
+
+
+def _ddl_lock(connection: adbc.Connection) -> None:
+    # Two first writes racing on CREATE ... IF NOT EXISTS can both pass the check and one then
+    # fails on the catalog's unique index; a transaction-scoped advisory lock serialises them.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext($1))", parameters=(_DDL_LOCK_KEY,))
+        cursor.fetchall()
+
+
+def ensure_schema(connection: adbc.Connection, schema: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", parameters=(schema,))
+        if cursor.fetchall():
+            return
+    _ddl_lock(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+
+
+def delete_rows(
+    connection: adbc.Connection, schema: str, table: str, predicates: Sequence[Predicate]
+) -> int:
+    """Delete the slice the predicates select; 0 when the table does not exist yet."""
+    if table_columns(connection, schema, table) is None:
+        return 0
+    condition, params = where_clause(predicates)
+    with connection.cursor() as cursor:
+        # ADBC reports no rowcount for DELETE; counting in the same statement costs nothing.
+        cursor.execute(
+            f"WITH deleted AS (DELETE FROM {qualified_name(schema, table)} WHERE {condition}"
+            " RETURNING 1) SELECT count(*) FROM deleted",
+            parameters=params or None,
+        )
+        return int(cursor.fetchone()[0])
+
+
+def write_frame(
+    connection: adbc.Connection,
+    spec: TableSpec,
+    frame: pd.DataFrame,
+    predicates: Sequence[Predicate],
+    on_migration: Callable[[str], None] = log.warning,
+) -> dict[str, str]:
+    """COPY ``frame`` into the table, creating or extending it first; returns its column types.
+
+    Every row must fall inside the slice ``predicates`` select, or re-materialising the slice
+    would leave stray rows behind.
+    """
+    _check_frame(frame, predicates)
+    frame_types = {str(name): infer_pg_type(str(name), frame[name]) for name in frame.columns}
+    columns = table_columns(connection, spec.schema, spec.table)
+    if columns is None:
+        _ddl_lock(connection)
+        columns = table_columns(connection, spec.schema, spec.table)
+    if columns is None:
+        columns = _create_table(connection, spec, frame_types, predicates)
+    else:
+        columns = _reconcile(connection, spec, columns, frame_types, on_migration)
+    if len(frame):
+        with connection.cursor() as cursor:
+            cursor.adbc_ingest(
+                spec.table, to_arrow(frame, columns), mode="append", db_schema_name=spec.schema
+            )
+    return columns
+
+
+def _check_frame(frame: pd.DataFrame, predicates: Sequence[Predicate]) -> None:
+    names = [str(name) for name in frame.columns]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise TableError(f"frame has duplicate column names: {', '.join(duplicated)}")
+    for predicate in predicates:
+        if predicate.column not in frame.columns:
+            raise TableError(
+                f"frame has no column {predicate.column!r}, the partition column "
+                f"(partition_expr); columns: {', '.join(names)}"
+            )
+        values = frame[predicate.column]
+        if isinstance(predicate, TimeRange):
+            if not isinstance(values.dtype, pd.DatetimeTZDtype):
+                raise TableError(
+                    f"partition column {predicate.column!r} must hold tz-aware timestamps, "
+                    f"not {values.dtype}"
+                )
+            inside = (values >= predicate.start) & (values < predicate.end)
+            bounds = f"[{predicate.start.isoformat()}, {predicate.end.isoformat()})"
+        else:
+            inside = values.isin(predicate.values)
+            bounds = f"{{{', '.join(predicate.values)}}}"
+        if not inside.all():
+            outside = values[~inside]
+            raise TableError(
+                f"{len(outside)} row(s) have {predicate.column!r} outside the partition "
+                f"{bounds}, e.g. {outside.iloc[0]!r}"
+            )
+
+
+def _create_table(
+    connection: adbc.Connection,
+    spec: TableSpec,
+    frame_types: dict[str, str | None],
+    predicates: Sequence[Predicate],
+) -> dict[str, str]:
+    untyped = [name for name, pg_type in frame_types.items() if pg_type is None]
+    if untyped:
+        raise ColumnTypeError(
+            f"cannot create {spec.schema}.{spec.table}: column(s) {', '.join(untyped)} hold only "
+            "nulls in an object column, so their type is unknown; give them a dtype"
+        )
+    missing_key = [name for name in spec.primary_key if name not in frame_types]
+    if missing_key:
+        raise TableError(f"primary key column(s) {', '.join(missing_key)} are not in the frame")
+    columns = {name: str(pg_type) for name, pg_type in frame_types.items()}
+    definitions = [
+        f"{quote_ident(name)} {pg_type}"
+        + (" NOT NULL" if name in spec.primary_key else "")
+        for name, pg_type in columns.items()
+    ]
+    if spec.primary_key:
+        definitions.append(f"PRIMARY KEY ({', '.join(map(quote_ident, spec.primary_key))})")
+    table = qualified_name(spec.schema, spec.table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {table} ({', '.join(definitions)})")
+        for column in dict.fromkeys(p.column for p in predicates):
+            if spec.primary_key[:1] == (column,):
+                continue  # the primary key's index already leads with it
+            cursor.execute(
+                f"CREATE INDEX {quote_ident(_index_name(spec, column))} "
+                f"ON {table} ({quote_ident(column)})"
+            )
+    log.info("created table %s.%s with columns %s", spec.schema, spec.table, columns)
+    return columns
+
+
+def _index_name(spec: TableSpec, column: str) -> str:
+    # Derived names must stay within 63 bytes whatever the table and column names are.
+    digest = hashlib.sha1(f"{spec.schema}.{spec.table}.{column}".encode()).hexdigest()[:10]
+    return f"{spec.table[:40]}_{column[:10]}_{digest}_idx"
+
+
+def _reconcile(
+    connection: adbc.Connection,
+    spec: TableSpec,
+    columns: dict[str, str],
+    frame_types: dict[str, str | None],
+    on_migration: Callable[[str], None],
+) -> dict[str, str]:
+    name = f"{spec.schema}.{spec.table}"
+    missing = [column for column in columns if column not in frame_types]
+    if missing:
+        raise TableError(
+            f"frame lacks column(s) {', '.join(missing)} of table {name}; "
+            f"the frame has {', '.join(frame_types)}"
+        )
+    mismatched = [
+        f"{column} (table: {columns[column]}, frame: {pg_type})"
+        for column, pg_type in frame_types.items()
+        if column in columns and pg_type is not None and pg_type != columns[column]
+    ]
+    if mismatched:
+        raise ColumnTypeError(f"column types differ from table {name}: {'; '.join(mismatched)}")
+    added = {column: t for column, t in frame_types.items() if column not in columns}
+    untyped = [column for column, pg_type in added.items() if pg_type is None]
+    if untyped:
+        raise ColumnTypeError(
+            f"cannot add column(s) {', '.join(untyped)} to {name}: they hold only nulls in an "
+            "object column, so their type is unknown; give them a dtype"
+        )
+    if added:
+        with connection.cursor() as cursor:
+            for column, pg_type in added.items():
+                cursor.execute(
+                    f"ALTER TABLE {qualified_name(spec.schema, spec.table)} "
+                    f"ADD COLUMN {quote_ident(column)} {pg_type}"
+                )
+        on_migration(
+            f"schema migration: added nullable column(s) "
+            f"{', '.join(f'{c} {t}' for c, t in added.items())} to {name}; "
+            "earlier rows hold NULL there"
+        )
+    return {**columns, **{column: str(t) for column, t in added.items()}}
+
+
+def select_statement(
+    schema: str,
+    table: str,
+    columns: Sequence[str] | None,
+    predicates: Sequence[Predicate],
+) -> tuple[str, list[object]]:
+    """The query that reads a slice, ordered by its partition columns, with its bind values."""
+    selected = ", ".join(map(quote_ident, columns)) if columns else "*"
+    condition, params = where_clause(predicates)
+    query = f"SELECT {selected} FROM {qualified_name(schema, table)} WHERE {condition}"
+    order = ", ".join(dict.fromkeys(quote_ident(p.column) for p in predicates))
+    return (f"{query} ORDER BY {order}" if order else query), params
+
+
+def read_frame(
+    connection: adbc.Connection,
+    schema: str,
+    table: str,
+    columns: Sequence[str] | None,
+    predicates: Sequence[Predicate],
+) -> pd.DataFrame:
+    """The slice as a frame, in one query."""
+    query, params = select_statement(schema, table, columns, predicates)
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(query, parameters=params or None)
+        except adbc.ProgrammingError as error:
+            if getattr(error, "sqlstate", None) == _UNDEFINED_TABLE:
+                raise TableError(
+                    f"table {schema}.{table} does not exist; materialise its asset first"
+                ) from None
+            raise
+        return to_pandas(cursor.fetch_arrow_table())

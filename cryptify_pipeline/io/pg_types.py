@@ -1,0 +1,138 @@
+"""Column types between pandas, Arrow and Postgres.
+
+Postgres names are those ``format_type()`` prints, so a table's catalog compares directly.
+Timestamps are stored at Postgres's precision (microseconds) and read back as
+``datetime64[us, UTC]``, which is also what pandas 3 makes by default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+import pyarrow as pa
+
+TIMESTAMPTZ = "timestamp with time zone"
+DOUBLE = "double precision"
+BIGINT = "bigint"
+TEXT = "text"
+BOOLEAN = "boolean"
+BYTEA = "bytea"
+JSONB = "jsonb"
+
+# Binary COPY sends a jsonb field as a version byte followed by the JSON text.
+_JSONB_VERSION = b"\x01"
+
+
+class ColumnTypeError(TypeError):
+    """A frame column whose type cannot be stored, or does not match its table."""
+
+
+def infer_pg_type(name: str, column: pd.Series) -> str | None:
+    """The Postgres type for ``column``; None when it is all-null object data (no evidence)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return TIMESTAMPTZ
+    if pd.api.types.is_datetime64_dtype(dtype):
+        raise ColumnTypeError(
+            f"column {name!r} holds time-zone-naive timestamps; store UTC instants "
+            "(e.g. Series.dt.tz_localize('UTC'))"
+        )
+    if pd.api.types.is_bool_dtype(dtype):
+        return BOOLEAN
+    if pd.api.types.is_integer_dtype(dtype):
+        return BIGINT
+    if pd.api.types.is_float_dtype(dtype):
+        return DOUBLE
+    if dtype == object:
+        return _infer_object_type(name, column)
+    if pd.api.types.is_string_dtype(dtype):
+        return TEXT
+    raise ColumnTypeError(
+        f"column {name!r} has dtype {dtype}, which cannot be stored; supported: tz-aware "
+        "datetimes, floats, integers, booleans, strings, bytes and dict/list (JSON)"
+    )
+
+
+def _infer_object_type(name: str, column: pd.Series) -> str | None:
+    kinds = {_object_kind(value) for value in column if not _is_null(value)}
+    if not kinds:
+        return None
+    if len(kinds) == 1:
+        return kinds.pop()
+    raise ColumnTypeError(f"column {name!r} mixes value types ({', '.join(sorted(kinds))})")
+
+
+def _object_kind(value: object) -> str:
+    if isinstance(value, str):
+        return TEXT
+    if isinstance(value, bytes | bytearray | memoryview):
+        return BYTEA
+    if isinstance(value, dict | list):
+        return JSONB
+    if isinstance(value, bool):
+        return BOOLEAN
+    return type(value).__name__
+
+
+def _is_null(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def to_arrow(frame: pd.DataFrame, pg_types: Mapping[str, str]) -> pa.Table:
+    """``frame``'s columns, in ``pg_types`` order, as Arrow arrays that COPY into those types."""
+    arrays = [_to_arrow_array(name, frame[name], pg_type) for name, pg_type in pg_types.items()]
+    return pa.Table.from_arrays(arrays, names=list(pg_types))
+
+
+def _to_arrow_array(name: str, column: pd.Series, pg_type: str) -> pa.Array:
+    if pg_type == TIMESTAMPTZ:
+        if not isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.astype("datetime64[us, UTC]")  # all-null object column
+        return pa.array(
+            column.dt.tz_convert("UTC").dt.as_unit("us"), type=pa.timestamp("us", tz="UTC")
+        )
+    if pg_type == JSONB:
+        return pa.array([_jsonb_bytes(name, value) for value in column], type=pa.binary())
+    if pg_type == BYTEA:
+        values = [None if _is_null(v) else bytes(v) for v in column]
+        return pa.array(values, type=pa.binary())
+    arrow_type = {DOUBLE: pa.float64(), BIGINT: pa.int64(), TEXT: pa.string(), BOOLEAN: pa.bool_()}
+    if column.dtype == object:
+        column = column.map(lambda v: None if _is_null(v) else v)
+    # from_pandas: NaN and pd.NA become SQL NULL, so aggregates skip them as pandas does
+    return pa.array(column, type=arrow_type[pg_type], from_pandas=True)
+
+
+def _jsonb_bytes(name: str, value: object) -> bytes | None:
+    if _is_null(value):
+        return None
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ColumnTypeError(f"column {name!r} holds a value that is not JSON: {error}") from None
+    return _JSONB_VERSION + text.encode()
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A query result as a frame with the dtypes the writer used."""
+    return pd.DataFrame(
+        {name: _to_series(table.column(name)) for name in table.column_names},
+        columns=table.column_names,
+    )
+
+
+def _to_series(column: pa.ChunkedArray) -> pd.Series:
+    arrow_type = column.type
+    if isinstance(arrow_type, pa.ExtensionType):  # jsonb arrives as arrow.json text
+        texts = column.cast(arrow_type.storage_type).to_pylist()
+        return pd.Series([None if t is None else json.loads(t) for t in texts], dtype=object)
+    if column.null_count and pa.types.is_integer(arrow_type):
+        return column.to_pandas(types_mapper={arrow_type: pd.Int64Dtype()}.get)
+    if column.null_count and pa.types.is_boolean(arrow_type):
+        return column.to_pandas(types_mapper={arrow_type: pd.BooleanDtype()}.get)
+    if pa.types.is_timestamp(arrow_type):
+        return column.to_pandas().dt.tz_convert("UTC")
+    return column.to_pandas()

@@ -1,0 +1,1 @@
+"""Framework-free pandas / scikit-learn code: features, targets, models, metrics."""
