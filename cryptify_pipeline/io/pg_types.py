@@ -117,7 +117,11 @@ def _jsonb_bytes(name: str, value: object) -> bytes | None:
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """A query result as a frame with the dtypes the writer used."""
+    """A query result as a frame with the dtypes the writer used.
+
+    Nullability is not stored, so integer and boolean columns come back as the nullable
+    ``Int64`` / ``boolean`` dtypes exactly when the slice read holds a null.
+    """
     return pd.DataFrame(
         {name: _to_series(table.column(name)) for name in table.column_names},
         columns=table.column_names,
@@ -126,7 +130,7 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
 
 def _to_series(column: pa.ChunkedArray) -> pd.Series:
     arrow_type = column.type
-    if isinstance(arrow_type, pa.ExtensionType):  # jsonb arrives as arrow.json text
+    if getattr(arrow_type, "extension_name", None) == "arrow.json":  # how ADBC returns jsonb
         texts = column.cast(arrow_type.storage_type).to_pylist()
         return pd.Series([None if t is None else json.loads(t) for t in texts], dtype=object)
     if column.null_count and pa.types.is_integer(arrow_type):
