@@ -1,0 +1,62 @@
+"""The code location loads, from Python and from the dagster CLI, and its job writes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import Definitions
+
+from cryptify_pipeline.definitions import defs
+from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from cryptify_pipeline.settings import get_settings
+from cryptify_pipeline_tests.conftest import run_sql
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def test_definitions_validate_loadable():
+    Definitions.validate_loadable(defs)
+
+
+def test_dagster_cli_validates_the_code_location():
+    result = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-m", "cryptify_pipeline.definitions"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_invalid_setting_fails_the_code_location_with_the_variable_named():
+    env = {**os.environ, "CRYPTIFY_START": "2025-01-01T13:30Z"}
+    result = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-m", "cryptify_pipeline.definitions"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode != 0
+    assert "CRYPTIFY_START is '2025-01-01T13:30Z', not on the hour" in result.stdout + result.stderr
+
+
+def test_heartbeat_job_backfills_a_range_in_one_run(instance, schema):
+    job = defs.resolve_job_def("heartbeat_job")
+    result = job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2025-02-01-00:00",
+            "dagster/asset_partition_range_end": "2025-02-01-05:00",
+        },
+        resources={"io_manager": PostgresPandasIOManager(schema=schema)},
+    )
+    assert result.success
+    rows = run_sql(
+        f'SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol) FROM "{schema}".pipeline_heartbeat'
+    )
+    assert rows == [(6 * len(get_settings().symbols), 6, len(get_settings().symbols))]
