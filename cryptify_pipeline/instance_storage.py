@@ -63,8 +63,6 @@ def _ensure_schema(libpq_url: str, schema: str) -> None:
         with connection, connection.cursor() as cursor:
             # Serialises concurrent first starts (webserver and daemon start together).
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('cryptify-ddl'))")
-            cursor.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
+            cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     finally:
         connection.close()

@@ -57,6 +57,7 @@ def test_heartbeat_job_backfills_a_range_in_one_run(instance, schema):
     )
     assert result.success
     rows = run_sql(
-        f'SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol) FROM "{schema}".pipeline_heartbeat'
+        "SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol)"
+        f' FROM "{schema}".pipeline_heartbeat'
     )
     assert rows == [(6 * len(get_settings().symbols), 6, len(get_settings().symbols))]

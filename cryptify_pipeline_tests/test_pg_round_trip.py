@@ -24,7 +24,11 @@ def every_type_frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "ts": pd.to_datetime(
-                ["2026-01-01 00:00:00.123456", "2026-06-30 23:00:00.000000", "1999-12-31 12:00:00.000000"],
+                [
+                    "2026-01-01 00:00:00.123456",
+                    "2026-06-30 23:00:00.000000",
+                    "1999-12-31 12:00:00.000000",
+                ],
                 utc=True,
             ),
             "price": [1.5, np.nan, -3.25e-12],
@@ -86,9 +90,7 @@ def test_non_utc_timestamps_are_stored_as_the_same_instant(database_url, schema)
 def test_empty_frame_creates_typed_table_and_reads_back_empty(database_url, schema):
     # object columns of an empty frame carry no type evidence, and nullable dtypes come back
     # as numpy ones when the slice holds no null
-    empty = every_type_frame().iloc[0:0].drop(
-        columns=["blob", "doc", "maybe_count", "maybe_flag"]
-    )
+    empty = every_type_frame().iloc[0:0].drop(columns=["blob", "doc", "maybe_count", "maybe_flag"])
     result = write_then_read(database_url, schema, empty)
     assert result.empty
     pd.testing.assert_frame_equal(result, empty.reset_index(drop=True))

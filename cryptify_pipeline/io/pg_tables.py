@@ -233,8 +233,7 @@ def _create_table(
         raise TableError(f"primary key column(s) {', '.join(missing_key)} are not in the frame")
     columns = {name: str(pg_type) for name, pg_type in frame_types.items()}
     definitions = [
-        f"{quote_ident(name)} {pg_type}"
-        + (" NOT NULL" if name in spec.primary_key else "")
+        f"{quote_ident(name)} {pg_type}" + (" NOT NULL" if name in spec.primary_key else "")
         for name, pg_type in columns.items()
     ]
     if spec.primary_key:

@@ -46,7 +46,7 @@ def infer_pg_type(name: str, column: pd.Series) -> str | None:
         return BIGINT
     if pd.api.types.is_float_dtype(dtype):
         return DOUBLE
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         return _infer_object_type(name, column)
     if pd.api.types.is_string_dtype(dtype):
         return TEXT
@@ -100,7 +100,7 @@ def _to_arrow_array(name: str, column: pd.Series, pg_type: str) -> pa.Array:
         values = [None if _is_null(v) else bytes(v) for v in column]
         return pa.array(values, type=pa.binary())
     arrow_type = {DOUBLE: pa.float64(), BIGINT: pa.int64(), TEXT: pa.string(), BOOLEAN: pa.bool_()}
-    if column.dtype == object:
+    if pd.api.types.is_object_dtype(column.dtype):
         column = column.map(lambda v: None if _is_null(v) else v)
     # from_pandas: NaN and pd.NA become SQL NULL, so aggregates skip them as pandas does
     return pa.array(column, type=arrow_type[pg_type], from_pandas=True)
