@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint bench clean
+.PHONY: install dev test lint bench db-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,5 +26,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/io_manager.py
 
+db-stop: $(STAMP)
+	$(BIN)/python -c "from cryptify_pipeline.io.embedded_postgres import stop_embedded_server; \
+	from cryptify_pipeline.settings import get_settings; \
+	print('stopped' if stop_embedded_server(get_settings().database.embedded_dir) else 'not running')"
+
 clean:
+	if [ -x $(BIN)/python ]; then $(MAKE) db-stop; fi
 	rm -rf $(VENV) .cryptify .tmp_dagster_home_*
