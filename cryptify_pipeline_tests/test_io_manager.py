@@ -275,7 +275,7 @@ def test_static_and_multi_partitions_with_hostile_keys(instance, schema):
         keys = context.partition_key.keys_by_dimension
         start = HOURLY.time_window_for_partition_key(keys["hour"]).start
         return pd.DataFrame(
-            {"ts": [start], "region": [keys["region"]], "attempt": [len(context.run_id)]}
+            {"ts": [start], "region": [keys["region"]], "n": [1]}
         ).astype({"ts": "datetime64[us, UTC]"})
 
     io_manager = PostgresPandasIOManager(schema=schema)
