@@ -154,7 +154,6 @@ def test_single_run_backfill_writes_exactly_its_range(instance, schema):
 
 
 def test_lookback_mapping_loads_exactly_the_mapped_window(instance, schema):
-    io_manager = PostgresPandasIOManager(schema=schema)
     assert run_prices(
         instance,
         schema,
@@ -163,25 +162,21 @@ def test_lookback_mapping_loads_exactly_the_mapped_window(instance, schema):
             "dagster/asset_partition_range_end": "2026-01-03-02:00",
         },
     ).success
-    result = materialize(
-        [prices, lookback_seen],
-        selection=[lookback_seen],
-        partition_key="2026-01-02-10:00",
-        instance=instance,
-        resources={"io_manager": io_manager},
-    )
-    assert result.success
+
+    def run_downstream(downstream, partition_key: str) -> bool:
+        return materialize(
+            [prices, downstream],
+            selection=[downstream],
+            partition_key=partition_key,
+            instance=instance,
+            resources={"io_manager": PostgresPandasIOManager(schema=schema)},
+        ).success
+
+    assert run_downstream(lookback_seen, "2026-01-02-10:00")
     assert run_sql(f'SELECT "rows", first_ts, last_ts FROM "{schema}".lookback_seen') == [
         (8, ts("2026-01-02T07:00"), ts("2026-01-02T10:00"))
     ]
-    daily = materialize(
-        [prices, daily_seen],
-        selection=[daily_seen],
-        partition_key="2026-01-02",
-        instance=instance,
-        resources={"io_manager": io_manager},
-    )
-    assert daily.success
+    assert run_downstream(daily_seen, "2026-01-02")
     assert run_sql(f'SELECT "rows", hours FROM "{schema}".daily_seen') == [(48, 24)]
 
 
