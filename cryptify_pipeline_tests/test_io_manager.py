@@ -269,9 +269,9 @@ def test_static_and_multi_partitions_with_hostile_keys(instance, schema):
     def by_hour_region(context: AssetExecutionContext) -> pd.DataFrame:
         keys = context.partition_key.keys_by_dimension
         start = HOURLY.time_window_for_partition_key(keys["hour"]).start
-        return pd.DataFrame(
-            {"ts": [start], "region": [keys["region"]], "n": [1]}
-        ).astype({"ts": "datetime64[us, UTC]"})
+        return pd.DataFrame({"ts": [start], "region": [keys["region"]], "n": [1]}).astype(
+            {"ts": "datetime64[us, UTC]"}
+        )
 
     io_manager = PostgresPandasIOManager(schema=schema)
     for key in hostile + [hostile[0]]:
