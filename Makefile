@@ -22,6 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cryptify_pipeline cryptify_pipeline_tests benchmarks
+	$(BIN)/ruff format --check cryptify_pipeline cryptify_pipeline_tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/io_manager.py
