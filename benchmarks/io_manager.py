@@ -3,8 +3,8 @@
 Prints rows/s and ratios and writes benchmarks/results/io_manager.json. The IO manager is called
 as Dagster calls it for a single-run backfill over the whole range (one partition-range slice,
 with a primary key and a partition index); raw ADBC writes into an identical table, and into a
-bare one. The same write as a full Dagster run is reported too: it adds one materialisation
-event per partition, which is Dagster's cost, not the IO manager's.
+bare one. The same write as a full Dagster run on a Postgres-backed instance is reported too:
+it adds one materialisation event per partition, which is Dagster's cost, not the IO manager's.
 
     python benchmarks/io_manager.py [--rows 1000000] [--symbols 125]
 """
@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy
+from _instance import postgres_instance
 from dagster import (
     AssetKey,
     BackfillPolicy,
-    DagsterInstance,
     HourlyPartitionsDefinition,
     OutputContext,
     PartitionKeyRange,
@@ -142,7 +142,7 @@ def main() -> None:
         "dagster/asset_partition_range_start": key_range.start,
         "dagster/asset_partition_range_end": key_range.end,
     }
-    with DagsterInstance.ephemeral() as instance:
+    with postgres_instance() as instance:
         results["dagster_backfill_run_seconds"] = timed(
             lambda: materialize(
                 [candles],

@@ -173,15 +173,20 @@ def write_frame(
     if columns is None:
         _ddl_lock(connection)
         columns = table_columns(connection, spec.schema, spec.table)
+    index_statements: list[str] = []
     if columns is None:
-        columns = _create_table(connection, spec, frame_types, predicates)
+        columns, index_statements = _create_table(connection, spec, frame_types, predicates)
     else:
         columns = _reconcile(connection, spec, columns, frame_types, on_migration)
-    if len(frame):
-        with connection.cursor() as cursor:
+    with connection.cursor() as cursor:
+        if len(frame):
             cursor.adbc_ingest(
                 spec.table, to_arrow(frame, columns), mode="append", db_schema_name=spec.schema
             )
+        # A new table's key and index are built after its first COPY, in the same transaction:
+        # one bulk build is faster than maintaining them row by row.
+        for statement in index_statements:
+            cursor.execute(statement)
     return columns
 
 
@@ -221,7 +226,8 @@ def _create_table(
     spec: TableSpec,
     frame_types: dict[str, str | None],
     predicates: Sequence[Predicate],
-) -> dict[str, str]:
+) -> tuple[dict[str, str], list[str]]:
+    """Create the bare table; returns its columns and the key and index statements to run."""
     untyped = [name for name, pg_type in frame_types.items() if pg_type is None]
     if untyped:
         raise ColumnTypeError(
@@ -232,24 +238,22 @@ def _create_table(
     if missing_key:
         raise TableError(f"primary key column(s) {', '.join(missing_key)} are not in the frame")
     columns = {name: str(pg_type) for name, pg_type in frame_types.items()}
-    definitions = [
-        f"{quote_ident(name)} {pg_type}" + (" NOT NULL" if name in spec.primary_key else "")
-        for name, pg_type in columns.items()
-    ]
-    if spec.primary_key:
-        definitions.append(f"PRIMARY KEY ({', '.join(map(quote_ident, spec.primary_key))})")
     table = qualified_name(spec.schema, spec.table)
+    definitions = ", ".join(f"{quote_ident(name)} {t}" for name, t in columns.items())
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE {table} ({', '.join(definitions)})")
-        for column in dict.fromkeys(p.column for p in predicates):
-            if spec.primary_key[:1] == (column,):
-                continue  # the primary key's index already leads with it
-            cursor.execute(
+        cursor.execute(f"CREATE TABLE {table} ({definitions})")
+    index_statements = []
+    if spec.primary_key:
+        key = ", ".join(map(quote_ident, spec.primary_key))
+        index_statements.append(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})")
+    for column in dict.fromkeys(p.column for p in predicates):
+        if spec.primary_key[:1] != (column,):  # else the key's index already leads with it
+            index_statements.append(
                 f"CREATE INDEX {quote_ident(_index_name(spec, column))} "
                 f"ON {table} ({quote_ident(column)})"
             )
     log.info("created table %s.%s with columns %s", spec.schema, spec.table, columns)
-    return columns
+    return columns, index_statements
 
 
 def _index_name(spec: TableSpec, column: str) -> str:
