@@ -1,0 +1,130 @@
+"""The candle contract: columns, validation and completeness of hourly OHLCV frames.
+
+A candle's ``ts`` is its open time; the candle is closed (final) once ``ts + 1h`` has passed.
+Every source returns frames with ``SOURCE_COLUMNS``; the asset adds ``source`` and ``ingested_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+HOUR = timedelta(hours=1)
+PRICE_COLUMNS = ("open", "high", "low", "close")
+SOURCE_COLUMNS = (
+    "ts", "symbol", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+)  # fmt: skip
+COLUMNS = (*SOURCE_COLUMNS, "source", "ingested_at")
+
+
+class CandleValidationError(ValueError):
+    """A candle that breaks a rule; nothing of its partition is written."""
+
+
+def empty_candles() -> pd.DataFrame:
+    """A frame with the source columns and their dtypes, and no rows."""
+    return typed_candles(pd.DataFrame({column: [] for column in SOURCE_COLUMNS}))
+
+
+def typed_candles(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s source columns with the contract's dtypes, sorted by symbol and time."""
+    typed = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(frame["ts"], utc=True).astype("datetime64[us, UTC]"),
+            "symbol": frame["symbol"].astype("str"),
+            **{c: frame[c].astype("float64") for c in (*PRICE_COLUMNS, "volume", "quote_volume")},
+            "trades": frame["trades"].astype("Int64"),
+        }
+    )
+    return typed.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+
+
+def drop_forming(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Only candles that have closed by ``now``: a forming candle is never final."""
+    return frame[frame["ts"] + HOUR <= now].reset_index(drop=True)
+
+
+def validate_candles(
+    frame: pd.DataFrame, symbols: Sequence[str], start: datetime, end: datetime
+) -> None:
+    """Raise naming symbol, hour and rule for the first candle that breaks a rule."""
+    rules: list[tuple[str, pd.Series]] = [
+        ("symbol is not configured", ~frame["symbol"].isin(list(symbols))),
+        ("timestamp is not on the hour", frame["ts"] != frame["ts"].dt.floor("h")),
+        (
+            f"timestamp is outside the partition [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
+            (frame["ts"] < start) | (frame["ts"] >= end),
+        ),
+        ("duplicate (symbol, ts)", frame.duplicated(["symbol", "ts"], keep=False)),
+    ]
+    numbers = frame[[*PRICE_COLUMNS, "volume"]].to_numpy(dtype="float64")
+    rules += [
+        ("NaN or infinite price or volume", pd.Series(~np.isfinite(numbers).all(axis=1))),
+        ("non-positive price", pd.Series((numbers[:, :4] <= 0).any(axis=1))),
+        ("high < max(open, close)", frame["high"] < frame[["open", "close"]].max(axis=1)),
+        ("low > min(open, close)", frame["low"] > frame[["open", "close"]].min(axis=1)),
+        ("negative volume", frame["volume"] < 0),
+        ("negative or infinite quote volume", _bad_optional(frame["quote_volume"])),
+    ]
+    for rule, broken in rules:
+        broken = broken.to_numpy(dtype=bool)
+        if broken.any():
+            rows = frame[broken]
+            first = rows.iloc[0]
+            raise CandleValidationError(
+                f"{first['symbol']} {pd.Timestamp(first['ts']):%Y-%m-%d %H:%M}: {rule} "
+                f"({len(rows)} candle(s) break this rule; nothing was written)\n"
+                + rows.head(5).to_string(index=False)
+            )
+
+
+def _bad_optional(values: pd.Series) -> pd.Series:
+    present = values.dropna()
+    return pd.Series((present < 0) | ~np.isfinite(present), index=present.index).reindex(
+        values.index, fill_value=False
+    )
+
+
+def missing_candles(
+    frame: pd.DataFrame, symbols: Sequence[str], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """The (symbol, ts) pairs in [start, end) that have no candle in ``frame``."""
+    hours = pd.date_range(start, end, freq="h", inclusive="left", unit="us")
+    if hours.tz is None:
+        hours = hours.tz_localize("UTC")
+    expected = pd.MultiIndex.from_product([list(symbols), hours], names=["symbol", "ts"])
+    present = pd.MultiIndex.from_frame(frame[["symbol", "ts"]])
+    missing = expected.difference(present)
+    return missing.to_frame(index=False).astype({"symbol": "str"})
+
+
+def describe_missing(missing: pd.DataFrame, limit: int = 100) -> str:
+    """Missing hours as Markdown, one line per symbol with runs of hours collapsed."""
+    if missing.empty:
+        return "No missing candles."
+    lines = ["| symbol | missing hours (UTC) |", "|---|---|"]
+    for symbol, group in missing.groupby("symbol", sort=True):
+        lines.append(f"| {symbol} | {_hour_runs(group['ts'].sort_values().tolist(), limit)} |")
+    return "\n".join(lines)
+
+
+def _hour_runs(hours: list[pd.Timestamp], limit: int) -> str:
+    runs: list[list[pd.Timestamp]] = []
+    for hour in hours:
+        if runs and hour - runs[-1][-1] == HOUR:
+            runs[-1].append(hour)
+        else:
+            runs.append([hour])
+    shown = [
+        f"{r[0]:%Y-%m-%d %H:%M}"
+        if len(r) == 1
+        else f"{r[0]:%Y-%m-%d %H:%M} to {r[-1]:%H:%M}"
+        if r[0].date() == r[-1].date()
+        else f"{r[0]:%Y-%m-%d %H:%M} to {r[-1]:%Y-%m-%d %H:%M}"
+        for r in runs[:limit]
+    ]
+    more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
+    return ", ".join(shown) + more
