@@ -1,13 +1,19 @@
-"""The code location: every asset, job and resource of the pipeline."""
+"""The code location: every asset, check, job, schedule, sensor and resource of the pipeline."""
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from cryptify_pipeline.assets import heartbeat
-from cryptify_pipeline.jobs import heartbeat_job
+from cryptify_pipeline import checks
+from cryptify_pipeline.assets import market
+from cryptify_pipeline.jobs import collect_job
 from cryptify_pipeline.resources import build_resources
+from cryptify_pipeline.schedules import collect_schedule
+from cryptify_pipeline.sensors import candle_gap_repair
 
 defs = Definitions(
-    assets=load_assets_from_modules([heartbeat]),
-    jobs=[heartbeat_job],
+    assets=load_assets_from_modules([market]),
+    asset_checks=load_asset_checks_from_modules([checks]),
+    jobs=[collect_job],
+    schedules=[collect_schedule],
+    sensors=[candle_gap_repair],
     resources=build_resources(),
 )

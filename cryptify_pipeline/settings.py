@@ -22,6 +22,9 @@ DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT")
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 DEFAULT_SCHEMA = "cryptify"
 DEFAULT_DB_NAME = "cryptify"
+DEFAULT_SOURCE = "sample"
+DEFAULT_GAP_REPAIR_DAYS = 7
+DEFAULT_PRICE_JUMP_BOUND = 0.2
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
@@ -54,6 +57,11 @@ class Settings:
     symbols: tuple[str, ...]
     start: datetime
     schema: str
+    source: str = DEFAULT_SOURCE
+    exchange_api_url: str | None = None
+    automation: bool = True
+    gap_repair_days: int = DEFAULT_GAP_REPAIR_DAYS
+    price_jump_bound: float = DEFAULT_PRICE_JUMP_BOUND
 
 
 def project_root() -> Path:
@@ -70,7 +78,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         symbols=_symbols(env.get("CRYPTIFY_SYMBOLS")),
         start=_start(env.get("CRYPTIFY_START")),
         schema=_schema(env.get("CRYPTIFY_SCHEMA")),
-    )
+        source=_source(_set(env, "CRYPTIFY_SOURCE")),
+        exchange_api_url=_url(_set(env, "CRYPTIFY_EXCHANGE_API_URL")),
+        automation=_switch(_set(env, "CRYPTIFY_AUTOMATION")),
+        gap_repair_days=_bounded_int(
+            "CRYPTIFY_GAP_REPAIR_DAYS", _set(env, "CRYPTIFY_GAP_REPAIR_DAYS"),
+            DEFAULT_GAP_REPAIR_DAYS, 1, 365,
+        ),
+        price_jump_bound=_price_jump_bound(_set(env, "CRYPTIFY_PRICE_JUMP_BOUND")),
+    )  # fmt: skip
 
 
 @cache
@@ -151,3 +167,61 @@ def _schema(raw: str | None) -> str:
             "and underscores, starting with a letter or underscore, at most 63 characters"
         )
     return schema
+
+
+def _source(raw: str | None) -> str:
+    accepted = "expected sample, file:<dir or glob>, or a ccxt exchange id such as binance"
+    if raw is None:
+        return DEFAULT_SOURCE
+    if raw == "sample":
+        return raw
+    if raw.startswith("file:"):
+        if not raw.removeprefix("file:").strip():
+            raise SettingsError(f"CRYPTIFY_SOURCE is {raw!r}, with no path after file:; {accepted}")
+        return raw
+    import ccxt  # only for exchange sources: it is large
+
+    if raw not in ccxt.exchanges:
+        raise SettingsError(f"CRYPTIFY_SOURCE is {raw!r}, not a known source; {accepted}")
+    return raw
+
+
+def _url(raw: str | None) -> str | None:
+    if raw is not None and not re.match(r"^https?://[^\s]+$", raw):
+        raise SettingsError(
+            f"CRYPTIFY_EXCHANGE_API_URL is {raw!r}; expected an http(s) URL such as "
+            "https://api.binance.com/api/v3"
+        )
+    return raw
+
+
+def _switch(raw: str | None) -> bool:
+    if raw is None:
+        return True
+    value = raw.lower()
+    if value not in {"on", "off", "true", "false", "1", "0"}:
+        raise SettingsError(f"CRYPTIFY_AUTOMATION is {raw!r}; expected on or off")
+    return value in {"on", "true", "1"}
+
+
+def _bounded_int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} is {raw!r}; expected a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _price_jump_bound(raw: str | None) -> float:
+    if raw is None:
+        return DEFAULT_PRICE_JUMP_BOUND
+    try:
+        bound = float(raw)
+    except ValueError:
+        bound = float("nan")
+    if not 0 < bound < 10:
+        raise SettingsError(
+            f"CRYPTIFY_PRICE_JUMP_BOUND is {raw!r}; expected an absolute hourly log return "
+            "between 0 and 10, e.g. 0.2"
+        )
+    return bound

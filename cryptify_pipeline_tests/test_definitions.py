@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import Definitions
 
 from cryptify_pipeline.definitions import defs
-from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from cryptify_pipeline.resources import build_resources
 from cryptify_pipeline.settings import get_settings
 from cryptify_pipeline_tests.conftest import run_sql
 
@@ -45,19 +45,22 @@ def test_invalid_setting_fails_the_code_location_with_the_variable_named():
     assert "CRYPTIFY_START is '2025-01-01T13:30Z', not on the hour" in result.stdout + result.stderr
 
 
-def test_heartbeat_job_backfills_a_range_in_one_run(instance, schema):
-    job = defs.resolve_job_def("heartbeat_job")
+def test_collect_job_backfills_a_range_in_one_run(instance, schema):
+    job = defs.resolve_job_def("collect_job")
+    assert job.tags["cryptify/job"] == "collect_job"  # the run queue's one-per-job limit key
     result = job.execute_in_process(
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": "2025-02-01-00:00",
             "dagster/asset_partition_range_end": "2025-02-01-05:00",
         },
-        resources={"io_manager": PostgresPandasIOManager(schema=schema)},
+        resources=build_resources(schema=schema),
     )
     assert result.success
+    symbols = get_settings().symbols
     rows = run_sql(
-        "SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol)"
-        f' FROM "{schema}".pipeline_heartbeat'
+        f'SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol) FROM "{schema}".candles'
     )
-    assert rows == [(6 * len(get_settings().symbols), 6, len(get_settings().symbols))]
+    assert rows == [(6 * len(symbols), 6, len(symbols))]
+    checks = {e.check_name for e in result.get_asset_check_evaluations()}
+    assert checks == {"candles_complete", "candles_fresh", "candles_price_jumps"}

@@ -67,7 +67,7 @@ def test_dagster_dev_with_no_database_configured_runs_a_job(data_dir):
             assert time.monotonic() < deadline, "code location did not load within 180 s"
             try:
                 run_id = client.submit_job_execution(
-                    "heartbeat_job", tags={"dagster/partition": "2025-01-01-00:00"}
+                    "collect_job", tags={"dagster/partition": "2025-01-01-00:00"}
                 )
             except Exception:  # webserver or code location still starting
                 time.sleep(1)
@@ -81,8 +81,10 @@ def test_dagster_dev_with_no_database_configured_runs_a_job(data_dir):
         url = start_embedded_server(data_dir, "cryptify")  # the server dagster dev started
         connection = psycopg2.connect(url.libpq)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM cryptify.pipeline_heartbeat")
-            assert cursor.fetchone()[0] >= 1
+            cursor.execute(
+                "SELECT count(*), min(source) FROM cryptify.candles WHERE ts = '2025-01-01 00:00Z'"
+            )
+            assert cursor.fetchone() == (2, "sample")  # the default source, offline
             cursor.execute("SELECT status FROM dagster.runs WHERE run_id = %s", (run_id,))
             assert cursor.fetchone() == ("SUCCESS",)
         connection.close()

@@ -73,6 +73,25 @@ def test_symbols_start_schema_parsed():
     assert settings.database.embedded_dir == Path("/tmp/somewhere")
 
 
+def test_market_and_automation_settings():
+    defaults = load_settings({})
+    assert (defaults.source, defaults.automation, defaults.gap_repair_days) == ("sample", True, 7)
+    assert defaults.price_jump_bound == 0.2
+    settings = load_settings(
+        {
+            "CRYPTIFY_SOURCE": "binance",
+            "CRYPTIFY_EXCHANGE_API_URL": "http://127.0.0.1:9000/api/v3",
+            "CRYPTIFY_AUTOMATION": "off",
+            "CRYPTIFY_GAP_REPAIR_DAYS": "30",
+            "CRYPTIFY_PRICE_JUMP_BOUND": "0.1",
+        }
+    )
+    assert settings.source == "binance" and not settings.automation
+    assert settings.exchange_api_url == "http://127.0.0.1:9000/api/v3"
+    assert (settings.gap_repair_days, settings.price_jump_bound) == (30, 0.1)
+    assert load_settings({"CRYPTIFY_SOURCE": "file:~/klines/*.zip"}).source == "file:~/klines/*.zip"
+
+
 def test_start_date_only_means_midnight_utc():
     assert load_settings({"CRYPTIFY_START": "2024-03-01"}).start == datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -93,6 +112,12 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_START": "2025-01-01T13:00+02:00"}, "CRYPTIFY_START", "not UTC"),
         ({"CRYPTIFY_SCHEMA": 'x"; drop schema public'}, "CRYPTIFY_SCHEMA", "lower-case SQL name"),
         ({"CRYPTIFY_SCHEMA": "Prices"}, "CRYPTIFY_SCHEMA", "lower-case SQL name"),
+        ({"CRYPTIFY_SOURCE": "nasdaq"}, "CRYPTIFY_SOURCE", "a ccxt exchange id"),
+        ({"CRYPTIFY_SOURCE": "file:"}, "CRYPTIFY_SOURCE", "no path after file:"),
+        ({"CRYPTIFY_EXCHANGE_API_URL": "ftp://x"}, "CRYPTIFY_EXCHANGE_API_URL", "http(s) URL"),
+        ({"CRYPTIFY_AUTOMATION": "maybe"}, "CRYPTIFY_AUTOMATION", "on or off"),
+        ({"CRYPTIFY_GAP_REPAIR_DAYS": "0"}, "CRYPTIFY_GAP_REPAIR_DAYS", "1 to 365"),
+        ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
     ],
 )
 def test_invalid_values_name_the_variable_and_accepted_form(env, variable, hint):

@@ -1,0 +1,30 @@
+"""Candle sources: one interface, chosen by ``CRYPTIFY_SOURCE``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from cryptify_pipeline.io.exchange_source import ExchangeSource
+from cryptify_pipeline.io.file_source import FileSource
+from cryptify_pipeline.io.sample_market import SampleMarket
+
+
+class CandleSource(Protocol):
+    name: str  # what the candles' ``source`` column says
+
+    def fetch(self, symbols: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
+        """Hourly candles of ``symbols`` with open time in [start, end), source columns."""
+        ...
+
+
+def source_for(setting: str, exchange_api_url: str | None = None) -> CandleSource:
+    """``sample``, ``file:<dir or glob>``, or a ccxt exchange id such as ``binance``."""
+    if setting == "sample":
+        return SampleMarket()
+    if setting.startswith("file:"):
+        return FileSource(setting.removeprefix("file:"))
+    return ExchangeSource(setting, api_url=exchange_api_url)

@@ -1,0 +1,110 @@
+"""The hourly schedule and gap repair request the right partitions."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+
+from cryptify_pipeline.assets.market import candles
+from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from cryptify_pipeline.resources import MarketData
+from cryptify_pipeline.schedules import collect_schedule
+from cryptify_pipeline.sensors import KEY_FORMAT, candle_gap_repair, gap_ranges
+from cryptify_pipeline.settings import get_settings
+from cryptify_pipeline_tests.conftest import run_sql
+
+FIRST_HOUR = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def key(moment: datetime) -> str:
+    return moment.strftime(KEY_FORMAT)
+
+
+@pytest.mark.parametrize(
+    ("tick", "expected"),
+    [
+        (datetime(2026, 3, 4, 14, 2, tzinfo=UTC), "2026-03-04-13:00"),
+        (datetime(2026, 3, 5, 0, 2, tzinfo=UTC), "2026-03-04-23:00"),
+    ],
+)
+def test_schedule_tick_requests_the_just_closed_hour(tick, expected):
+    with DagsterInstance.ephemeral() as instance:
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        result = collect_schedule.evaluate_tick(context)
+    assert [request.partition_key for request in result.run_requests] == [expected]
+    assert collect_schedule.cron_schedule == "2 * * * *"
+
+
+def test_schedule_and_sensor_run_by_default():
+    assert get_settings().automation
+    assert collect_schedule.default_status.value == "RUNNING"
+    assert candle_gap_repair.default_status.value == "RUNNING"
+
+
+def test_gap_ranges_are_the_missing_runs_of_hours():
+    now = datetime(2026, 3, 4, 14, 30, tzinfo=UTC)  # 13:00 closed 30 min ago
+    newest = datetime(2026, 3, 4, 13, tzinfo=UTC)
+    window = [newest - timedelta(hours=h) for h in range(24)]
+    missing = {newest, newest - timedelta(hours=5), newest - timedelta(hours=6)}
+    done = [key(hour) for hour in window if hour not in missing]
+    assert gap_ranges(done, now, days=1, first_hour=FIRST_HOUR) == [
+        ("2026-03-04-07:00", "2026-03-04-08:00"),
+        ("2026-03-04-13:00", "2026-03-04-13:00"),
+    ]
+
+
+def test_gap_ranges_leave_the_schedule_its_hour_and_respect_the_start():
+    now = datetime(2025, 1, 1, 3, 10, tzinfo=UTC)  # 02:00 closed 10 minutes ago
+    assert gap_ranges([], now, days=7, first_hour=FIRST_HOUR) == [
+        ("2025-01-01-00:00", "2025-01-01-01:00")
+    ]
+
+
+def test_sensor_requests_exactly_the_missing_hours(schema, instance_schema):
+    days = get_settings().gap_repair_days
+    now = datetime.now(UTC)
+    newest = (now - timedelta(minutes=20)).replace(minute=0, second=0, microsecond=0) - timedelta(
+        hours=1
+    )
+    oldest = newest - timedelta(days=days) + timedelta(hours=1)
+    gap = (newest - timedelta(hours=30), newest - timedelta(hours=27))
+    storage = {
+        "custom": {
+            "module": "cryptify_pipeline.instance_storage",
+            "class": "CryptifyPostgresStorage",
+            "config": {"schema": f"{instance_schema}_gaps"},
+        }
+    }
+    resources = {
+        "io_manager": PostgresPandasIOManager(schema=schema),
+        "market": MarketData(source="sample", symbols=["BTC/USDT"]),
+    }
+    try:
+        with instance_for_test(overrides={"storage": storage}) as instance:
+            for first, last in [
+                (oldest, gap[0] - timedelta(hours=1)),
+                (gap[1] + timedelta(hours=1), newest),
+            ]:
+                assert materialize(
+                    [candles],
+                    instance=instance,
+                    resources=resources,
+                    tags={
+                        "dagster/asset_partition_range_start": key(first),
+                        "dagster/asset_partition_range_end": key(last),
+                    },
+                ).success
+            requests = candle_gap_repair(build_sensor_context(instance=instance))
+    finally:
+        run_sql(f'DROP SCHEMA IF EXISTS "{instance_schema}_gaps" CASCADE')
+    assert [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in requests
+    ] == [(key(gap[0]), key(gap[1]))]
+    assert requests[0].run_key.startswith(f"candle-gap:{key(gap[0])}:{key(gap[1])}:")
