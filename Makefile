@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/io_manager.py
+	$(BIN)/python benchmarks/candles.py
 
 db-stop: $(STAMP)
 	$(BIN)/python -c "from cryptify_pipeline.io.embedded_postgres import stop_embedded_server; \

@@ -64,3 +64,20 @@ def test_collect_job_backfills_a_range_in_one_run(instance, schema):
     assert rows == [(6 * len(symbols), 6, len(symbols))]
     checks = {e.check_name for e in result.get_asset_check_evaluations()}
     assert checks == {"candles_complete", "candles_fresh", "candles_price_jumps"}
+
+
+def test_cli_partition_range_materialises_in_one_run(schema):
+    result = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "cryptify_pipeline.definitions",
+         "--select", "candles", "--partition-range", "2025-01-01-00:00...2025-01-02-23:00"],
+        cwd=ROOT,
+        env={**os.environ, "CRYPTIFY_SCHEMA": schema},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("RUN_START") == 1
+    symbols = len(get_settings().symbols)
+    assert run_sql(f'SELECT count(*) FROM "{schema}".candles') == [(48 * symbols,)]

@@ -1,0 +1,125 @@
+"""Backfill one year of hourly candles for 10 symbols, from the sample market and from files.
+
+Each stage is one single-run backfill of the ``candles`` asset over 8,760 hourly partitions on
+a Postgres-backed Dagster instance (87,600 candles), run in its own process so its peak RSS is
+its own. The file stage reads zipped Binance monthly dumps written beforehand (not timed).
+Prints the numbers and writes benchmarks/results/candles.json.
+
+    python benchmarks/candles.py
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from _instance import postgres_instance
+from dagster import materialize
+
+from cryptify_pipeline.assets.market import candles
+from cryptify_pipeline.database import database_url
+from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from cryptify_pipeline.io.sample_market import SampleMarket
+from cryptify_pipeline.resources import MarketData
+
+warnings.filterwarnings("ignore")
+SCHEMA = "bench_candles"
+SYMBOLS = [
+    f"{base}/USDT"
+    for base in ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "AVAX", "LINK", "DOT")
+]
+YEAR_START, YEAR_END = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def write_dumps(folder: Path) -> None:
+    """Binance-format monthly dumps, zipped, open_time in ms as Binance's 2025 spot files."""
+    frame = SampleMarket().fetch(SYMBOLS, YEAR_START, YEAR_END)
+    frame["month"] = frame["ts"].dt.strftime("%Y-%m")
+    for (symbol, month), group in frame.groupby(["symbol", "month"]):
+        name = f"{symbol.replace('/', '')}-1h-{month}"
+        open_ms = group["ts"].astype("int64") // 1000
+        dump = pd.DataFrame(
+            {
+                "open_time": open_ms,
+                **{c: group[c] for c in ("open", "high", "low", "close", "volume")},
+                "close_time": open_ms + 3_599_999,
+                "quote_volume": group["quote_volume"],
+                "count": group["trades"],
+                "taker_buy_volume": 0,
+                "taker_buy_quote_volume": 0,
+                "ignore": 0,
+            }
+        )
+        with zipfile.ZipFile(folder / f"{name}.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{name}.csv", dump.to_csv(index=False, header=False))
+
+
+def run_stage(source: str) -> dict[str, float]:
+    """One single-run backfill of the year; runs in a child process."""
+    with postgres_instance() as instance:
+        started = time.perf_counter()
+        result = materialize(
+            [candles],
+            instance=instance,
+            resources={
+                "io_manager": PostgresPandasIOManager(schema=SCHEMA),
+                "market": MarketData(source=source, symbols=SYMBOLS),
+            },
+            tags={
+                "dagster/asset_partition_range_start": "2025-01-01-00:00",
+                "dagster/asset_partition_range_end": "2025-12-31-23:00",
+            },
+        )
+        seconds = time.perf_counter() - started
+    assert result.success
+    rows = result.asset_materializations_for_node("candles")[0].metadata["rows"].value
+    return {
+        "seconds": seconds,
+        "candles": rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def child(source: str) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--stage", source], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", help="internal: run one stage and print its numbers")
+    args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(run_stage(args.stage)))
+        return
+
+    print(f"one year x {len(SYMBOLS)} symbols against {database_url()}")
+    results: dict[str, float] = {"symbols": len(SYMBOLS), "partitions": 8760}
+    with tempfile.TemporaryDirectory() as folder:
+        write_dumps(Path(folder))
+        for label, source in [("sample", "sample"), ("file", f"file:{folder}")]:
+            stage = child(source)
+            results[f"{label}_seconds"] = round(stage["seconds"], 2)
+            results[f"{label}_candles"] = stage["candles"]
+            results[f"{label}_candles_per_s"] = round(stage["candles"] / stage["seconds"])
+            results[f"{label}_peak_rss_mb"] = round(stage["peak_rss_mb"])
+    results["peak_rss_mb"] = max(results["sample_peak_rss_mb"], results["file_peak_rss_mb"])
+    for name, value in results.items():
+        print(f"{name:>24}: {value:,}")
+    out = Path(__file__).parent / "results" / "candles.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
