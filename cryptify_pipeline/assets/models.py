@@ -1,0 +1,89 @@
+"""``models``: every model of the zoo per symbol and horizon, trained through the end of a day."""
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from dagster import AssetExecutionContext, AssetIn, Config, Failure, MetadataValue, Output, asset
+from pydantic import Field, field_validator
+
+from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.targets import HORIZONS, with_targets
+from cryptify_pipeline.ml.training import NotEnoughData, train_all
+from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, daily_partitions, training_window
+
+
+class TrainConfig(Config):
+    training_days: int = Field(
+        default=180,
+        ge=7,
+        le=MAX_TRAINING_DAYS,
+        description="Rolling training window in days, ending at the day's cut-off.",
+    )
+    horizons: list[int] = Field(
+        default=list(HORIZONS), min_length=1, description="Forecast horizons in hours: 6, 12, 24."
+    )
+    models: list[str] = Field(default=list(MODEL_ZOO), min_length=1)
+
+    @field_validator("horizons")
+    @classmethod
+    def _known_horizons(cls, horizons: list[int]) -> list[int]:
+        if not set(horizons) <= set(HORIZONS):
+            raise ValueError(f"horizons must be among {list(HORIZONS)}, not {horizons}")
+        return horizons
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: list[str]) -> list[str]:
+        unknown = sorted(set(models) - set(MODEL_ZOO))
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; the zoo has {sorted(MODEL_ZOO)}")
+        return models
+
+
+@asset(
+    partitions_def=daily_partitions,
+    ins={"features": AssetIn(partition_mapping=training_window)},
+    metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+    group_name="forecasting",
+    kinds={"scikitlearn", "postgres"},
+    description=(
+        "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
+        "target was known by the end of D, with its sha256, versions, training window, "
+        "validation figures and interval quantiles."
+    ),
+)
+def models(
+    context: AssetExecutionContext, config: TrainConfig, features: pd.DataFrame
+) -> Output[pd.DataFrame]:
+    window = context.partition_time_window
+    rows = with_targets(features)
+    trained = []
+    day = window.start
+    while day < window.end:
+        cutoff = day + timedelta(days=1)
+        try:
+            records = train_all(rows, cutoff, config.horizons, config.models, config.training_days)
+        except NotEnoughData as error:
+            raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
+        records.insert(0, "day", pd.Timestamp(day).as_unit("us"))
+        trained.append(records)
+        context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
+        day = cutoff
+    frame = pd.concat(trained, ignore_index=True)
+    frame["trained_at"] = pd.Timestamp(datetime.now(UTC)).as_unit("us")
+    for column in ("cutoff", "fit_start", "fit_end", "validation_start", "validation_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
+    for column in ("symbol", "model", "sha256", "sklearn_version", "python_version"):
+        frame[column] = frame[column].astype("str")
+    summary = (
+        frame.groupby(["model", "horizon_h"])[["val_rmse", "val_r2_vs_zero"]].mean().reset_index()
+    )
+    return Output(
+        frame,
+        metadata={
+            "models": len(frame),
+            "validation (mean over symbols and days)": MetadataValue.md(
+                summary.to_markdown(index=False, floatfmt=".4g")
+            ),
+        },
+    )

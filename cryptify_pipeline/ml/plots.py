@@ -1,0 +1,36 @@
+"""A picture of recent forecasts: realised price against forecast price and its interval."""
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to bytes
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: str) -> bytes:
+    """One panel per symbol: realised close, and each forecast placed at its target time."""
+    symbols = sorted(predictions["symbol"].unique())
+    figure, axes = plt.subplots(len(symbols), 1, figsize=(9, 2.6 * len(symbols)), squeeze=False)
+    for axis, symbol in zip(axes[:, 0], symbols, strict=True):
+        realised = candles[candles["symbol"] == symbol].sort_values("ts")
+        forecast = predictions[predictions["symbol"] == symbol].sort_values("target_ts")
+        axis.fill_between(forecast["target_ts"], forecast["lower"], forecast["upper"],
+                          alpha=0.25, label="90% interval")  # fmt: skip
+        axis.plot(forecast["target_ts"], forecast["pred_price"], lw=1, label="forecast")
+        axis.plot(realised["ts"], realised["close"], lw=1.2, color="black", label="realised")
+        axis.set_title(symbol, fontsize=9)
+        axis.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def as_markdown_image(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
