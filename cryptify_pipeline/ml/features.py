@@ -130,7 +130,7 @@ def symbol_features(candles: pd.DataFrame) -> pd.DataFrame:
     previous_close = lag(close, 1)
     one_hour = log_returns(close)
     line, signal, histogram = macd(close)
-    hour, weekday = grid.index.hour.to_numpy(), grid.index.dayofweek.to_numpy()
+    hour, weekday = grid.index.hour.to_numpy(), grid.index.day_of_week.to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         columns = {
             "log_return_1h": one_hour,

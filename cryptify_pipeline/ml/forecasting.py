@@ -41,7 +41,8 @@ def forecast(
             f"no features for {len(absent)} symbol-hour(s): {shown}"
             f"{' ...' if len(absent) > 10 else ''} (materialise candles and features first)"
         )
-    rows = features[features["symbol"].isin(list(symbols))].assign(
+    in_window = (features["ts"] >= start) & (features["ts"] < end)
+    rows = features[in_window & features["symbol"].isin(list(symbols))].assign(
         model_day=lambda f: model_day(f["ts"])
     )
     needed = set(zip(rows["model_day"], rows["symbol"], strict=True))
