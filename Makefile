@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# fills the recent weeks (candles through leaderboard) on the first run, then serves the UI
 dev: $(STAMP)
+	$(BIN)/python -m cryptify_pipeline.bootstrap
 	$(BIN)/dagster dev
 
 test: $(STAMP)
@@ -27,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/io_manager.py
 	$(BIN)/python benchmarks/candles.py
+	$(BIN)/python benchmarks/forecasting.py
 
 db-stop: $(STAMP)
 	$(BIN)/python -c "from cryptify_pipeline.io.embedded_postgres import stop_embedded_server; \

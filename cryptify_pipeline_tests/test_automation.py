@@ -108,3 +108,12 @@ def test_sensor_requests_exactly_the_missing_hours(schema, instance_schema):
         for r in requests
     ] == [(key(gap[0]), key(gap[1]))]
     assert requests[0].run_key.startswith(f"candle-gap:{key(gap[0])}:{key(gap[1])}:")
+
+
+def test_bootstrap_requests_only_the_missing_runs_of_partitions():
+    from cryptify_pipeline.bootstrap import missing_ranges
+
+    wanted = ["a", "b", "c", "d", "e", "f"]
+    assert missing_ranges(wanted, {"c", "f"}) == [("a", "b"), ("d", "e")]
+    assert missing_ranges(wanted, set(wanted)) == []
+    assert missing_ranges(wanted, set()) == [("a", "f")]

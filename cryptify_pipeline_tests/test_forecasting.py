@@ -50,9 +50,11 @@ def test_forecast_prices_come_through_exp_with_the_interval(setup):
     )
     assert not np.allclose(linear["pred_price"], linear["close"] * (1 + linear["pred_log_return"]))
     record = models[models["model"] == "linear"].iloc[0]
+    # the interval's quantiles are in units of the volatility known at the forecast's hour
+    volatility = features.set_index("ts").loc[linear["ts"], "volatility_168h"].to_numpy()
+    scaled_high = record["interval_high"] * volatility * np.sqrt(6)
     np.testing.assert_allclose(
-        linear["upper"],
-        linear["close"] * np.exp(linear["pred_log_return"] + record["interval_high"]),
+        linear["upper"], linear["close"] * np.exp(linear["pred_log_return"] + scaled_high)
     )
     assert (frame["target_ts"] == frame["ts"] + 6 * HOUR).all()
     assert (frame["model_day"] == pd.Timestamp(DAY - timedelta(days=1))).all()

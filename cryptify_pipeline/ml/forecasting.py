@@ -10,6 +10,7 @@ import pandas as pd
 
 from cryptify_pipeline.ml.artifacts import load_model
 from cryptify_pipeline.ml.metrics import accuracy, figures
+from cryptify_pipeline.ml.training import interval_scale
 
 SUMS = ("n", "sum_abs_error", "sse", "sum_y2", "direction_n", "direction_hits", "covered")
 
@@ -69,6 +70,9 @@ def forecast(
             )
         predicted = loaded[record.sha256].predict(batch[list(record.features)])
         close = batch["close"].to_numpy()
+        scale = interval_scale(batch, record.horizon_h)
+        # without a week of history the volatility is unknown: the validation median stands in
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, record.interval_scale_median)
         out.append(
             pd.DataFrame(
                 {
@@ -81,8 +85,8 @@ def forecast(
                     "pred_log_return": predicted,
                     # a log return becomes a price through exp, never 1 + r
                     "pred_price": close * np.exp(predicted),
-                    "lower": close * np.exp(predicted + record.interval_low),
-                    "upper": close * np.exp(predicted + record.interval_high),
+                    "lower": close * np.exp(predicted + record.interval_low * scale),
+                    "upper": close * np.exp(predicted + record.interval_high * scale),
                     "model_day": record.day,
                     "model_sha256": record.sha256,
                 }

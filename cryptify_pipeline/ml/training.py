@@ -3,8 +3,14 @@
 The rows are those whose target is known at the cut-off (the purge), optionally only the last
 ``window_days``. The last ``VALIDATION_FRACTION`` of them is held out: the model is fitted on the
 rest, purged again so that no fitted target reaches into the held-out period, and the held-out
-rows give the validation figures and the interval (the 5% and 95% quantiles of its residuals).
-The stored model is exactly the one that was validated and calibrated.
+rows give the validation figures and the interval. The stored model is exactly the one that was
+validated and calibrated.
+
+The interval is the 5% and 95% quantiles of the held-out residuals, each divided by the
+volatility known at its hour (``volatility_168h * sqrt(h)``), with the split-conformal
+finite-sample correction (``conformal_levels``); a forecast multiplies them back by the
+volatility at its own hour. Plain quantiles of raw residuals covered 84-89% on the sample
+market, least at 24 h, where the held-out weeks hold the fewest independent windows.
 """
 
 from __future__ import annotations
@@ -69,8 +75,10 @@ def train_model(
     pipeline.fit(split.fit[features], split.fit[target].to_numpy())
     predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
-    residuals = actual - predicted
-    lower, upper = np.quantile(residuals, INTERVAL_QUANTILES)
+    scale = interval_scale(split.validation, horizon)
+    usable = np.isfinite(scale) & (scale > 0)
+    levels = conformal_levels(len(split.validation), horizon)
+    lower, upper = np.quantile(((actual - predicted) / scale)[usable], levels)
     figures = accuracy(actual, predicted)
     blob, sha256 = dump_model(pipeline)
     return {
@@ -91,10 +99,28 @@ def train_model(
         "val_directional_accuracy": figures["directional_accuracy"],
         "interval_low": float(lower),
         "interval_high": float(upper),
+        "interval_scale_median": float(np.median(scale[usable])),
         "pipeline": blob,
         "sha256": sha256,
         **runtime_versions(),
     }
+
+
+def conformal_levels(rows: int, horizon: int) -> tuple[float, float]:
+    """Quantile levels for a 90% interval from ``rows`` held-out residuals.
+
+    Sample quantiles of n draws cover less than their level when n is small; the split-conformal
+    correction takes level (1 - a)(1 + 1/n). Targets h hours ahead overlap, so n is the number
+    of non-overlapping h-hour windows, not of rows: about 36 for a 24 h horizon by default.
+    """
+    windows = max(rows // horizon, 1)
+    upper = min(1.0, INTERVAL_QUANTILES[1] * (1 + 1 / windows))
+    return 1.0 - upper, upper
+
+
+def interval_scale(rows: pd.DataFrame, horizon: int) -> np.ndarray:
+    """The volatility a forecast's residual is measured in: 168 h realised, over h hours."""
+    return rows["volatility_168h"].to_numpy("float64") * np.sqrt(horizon)
 
 
 def train_all(
