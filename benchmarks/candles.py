@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from _instance import postgres_instance
+from _common import postgres_instance, report
 from dagster import materialize
 
 from cryptify_pipeline.assets.market import candles
@@ -114,11 +114,7 @@ def main() -> None:
             results[f"{label}_candles_per_s"] = round(stage["candles"] / stage["seconds"])
             results[f"{label}_peak_rss_mb"] = round(stage["peak_rss_mb"])
     results["peak_rss_mb"] = max(results["sample_peak_rss_mb"], results["file_peak_rss_mb"])
-    for name, value in results.items():
-        print(f"{name:>24}: {value:,}")
-    out = Path(__file__).parent / "results" / "candles.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    report("candles", results)
 
 
 if __name__ == "__main__":

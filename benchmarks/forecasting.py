@@ -9,18 +9,16 @@ from its Dagster run. Wall time and peak RSS per stage go to benchmarks/results/
     python benchmarks/forecasting.py
 """
 
-import json
 import os
 import resource
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 # two years back from today: the partitions must start earlier than the default 2025-01-01
 os.environ.setdefault("CRYPTIFY_START", "2024-01-01")
 
-from _instance import postgres_instance
+from _common import postgres_instance, report
 from dagster import materialize
 
 from cryptify_pipeline.assets import evaluation, features, market, models, predictions
@@ -93,11 +91,7 @@ def main() -> None:
               key(walk_first + timedelta(days=1), True), key(walk_last, True))  # fmt: skip
         results["walk_forward_seconds"] = round(time.perf_counter() - started, 2)
     results["peak_rss_mb"] = peak_rss_mb()
-    for name, value in results.items():
-        print(f"{name:>28}: {value:,}")
-    out = Path(__file__).parent / "results" / "forecasting.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    report("forecasting", results)
 
 
 if __name__ == "__main__":

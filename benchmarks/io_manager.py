@@ -10,20 +10,17 @@ it adds one materialisation event per partition, which is Dagster's cost, not th
 """
 
 import argparse
-import json
-import platform
 import resource
 import time
 import warnings
 from datetime import UTC, datetime
-from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy
-from _instance import postgres_instance
+from _common import postgres_instance, report
 from dagster import (
     AssetKey,
     BackfillPolicy,
@@ -191,22 +188,7 @@ def main() -> None:
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results = {k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}
 
-    for name, value in results.items():
-        print(f"{name:>24}: {value:,}")
-    out = Path(__file__).parent / "results" / "io_manager.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    meta = out.with_suffix(".machine.json")
-    meta.write_text(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).date().isoformat(),
-                "machine": f"{platform.machine()}, {platform.python_version()}",
-                "database": "embedded" if "host=" in url.libpq else "server",
-            }
-        )
-        + "\n"
-    )
-    print(f"wrote {out}")
+    report("io_manager", results)
 
 
 if __name__ == "__main__":

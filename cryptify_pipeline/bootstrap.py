@@ -2,15 +2,16 @@
 
     python -m cryptify_pipeline.bootstrap [--history-days 60] [--forecast-days 14]
 
-Runs on the instance of ``dagster.yaml`` (the one ``dagster dev`` uses), so its runs appear in
-the UI. Only partitions not yet materialised are requested, each contiguous run of them as one
-single-run backfill, so running it again is cheap.
+Runs on the instance ``dagster dev`` uses (``$DAGSTER_HOME``, else this folder's
+``dagster.yaml``), so its runs appear in the UI. Only partitions not yet materialised are
+requested, each contiguous run of them as one single-run backfill, so running it again is cheap.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     assets = list(defs.assets or [])
     resources = build_resources()
-    with DagsterInstance.from_config(str(project_root())) as instance:
+    # the instance dagster dev would use: $DAGSTER_HOME's, else this folder's dagster.yaml
+    home = os.environ.get("DAGSTER_HOME") or str(project_root())
+    with DagsterInstance.from_config(home) as instance:
         for selection, wanted in stages:
             done = instance.get_materialized_partitions(AssetKey(selection[-1]))
             for first, last in missing_ranges(wanted, done):

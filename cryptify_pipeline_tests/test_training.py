@@ -12,7 +12,7 @@ from cryptify_pipeline.ml.artifacts import ModelIntegrityError, load_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, train_all, train_model
+from cryptify_pipeline.ml.training import NotEnoughData, split_rows, train_all
 
 HOUR = timedelta(hours=1)
 CUTOFF = datetime(2025, 4, 1, tzinfo=UTC)
@@ -100,4 +100,4 @@ def test_too_little_history_is_a_named_error(rows):
         NotEnoughData,
         match="rows with known 24h targets before 2025-02-23 00:00; need at least 124",
     ):
-        train_model("linear", "BTC/USDT", 24, rows, three_days_in)
+        split_rows(rows[rows["symbol"] == "BTC/USDT"], 24, three_days_in, None)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cryptify_pipeline.ml.artifacts import dump_model, runtime_versions
-from cryptify_pipeline.ml.features import MODEL_FEATURES
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import purge
@@ -49,12 +49,16 @@ def split_rows(
 ) -> Split:
     """Purged training rows at ``cutoff``, split into fitting and held-out validation rows."""
     known = purge(rows, horizon, cutoff).sort_values("ts")
+    # only complete rows: a feature still warming up (or after a gap) is NaN, and a column that
+    # is NaN in every fitted row cannot be learned from; forecasts impute, training does not
+    known = known[known[list(MODEL_FEATURES)].notna().all(axis=1)]
     if window_days is not None:
         known = known[known["ts"] >= cutoff - timedelta(days=window_days)]
     if len(known) < MIN_FIT_ROWS + MIN_VALIDATION_ROWS:
         raise NotEnoughData(
-            f"{len(known)} rows with known {horizon}h targets before {cutoff:%Y-%m-%d %H:%M}; "
-            f"need at least {MIN_FIT_ROWS + MIN_VALIDATION_ROWS} (backfill more history)"
+            f"{len(known)} complete rows with known {horizon}h targets before "
+            f"{cutoff:%Y-%m-%d %H:%M}; need at least {MIN_FIT_ROWS + MIN_VALIDATION_ROWS} "
+            f"(backfill more history: features need {LOOKBACK_HOURS} hours of candles first)"
         )
     validation_start = known["ts"].iloc[int(len(known) * (1 - VALIDATION_FRACTION))]
     validation = known[known["ts"] >= validation_start]
@@ -64,11 +68,9 @@ def split_rows(
 
 
 def train_model(
-    model: str, symbol: str, horizon: int, rows: pd.DataFrame, cutoff: datetime,
-    window_days: int | None = None,
-) -> dict[str, object]:  # fmt: skip
+    model: str, symbol: str, horizon: int, split: Split, cutoff: datetime
+) -> dict[str, object]:
     """Fit ``model`` and return its record: bytes, hash, versions, window, validation figures."""
-    split = split_rows(rows, horizon, cutoff, window_days)
     target = f"target_{horizon}h"
     features = list(MODEL_FEATURES)
     pipeline = MODEL_ZOO[model]()
@@ -132,10 +134,9 @@ def train_all(
     Models are per symbol: symbols differ in volatility regime, and one symbol's model needs
     nothing from another's rows.
     """
-    records = [
-        train_model(model, str(symbol), horizon, group, cutoff, window_days)
-        for symbol, group in rows.groupby("symbol", sort=True)
-        for horizon in horizons
-        for model in models
-    ]
+    records = []
+    for symbol, group in rows.groupby("symbol", sort=True):
+        for horizon in horizons:
+            split = split_rows(group, horizon, cutoff, window_days)  # shared by every model
+            records += [train_model(model, str(symbol), horizon, split, cutoff) for model in models]
     return pd.DataFrame.from_records(records)

@@ -1,5 +1,6 @@
-"""A throwaway Postgres-backed Dagster instance for benchmarks, configured as in dagster.yaml."""
+"""Shared by the benchmarks: a throwaway Postgres-backed Dagster instance, and the report."""
 
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,3 +33,13 @@ def drop_schema() -> None:
     with connection, connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     connection.close()
+
+
+def report(name: str, results: dict[str, float]) -> None:
+    """Print the numbers and write them to benchmarks/results/<name>.json (a flat object)."""
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:>{width}}: {value:,}")
+    out = Path(__file__).parent / "results" / f"{name}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
