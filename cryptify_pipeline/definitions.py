@@ -7,13 +7,13 @@ from cryptify_pipeline.assets import evaluation, features, market, models, predi
 from cryptify_pipeline.jobs import collect_job
 from cryptify_pipeline.resources import build_resources
 from cryptify_pipeline.schedules import collect_schedule
-from cryptify_pipeline.sensors import candle_gap_repair
+from cryptify_pipeline.sensors import automation_conditions, candle_gap_repair
 
 defs = Definitions(
     assets=load_assets_from_modules([market, features, models, predictions, evaluation]),
     asset_checks=load_asset_checks_from_modules([checks]),
     jobs=[collect_job],
     schedules=[collect_schedule],
-    sensors=[candle_gap_repair],
+    sensors=[candle_gap_repair, automation_conditions],
     resources=build_resources(),
 )

@@ -1,10 +1,12 @@
-"""Gap repair: hours missing from ``candles`` after downtime are requested again."""
+"""Sensors: gap repair for ``candles``, and the one that evaluates automation conditions."""
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -18,6 +20,9 @@ from cryptify_pipeline.partitions import hourly_partitions
 from cryptify_pipeline.settings import get_settings
 
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
+DEFAULT_STATUS = (
+    DefaultSensorStatus.RUNNING if get_settings().automation else DefaultSensorStatus.STOPPED
+)
 # The schedule fetches each hour at HH:02; leave it the hour before calling the hour a gap.
 SCHEDULE_GRACE = timedelta(minutes=20)
 
@@ -45,9 +50,7 @@ def gap_ranges(
 @sensor(
     job=collect_job,
     minimum_interval_seconds=600,
-    default_status=DefaultSensorStatus.RUNNING
-    if get_settings().automation
-    else DefaultSensorStatus.STOPPED,
+    default_status=DEFAULT_STATUS,
     description="Requests candles for hours missing in the last CRYPTIFY_GAP_REPAIR_DAYS days.",
 )
 def candle_gap_repair(context: SensorEvaluationContext):
@@ -71,3 +74,13 @@ def candle_gap_repair(context: SensorEvaluationContext):
         )
         for first, last in gaps
     ]
+
+
+# Dagster's own automation sensor starts stopped; this one runs by default, so assets with an
+# automation condition (the leaderboard, after new scores) update themselves.
+automation_conditions = AutomationConditionSensorDefinition(
+    "automation_conditions",
+    target=AssetSelection.all(),
+    default_status=DEFAULT_STATUS,
+    description="Evaluates the assets' automation conditions (e.g. leaderboard after scores).",
+)

@@ -4,9 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
+    AssetKey,
+    AssetMaterialization,
     DagsterInstance,
     build_schedule_context,
     build_sensor_context,
+    evaluate_automation_conditions,
     instance_for_test,
     materialize,
 )
@@ -15,7 +18,12 @@ from cryptify_pipeline.assets.market import candles
 from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
 from cryptify_pipeline.resources import MarketData
 from cryptify_pipeline.schedules import collect_schedule
-from cryptify_pipeline.sensors import KEY_FORMAT, candle_gap_repair, gap_ranges
+from cryptify_pipeline.sensors import (
+    KEY_FORMAT,
+    automation_conditions,
+    candle_gap_repair,
+    gap_ranges,
+)
 from cryptify_pipeline.settings import get_settings
 from cryptify_pipeline_tests.conftest import run_sql
 
@@ -41,10 +49,27 @@ def test_schedule_tick_requests_the_just_closed_hour(tick, expected):
     assert collect_schedule.cron_schedule == "2 * * * *"
 
 
-def test_schedule_and_sensor_run_by_default():
+def test_schedule_and_sensors_run_by_default():
     assert get_settings().automation
     assert collect_schedule.default_status.value == "RUNNING"
     assert candle_gap_repair.default_status.value == "RUNNING"
+    assert automation_conditions.default_status.value == "RUNNING"
+
+
+def test_new_scores_refresh_the_leaderboard_once():
+    from cryptify_pipeline.definitions import defs
+
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0  # nothing scored yet: nothing to rank
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key="forecast_metrics", partition="2025-02-02")
+        )
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.get_num_requested(AssetKey("leaderboard")) == 1
+        assert second.total_requested == 1
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.total_requested == 0
 
 
 def test_gap_ranges_are_the_missing_runs_of_hours():

@@ -71,7 +71,11 @@ def forecast_metrics(
 
 @asset(
     ins={"forecast_metrics": AssetIn()},
-    automation_condition=AutomationCondition.eager(),
+    # not eager(): that waits until no upstream partition is missing, and old unscored days
+    # always are; the leaderboard is a summary, so any new score is reason to refresh it
+    automation_condition=(
+        AutomationCondition.any_deps_updated() & ~AutomationCondition.in_progress()
+    ).with_label("refresh after new scores"),
     group_name="evaluation",
     kinds={"postgres"},
     description=(
