@@ -18,6 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.partitions.utils import TimeWindow
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from cryptify_pipeline.definitions import defs
 from cryptify_pipeline.partitions import daily_partitions, hourly_partitions
@@ -97,7 +101,7 @@ def _keys(partitions, start: datetime, end: datetime) -> list[str]:
 def _run(instance, assets, resources, selection, first, last) -> None:
     started = time.perf_counter()
     tags = (
-        {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
         if first
         else {}
     )

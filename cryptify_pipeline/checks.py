@@ -15,6 +15,11 @@ from dagster import (
     MetadataValue,
     asset_check,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from cryptify_pipeline.assets.market import candles
 from cryptify_pipeline.io.candles import HOUR, describe_missing, missing_candles
@@ -39,8 +44,8 @@ def recent_window(now: datetime, days: int) -> tuple[datetime, datetime]:
 def run_window(context: AssetCheckExecutionContext) -> tuple[datetime, datetime] | None:
     """The hours the current run materialised, from its partition tags."""
     tags = context.run.tags
-    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get(PARTITION_NAME_TAG)
+    last = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get(PARTITION_NAME_TAG)
     if not first or not last:
         return None
     return (

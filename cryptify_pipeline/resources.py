@@ -10,6 +10,7 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from cryptify_pipeline.database import database_url
 from cryptify_pipeline.io import pg_tables
 from cryptify_pipeline.io.database_url import DatabaseUrl
 from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
@@ -41,8 +42,6 @@ class PostgresDatabase(ConfigurableResource):
         return self.schema_ or get_settings().schema
 
     def url(self) -> DatabaseUrl:
-        from cryptify_pipeline.database import database_url
-
         return DatabaseUrl.parse(self.database_url) if self.database_url else database_url()
 
     def read_time_range(

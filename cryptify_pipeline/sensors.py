@@ -13,6 +13,10 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from cryptify_pipeline.io.candles import HOUR
 from cryptify_pipeline.jobs import collect_job
@@ -67,8 +71,8 @@ def candle_gap_repair(context: SensorEvaluationContext):
         RunRequest(
             run_key=f"candle-gap:{first}:{last}:{now:%Y-%m-%dT%H}",
             tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
+                ASSET_PARTITION_RANGE_START_TAG: first,
+                ASSET_PARTITION_RANGE_END_TAG: last,
                 "cryptify/trigger": "gap_repair",
             },
         )

@@ -58,7 +58,6 @@ class ExchangeSource:
         self.timeout_ms = timeout_ms
         self.now = now
         self._exchange: Any = None
-        self.calls = 0  # fetch_ohlcv requests made, retries included
 
     @property
     def exchange(self) -> Any:
@@ -132,10 +131,7 @@ class ExchangeSource:
 
         for attempt in range(1, self.max_attempts + 1):
             try:
-                self.calls += 1
                 return request()
-            except (ccxt.BadSymbol, ccxt.AuthenticationError, ccxt.PermissionDenied) as error:
-                raise SourceError(f"{self.exchange_id}: {what}: {error}") from error
             except ccxt.NetworkError as error:  # timeouts, 5xx, 429, DDoS protection
                 if attempt == self.max_attempts:
                     raise RetryableSourceError(
@@ -148,7 +144,7 @@ class ExchangeSource:
                     self.exchange_id, what, type(error).__name__, attempt, self.max_attempts, delay,
                 )  # fmt: skip
                 time.sleep(delay)
-            except ccxt.BaseError as error:  # bad request, malformed response, exchange error
+            except ccxt.BaseError as error:  # bad symbol, auth, malformed response: final
                 raise SourceError(f"{self.exchange_id}: {what}: {_short(error)}") from error
         raise AssertionError("unreachable")
 

@@ -161,7 +161,7 @@ class PostgresPandasIOManager(ConfigurableIOManagerFactory):
     )
 
     def create_io_manager(self, context) -> DbIOManager:
-        # Imported here: resolving the default database may start the embedded server.
+        # Imported here so that io/ does not depend on the project's settings when imported.
         from cryptify_pipeline.database import database_url
         from cryptify_pipeline.settings import get_settings
 
