@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.partitions.utils import TimeWindow
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -78,15 +79,28 @@ def main(argv: list[str] | None = None) -> None:
     ]
     assets = list(defs.assets or [])
     resources = build_resources()
-    # the instance dagster dev would use: $DAGSTER_HOME's, else this folder's dagster.yaml
-    home = os.environ.get("DAGSTER_HOME") or str(project_root())
-    with DagsterInstance.from_config(home) as instance:
+    with _instance() as instance:
         for selection, wanted in stages:
             done = instance.get_materialized_partitions(AssetKey(selection[-1]))
             for first, last in missing_ranges(wanted, done):
                 _run(instance, assets, resources, selection, first, last)
-        _run(instance, assets, resources, ["leaderboard"], None, None)
+        if instance.get_materialized_partitions(AssetKey("forecast_metrics")):
+            _run(instance, assets, resources, ["leaderboard"], None, None)
+        else:
+            log.info("leaderboard: nothing scored yet (a day is scored once the next has closed)")
     log.info("bootstrap done: open the UI with `dagster dev` (make dev does both)")
+
+
+def _instance() -> DagsterInstance:
+    """The instance dagster dev would use: $DAGSTER_HOME's, else this folder's dagster.yaml,
+    with its local files (compute logs) under .cryptify/ rather than in the checkout."""
+    if home := os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.from_config(home)
+    local = project_root() / ".cryptify" / "dagster"
+    local.mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.from_ref(
+        InstanceRef.from_dir(str(local), config_dir=str(project_root()))
+    )
 
 
 def _keys(partitions, start: datetime, end: datetime) -> list[str]:
