@@ -18,7 +18,7 @@ _start = get_settings().start
 hourly_partitions = HourlyPartitionsDefinition(start_date=_start, timezone="UTC")
 daily_partitions = DailyPartitionsDefinition(start_date=_start.replace(hour=0), timezone="UTC")
 
-MAX_TRAINING_DAYS = 365
+MAX_TRAINING_DAYS = 3650
 
 # features at hour t read the candles of the LOOKBACK_HOURS hours ending with t
 features_lookback = TimeWindowPartitionMapping(start_offset=-(LOOKBACK_HOURS - 1))

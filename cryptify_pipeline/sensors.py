@@ -1,4 +1,5 @@
-"""Sensors: gap repair for ``candles``, and the one that evaluates automation conditions."""
+"""Sensors: forecasts after each collection, gap repair for ``candles``, run-failure records,
+and the one that evaluates automation conditions."""
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -7,23 +8,33 @@ from dagster import (
     AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterRunStatus,
     DefaultSensorStatus,
+    RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     SensorEvaluationContext,
     SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
 )
 
+from cryptify_pipeline.io import pg_tables
 from cryptify_pipeline.io.candles import HOUR
-from cryptify_pipeline.jobs import collect_job
+from cryptify_pipeline.io.run_failures import RunFailure, post_alert, record_run_failure
+from cryptify_pipeline.jobs import collect_job, predict_job
 from cryptify_pipeline.partitions import hourly_partitions
+from cryptify_pipeline.resources import PostgresDatabase
 from cryptify_pipeline.settings import get_settings
 
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
+DAY_FORMAT = "%Y-%m-%d"
 DEFAULT_STATUS = (
     DefaultSensorStatus.RUNNING if get_settings().automation else DefaultSensorStatus.STOPPED
 )
@@ -78,6 +89,110 @@ def candle_gap_repair(context: SensorEvaluationContext):
         )
         for first, last in gaps
     ]
+
+
+def run_partition_range(tags: dict[str, str]) -> tuple[str, str] | None:
+    """The (first, last) partition key a run covered, from its tags; None if unpartitioned."""
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
+        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+    return None
+
+
+def forecastable_ranges(
+    first: str, last: str, modelled_days: Iterable[str]
+) -> list[tuple[str, str]]:
+    """Runs of hours in [first, last] whose previous day has models, as (first, last) keys."""
+    days = set(modelled_days)
+    hour = datetime.strptime(first, KEY_FORMAT)
+    end = datetime.strptime(last, KEY_FORMAT)
+    ranges: list[list[datetime]] = []
+    while hour <= end:
+        if (hour - timedelta(days=1)).strftime(DAY_FORMAT) in days:
+            if ranges and ranges[-1][1] == hour - HOUR:
+                ranges[-1][1] = hour
+            else:
+                ranges.append([hour, hour])
+        hour += HOUR
+    return [(a.strftime(KEY_FORMAT), b.strftime(KEY_FORMAT)) for a, b in ranges]
+
+
+def _partition_request(run_key: str, first: str, last: str) -> RunRequest:
+    if first == last:
+        return RunRequest(run_key=run_key, partition_key=first)
+    return RunRequest(
+        run_key=run_key,
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    )
+
+
+# A run-status sensor rather than declarative automation: it fires on the collect run's success
+# within seconds (automation ticks every 30 s and looks only at the newest partition) and
+# forecasts exactly the hours that run wrote, backfills and gap repairs included.
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS,
+    monitored_jobs=[collect_job],
+    request_job=predict_job,
+    minimum_interval_seconds=2,
+    default_status=DEFAULT_STATUS,
+    description="Forecasts the hours a successful collect_job run wrote, where models exist.",
+)
+def forecast_after_collect(context: RunStatusSensorContext):
+    run = context.dagster_run
+    covered = run_partition_range(run.tags)
+    if covered is None:
+        return SkipReason(f"collect run {run.run_id} has no partition")
+    modelled = context.instance.get_materialized_partitions(AssetKey("models"))
+    ranges = forecastable_ranges(*covered, modelled)
+    if not ranges:
+        return SkipReason(
+            f"no models trained through the day before {covered[0]}..{covered[1]} yet; "
+            "train_job makes them at 00:30 UTC"
+        )
+    return [
+        _partition_request(f"forecast:{run.run_id}:{first}", first, last) for first, last in ranges
+    ]
+
+
+def describe_failure(context: RunFailureSensorContext) -> RunFailure:
+    run = context.dagster_run
+    steps = context.get_step_failure_events()
+    errors = [
+        step.event_specific_data.error.message.strip()
+        for step in steps
+        if step.event_specific_data is not None and step.event_specific_data.error is not None
+    ]
+    covered = run_partition_range(run.tags)
+    return RunFailure(
+        run_id=run.run_id,
+        job_name=run.job_name,
+        partitions=None if covered is None else "...".join(dict.fromkeys(covered)),
+        failed_steps=tuple(step.step_key for step in steps if step.step_key),
+        message=errors[0] if errors else (context.failure_event.message or "run failed"),
+        failed_at=datetime.fromtimestamp(context.failure_event.timestamp, UTC),
+    )
+
+
+@run_failure_sensor(
+    minimum_interval_seconds=10,
+    default_status=DEFAULT_STATUS,
+    description=(
+        "Logs every failed run and records it in the run_failures table; with "
+        "CRYPTIFY_ALERT_WEBHOOK_URL set, also posts it there as JSON."
+    ),
+)
+def record_run_failures(context: RunFailureSensorContext, database: PostgresDatabase) -> None:
+    failure = describe_failure(context)
+    context.log.error(
+        f"run {failure.run_id} of {failure.job_name} failed"
+        f"{f' [{failure.partitions}]' if failure.partitions else ''}: {failure.message}"
+    )
+    with pg_tables.transaction(database.url()) as connection:
+        record_run_failure(connection, database.schema_name, failure)
+    webhook = get_settings().alert_webhook_url
+    if webhook:
+        post_alert(webhook, failure)
 
 
 # Dagster's own automation sensor starts stopped; this one runs by default, so assets with an

@@ -62,6 +62,7 @@ class Settings:
     automation: bool = True
     gap_repair_days: int = DEFAULT_GAP_REPAIR_DAYS
     price_jump_bound: float = DEFAULT_PRICE_JUMP_BOUND
+    alert_webhook_url: str | None = None
 
 
 def project_root() -> Path:
@@ -79,13 +80,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         start=_start(env.get("CRYPTIFY_START")),
         schema=_schema(env.get("CRYPTIFY_SCHEMA")),
         source=_source(_set(env, "CRYPTIFY_SOURCE")),
-        exchange_api_url=_url(_set(env, "CRYPTIFY_EXCHANGE_API_URL")),
+        exchange_api_url=_url(
+            "CRYPTIFY_EXCHANGE_API_URL", _set(env, "CRYPTIFY_EXCHANGE_API_URL"),
+            "https://api.binance.com/api/v3",
+        ),
         automation=_switch(_set(env, "CRYPTIFY_AUTOMATION")),
         gap_repair_days=_bounded_int(
             "CRYPTIFY_GAP_REPAIR_DAYS", _set(env, "CRYPTIFY_GAP_REPAIR_DAYS"),
             DEFAULT_GAP_REPAIR_DAYS, 1, 365,
         ),
         price_jump_bound=_price_jump_bound(_set(env, "CRYPTIFY_PRICE_JUMP_BOUND")),
+        alert_webhook_url=_url(
+            "CRYPTIFY_ALERT_WEBHOOK_URL", _set(env, "CRYPTIFY_ALERT_WEBHOOK_URL"),
+            "https://alerts.example.com/hooks/cryptify",
+        ),
     )  # fmt: skip
 
 
@@ -186,12 +194,9 @@ def _source(raw: str | None) -> str:
     return raw
 
 
-def _url(raw: str | None) -> str | None:
+def _url(name: str, raw: str | None, example: str) -> str | None:
     if raw is not None and not re.match(r"^https?://[^\s]+$", raw):
-        raise SettingsError(
-            f"CRYPTIFY_EXCHANGE_API_URL is {raw!r}; expected an http(s) URL such as "
-            "https://api.binance.com/api/v3"
-        )
+        raise SettingsError(f"{name} is {raw!r}; expected an http(s) URL such as {example}")
     return raw
 
 

@@ -1,5 +1,8 @@
-"""The hourly schedule and gap repair request the right partitions."""
+"""Schedules, gap repair and the forecast trigger request the right partitions."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,9 +18,9 @@ from dagster import (
 )
 
 from cryptify_pipeline.assets.market import candles
+from cryptify_pipeline.definitions import defs
 from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
 from cryptify_pipeline.resources import MarketData
-from cryptify_pipeline.schedules import collect_schedule
 from cryptify_pipeline.sensors import (
     KEY_FORMAT,
     automation_conditions,
@@ -41,24 +44,62 @@ def key(moment: datetime) -> str:
         (datetime(2026, 3, 5, 0, 2, tzinfo=UTC), "2026-03-04-23:00"),
     ],
 )
-def test_schedule_tick_requests_the_just_closed_hour(tick, expected):
+def test_collect_schedule_requests_the_just_closed_hour(tick, expected):
+    assert tick_partitions("collect_schedule", tick) == [expected]
+    assert defs.get_schedule_def("collect_schedule").cron_schedule == "2 * * * *"
+
+
+def tick_partitions(name: str, tick: datetime) -> list[str]:
+    schedule = defs.get_schedule_def(name)
     with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        result = collect_schedule.evaluate_tick(context)
-    assert [request.partition_key for request in result.run_requests] == [expected]
-    assert collect_schedule.cron_schedule == "2 * * * *"
+        context = build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            repository_def=defs.get_repository_def(),
+        )
+        result = schedule.evaluate_tick(context)
+    return [request.partition_key for request in result.run_requests or []]
 
 
-def test_schedule_and_sensors_run_by_default():
+def test_train_schedule_trains_through_yesterday_at_half_past_midnight():
+    assert defs.get_schedule_def("train_schedule").cron_schedule == "30 0 * * *"
+    assert tick_partitions("train_schedule", datetime(2026, 3, 5, 0, 30, tzinfo=UTC)) == [
+        "2026-03-04"
+    ]
+
+
+def test_evaluate_schedule_scores_the_day_whose_next_day_has_closed():
+    # forecasts made on 3 March reach into 4 March, which closed at midnight
+    assert defs.get_schedule_def("evaluate_schedule").cron_schedule == "15 0 * * *"
+    assert tick_partitions("evaluate_schedule", datetime(2026, 3, 5, 0, 15, tzinfo=UTC)) == [
+        "2026-03-03"
+    ]
+    assert tick_partitions("evaluate_schedule", datetime(2025, 1, 2, 0, 15, tzinfo=UTC)) == []
+
+
+def test_schedules_and_sensors_run_by_default():
     assert get_settings().automation
-    assert collect_schedule.default_status.value == "RUNNING"
-    assert candle_gap_repair.default_status.value == "RUNNING"
+    names = ["collect_schedule", "train_schedule", "evaluate_schedule"]
+    assert {defs.get_schedule_def(n).default_status.value for n in names} == {"RUNNING"}
+    sensors = ["forecast_after_collect", "candle_gap_repair", "record_run_failures"]
+    assert {defs.get_sensor_def(n).default_status.value for n in sensors} == {"RUNNING"}
     assert automation_conditions.default_status.value == "RUNNING"
 
 
-def test_new_scores_refresh_the_leaderboard_once():
-    from cryptify_pipeline.definitions import defs
+def test_automation_env_var_stops_every_schedule_and_sensor():
+    script = (
+        "from cryptify_pipeline.definitions import defs\n"
+        "print(sorted({s.default_status.value for s in defs.schedules}"
+        " | {s.default_status.value for s in defs.sensors}))"
+    )
+    env = {**os.environ, "CRYPTIFY_AUTOMATION": "off"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "['STOPPED']"
 
+
+def test_new_scores_refresh_the_leaderboard_once():
     with DagsterInstance.ephemeral() as instance:
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0  # nothing scored yet: nothing to rank

@@ -164,3 +164,13 @@ def test_any_hour_is_bit_identical_however_its_history_was_computed():
         expected = batch[batch["ts"] == t].reset_index(drop=True)
         assert same(alone[list(FEATURE_COLUMNS)], expected[list(FEATURE_COLUMNS)]), t
     assert not batch[list(FEATURE_COLUMNS)].isna().any().any()  # full lookback: no NaN
+
+
+def test_history_shorter_than_a_lag_gives_nan_not_an_error():
+    # the first hours of a pipeline: six candles, lags of 12 h and more reach before them
+    short = SampleMarket().fetch(["BTC/USDT"], START, START + 6 * HOUR)
+    features = build_features(short, START, START + 6 * HOUR)
+    assert len(features) == 6
+    assert features["log_return_1h"].iloc[1:].notna().all()
+    assert features["log_return_12h"].isna().all()
+    assert features["volatility_168h"].isna().all()

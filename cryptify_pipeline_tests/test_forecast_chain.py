@@ -95,7 +95,7 @@ def test_leaderboard_puts_baselines_beside_models(chain):
     assert zero[3] == 0.0 and zero[4] == 48
     metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
-    assert metadata["last 7 days"].value.startswith("![")  # the plot, as an inline PNG
+    assert metadata["last 168 hours"].value.startswith("![")  # the plot, as an inline PNG
 
 
 def test_missing_model_day_fails_naming_it(chain, instance):

@@ -7,24 +7,45 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AutomationCondition,
+    Config,
     Failure,
     MetadataValue,
     Output,
     asset,
 )
+from pydantic import Field, field_validator
 
 from cryptify_pipeline.ml.forecasting import leaderboard as rank_models
 from cryptify_pipeline.ml.forecasting import score_day
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
+from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.partitions import daily_partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
+from cryptify_pipeline.run_config import config_of, constrained_config
 
-PLOT_DAYS = 7
-PLOT_HORIZON = 6
+
+class LeaderboardConfig(Config):
+    """Knobs of the leaderboard in evaluate_job: the recent window and the plot."""
+
+    recent_days: int = Field(
+        default=30, ge=1, le=3650, description="The recent window ranked beside all time, days."
+    )
+    plot_lookback_hours: int = Field(
+        default=168, ge=1, le=10_000, description="Hours of forecasts drawn in the plot."
+    )
+    plot_horizon_h: int = Field(default=6, description="Horizon drawn in the plot: 6, 12 or 24.")
+
+    @field_validator("plot_horizon_h")
+    @classmethod
+    def _known_horizon(cls, horizon: int) -> int:
+        if horizon not in HORIZONS:
+            raise ValueError(f"plot_horizon_h must be one of {list(HORIZONS)}")
+        return horizon
 
 
 @asset(
     partitions_def=daily_partitions,
+    pool="forecast_metrics",
     ins={"predictions": AssetIn(), "candles": AssetIn(partition_mapping=realised_next_day)},
     metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
     group_name="evaluation",
@@ -71,26 +92,34 @@ def forecast_metrics(
 
 @asset(
     ins={"forecast_metrics": AssetIn()},
+    config_schema=constrained_config(LeaderboardConfig),
+    pool="leaderboard",
     # not eager(): that waits until no upstream partition is missing, and old unscored days
-    # always are; the leaderboard is a summary, so any new score is reason to refresh it
+    # always are; the leaderboard is a summary, so any new score is reason to refresh it,
+    # unless evaluate_job already refreshed it with those scores
     automation_condition=(
-        AutomationCondition.any_deps_updated() & ~AutomationCondition.in_progress()
+        AutomationCondition.any_deps_updated()
+        & ~AutomationCondition.newly_updated()
+        & ~AutomationCondition.in_progress()
     ).with_label("refresh after new scores"),
     group_name="evaluation",
     kinds={"postgres"},
     description=(
-        "Per symbol and horizon, every model over the last 30 days and all time, ranked by "
-        "RMSE, with skill against the zero-return forecast; and a plot of the last week."
+        "Per symbol and horizon, every model over the recent days (30 by default) and all time, "
+        "ranked by RMSE, with skill against the zero-return forecast; and a plot of the last "
+        "week's forecasts of the best model."
     ),
 )
 def leaderboard(
     context: AssetExecutionContext, database: PostgresDatabase, forecast_metrics: pd.DataFrame
 ) -> Output[pd.DataFrame]:
-    board = rank_models(forecast_metrics)
+    config = config_of(context, LeaderboardConfig)
+    board = rank_models(forecast_metrics, last_days=config.recent_days)
     board[["symbol", "model", "window"]] = board[["symbol", "model", "window"]].astype("str")
+    recent = f"{config.recent_days}d"
     metadata: dict[str, object] = {
-        "leaderboard (30d)": MetadataValue.md(
-            board[board["window"] == "30d"].to_markdown(index=False, floatfmt=".4g")
+        f"leaderboard ({recent})": MetadataValue.md(
+            board[board["window"] == recent].to_markdown(index=False, floatfmt=".4g")
         ),
         "how to read": MetadataValue.md(
             "RMSE of log-return forecasts; `skill_vs_zero` > 0 means better than saying the "
@@ -98,25 +127,31 @@ def leaderboard(
             "50-55% directional accuracy: far above that is a bug until proven otherwise."
         ),
     }
-    plot = _recent_forecast_plot(database, board)
+    plot = _recent_forecast_plot(database, board, config)
     if plot:
-        metadata["last 7 days"] = MetadataValue.md(plot)
+        metadata[f"last {config.plot_lookback_hours} hours"] = MetadataValue.md(plot)
     return Output(board, metadata=metadata)
 
 
-def _recent_forecast_plot(database: PostgresDatabase, board: pd.DataFrame) -> str | None:
-    best = board[(board["window"] == "30d") & (board["horizon_h"] == PLOT_HORIZON)]
+def _recent_forecast_plot(
+    database: PostgresDatabase, board: pd.DataFrame, config: LeaderboardConfig
+) -> str | None:
+    recent, horizon = f"{config.recent_days}d", config.plot_horizon_h
+    best = board[(board["window"] == recent) & (board["horizon_h"] == horizon)]
     if best.empty:
         return None
     model = best.sort_values("rmse")["model"].iloc[0]
     end = database.latest_ts("candles")
     if end is None:
         return None
-    start = end - timedelta(days=PLOT_DAYS)
+    start = end - timedelta(hours=config.plot_lookback_hours)
     forecasts = database.read_time_range("predictions", start, end)
-    forecasts = forecasts[(forecasts["model"] == model) & (forecasts["horizon_h"] == PLOT_HORIZON)]
+    forecasts = forecasts[(forecasts["model"] == model) & (forecasts["horizon_h"] == horizon)]
     candles = database.read_time_range("candles", start, end + timedelta(hours=1))
     if forecasts.empty:
         return None
-    title = f"{model}, {PLOT_HORIZON}h forecasts of the last {PLOT_DAYS} days (best 30d RMSE)"
+    title = (
+        f"{model}, {horizon}h forecasts of the last {config.plot_lookback_hours} hours "
+        f"(best {recent} RMSE)"
+    )
     return as_markdown_image(forecast_plot_png(forecasts, candles, title), title)

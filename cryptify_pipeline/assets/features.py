@@ -10,6 +10,7 @@ from cryptify_pipeline.partitions import features_lookback, hourly_partitions
 @asset(
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    pool="features",
     ins={"candles": AssetIn(partition_mapping=features_lookback)},
     metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
     group_name="forecasting",

@@ -35,6 +35,7 @@ EXCHANGE_RETRY_POLICY = RetryPolicy(
 @asset(
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    pool="candles",
     retry_policy=EXCHANGE_RETRY_POLICY,
     metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
     group_name="market",

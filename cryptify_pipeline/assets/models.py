@@ -10,9 +10,12 @@ from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import NotEnoughData, train_all
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, daily_partitions, training_window
+from cryptify_pipeline.run_config import config_of, constrained_config
 
 
 class TrainConfig(Config):
+    """Knobs of train_job: the rolling window, the horizons and the models to fit."""
+
     training_days: int = Field(
         default=180,
         ge=7,
@@ -22,7 +25,9 @@ class TrainConfig(Config):
     horizons: list[int] = Field(
         default=list(HORIZONS), min_length=1, description="Forecast horizons in hours: 6, 12, 24."
     )
-    models: list[str] = Field(default=list(MODEL_ZOO), min_length=1)
+    models: list[str] = Field(
+        default=list(MODEL_ZOO), min_length=1, description=f"Models of the zoo: {list(MODEL_ZOO)}."
+    )
 
     @field_validator("horizons")
     @classmethod
@@ -42,6 +47,8 @@ class TrainConfig(Config):
 
 @asset(
     partitions_def=daily_partitions,
+    config_schema=constrained_config(TrainConfig),
+    pool="models",
     ins={"features": AssetIn(partition_mapping=training_window)},
     metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
     group_name="forecasting",
@@ -52,9 +59,8 @@ class TrainConfig(Config):
         "validation figures and interval quantiles."
     ),
 )
-def models(
-    context: AssetExecutionContext, config: TrainConfig, features: pd.DataFrame
-) -> Output[pd.DataFrame]:
+def models(context: AssetExecutionContext, features: pd.DataFrame) -> Output[pd.DataFrame]:
+    config = config_of(context, TrainConfig)
     window = context.partition_time_window
     rows = with_targets(features)
     trained = []

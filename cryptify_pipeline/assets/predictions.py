@@ -20,6 +20,7 @@ from cryptify_pipeline.resources import MarketData
 @asset(
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    pool="predictions",
     ins={"features": AssetIn(), "models": AssetIn(partition_mapping=previous_day_model)},
     metadata={
         "partition_expr": "ts",

@@ -65,7 +65,12 @@ def window_std(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def lag(values: np.ndarray, hours: int) -> np.ndarray:
-    return np.concatenate([np.full(hours, np.nan), values[:-hours]])
+    """``values`` shifted ``hours`` later, NaN where there is no earlier value (all of it when
+    the history is shorter than ``hours``)."""
+    shifted = np.full(len(values), np.nan)
+    if hours < len(values):
+        shifted[hours:] = values[: len(values) - hours]
+    return shifted
 
 
 def recursion_weights(alpha: float, width: int) -> np.ndarray:
