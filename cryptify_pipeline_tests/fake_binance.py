@@ -3,13 +3,15 @@
 It serves ``/api/v3/exchangeInfo`` (which ccxt loads first) and ``/api/v3/klines`` from candles
 of the sample market, rendered as Binance renders them (string prices, ms times, 12 fields).
 Faults are queued per kline request: an HTTP status with body and headers, a malformed row, or
-an empty page. Every request is logged.
+an empty page. ``delay_seconds`` slows every kline request (a slow exchange, for timeouts and
+cancellation); lowering it releases requests already waiting. Every request is logged.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +63,7 @@ class FakeBinance:
         }
         self.faults: deque[tuple] = deque()
         self.requests: list[tuple[str, dict]] = []
+        self.delay_seconds = 0.0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -79,7 +82,13 @@ class FakeBinance:
         self._server.shutdown()
         self._server.server_close()
 
+    def _wait(self) -> None:
+        arrived = time.monotonic()
+        while time.monotonic() - arrived < self.delay_seconds:
+            time.sleep(0.05)
+
     def _klines(self, params: dict) -> tuple[int, object, dict]:
+        self._wait()
         fault = self.faults.popleft() if self.faults else ("none",)
         if fault[0] == "status":
             return fault[1], fault[2], fault[3] if len(fault) > 3 else {}

@@ -12,6 +12,7 @@ from dagster import (
     MetadataValue,
     Output,
     RetryPolicy,
+    RetryRequested,
     asset,
 )
 
@@ -26,7 +27,11 @@ from cryptify_pipeline.partitions import hourly_partitions
 from cryptify_pipeline.resources import MarketData
 
 # Transient exchange trouble (network, 5xx, 429) that outlasts the in-call retries gets the
-# whole step retried later; everything else fails once, with allow_retries=False.
+# whole step retried later with this policy's backoff; everything else fails once.
+# The step raises RetryRequested itself instead of declaring retry_policy= on the asset:
+# Dagster also retries a step with a retry_policy when it is *interrupted*, so cancelling or
+# timing out a run in the run's process (the in-process executor) would start a retry and
+# leave the run CANCELING instead of stopping it.
 EXCHANGE_RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
@@ -36,7 +41,6 @@ EXCHANGE_RETRY_POLICY = RetryPolicy(
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool="candles",
-    retry_policy=EXCHANGE_RETRY_POLICY,
     metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
     group_name="market",
     kinds={"postgres"},
@@ -58,8 +62,11 @@ def candles(context: AssetExecutionContext, market: MarketData) -> Output[pd.Dat
     try:
         frame = drop_forming(source.fetch(market.symbols, window.start, window.end), now)
         validate_candles(frame, market.symbols, window.start, window.end)
-    except RetryableSourceError:
-        raise
+    except RetryableSourceError as error:
+        raise RetryRequested(
+            max_retries=EXCHANGE_RETRY_POLICY.max_retries,
+            seconds_to_wait=EXCHANGE_RETRY_POLICY.calculate_delay(context.retry_number + 1),
+        ) from error
     except (SourceError, ValueError) as error:  # bad symbol, malformed data, invalid candles
         raise Failure(str(error), allow_retries=False) from error
 

@@ -1,0 +1,1 @@
+"""Operating a running deployment: the GraphQL client and the ``cryptify`` command."""

@@ -1,0 +1,261 @@
+"""``cryptify``: run, watch and stop the pipeline through the Dagster webserver.
+
+    cryptify jobs
+    cryptify run JOB [--partition KEY] [--config FILE] [--timeout S] [--wait]
+    cryptify backfill ASSET|JOB --from KEY --to KEY [--wait]
+    cryptify status RUN_ID
+    cryptify runs [--job JOB] [--status STATUS ...] [--limit N]
+    cryptify cancel RUN_ID
+    cryptify logs RUN_ID
+    cryptify db url|start|stop
+
+Every command takes --host/--port (default localhost:3000) and --json. Errors are one line on
+stderr and exit status 1.
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cryptify_pipeline.operator.client import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ClientError,
+    CryptifyClient,
+    Run,
+)
+
+POLL_SECONDS = 1.0
+
+
+class CommandError(Exception):
+    """A command cannot be carried out; its message is printed as the one error line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = args.command(args)
+    except (ClientError, CommandError) as error:
+        print(f"cryptify {args.command_name}: {error}".replace("\n", " "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if isinstance(result, tuple):  # (what to print, exit status)
+        output, status = result
+    else:
+        output, status = result, 0
+    _print(output, args.json)
+    return status
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _jobs(args: argparse.Namespace) -> Any:
+    return _client(args).jobs()
+
+
+def _run(args: argparse.Namespace) -> Any:
+    client = _client(args)
+    run_id = client.launch_run(
+        args.job,
+        partition=args.partition,
+        run_config=_read_config(args.config) if args.config else None,
+        timeout_seconds=args.timeout,
+    )
+    if not args.wait:
+        return {"run_id": run_id, "status": client.run(run_id).status}
+    run = _wait_for_run(client, run_id)
+    return _run_view(run), 0 if run.status == "SUCCESS" else 1
+
+
+def _backfill(args: argparse.Namespace) -> Any:
+    client = _client(args)
+    backfill_id = client.launch_backfill(args.target, args.first, args.last)
+    if not args.wait:
+        return {"backfill_id": backfill_id, "status": client.backfill_status(backfill_id)}
+    while (status := client.backfill_status(backfill_id)) in {"REQUESTED", "CANCELING"}:
+        time.sleep(POLL_SECONDS)
+    return {"backfill_id": backfill_id, "status": status}, 0 if status == "COMPLETED_SUCCESS" else 1
+
+
+def _status(args: argparse.Namespace) -> Any:
+    client = _client(args)
+    view = _run_view(client.run(args.run_id))
+    if view["status"] in {"FAILURE", "CANCELED"}:
+        view["reason"] = _reason(client, args.run_id)
+    return view
+
+
+def _runs(args: argparse.Namespace) -> Any:
+    runs = _client(args).runs(job=args.job, statuses=args.status or (), limit=args.limit)
+    return [_run_view(run) for run in runs]
+
+
+def _cancel(args: argparse.Namespace) -> Any:
+    client = _client(args)
+    client.cancel(args.run_id)
+    return {"run_id": args.run_id, "status": client.run(args.run_id).status}
+
+
+def _logs(args: argparse.Namespace) -> Any:
+    return [asdict(event) for event in _client(args).logs(args.run_id)]
+
+
+def _db(args: argparse.Namespace) -> Any:
+    from cryptify_pipeline.io.embedded_postgres import stop_embedded_server
+    from cryptify_pipeline.settings import SettingsError, get_settings
+
+    try:
+        database = get_settings().database
+    except SettingsError as error:
+        raise CommandError(str(error)) from None
+    if args.action == "url":
+        from cryptify_pipeline.database import database_url
+
+        return {"url": database_url().libpq, "embedded": database.is_embedded}
+    if not database.is_embedded:
+        raise CommandError(
+            "the database is a configured server (DATABASE_URL or DB_HOST), not the embedded "
+            "one: start and stop it with its own tools"
+        )
+    if args.action == "start":
+        from cryptify_pipeline.database import database_url
+
+        return {"url": database_url().libpq, "data_dir": str(database.embedded_dir)}
+    stopped = stop_embedded_server(database.embedded_dir)
+    return {"stopped": stopped, "data_dir": str(database.embedded_dir)}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> CryptifyClient:
+    return CryptifyClient(args.host, args.port)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise CommandError(f"cannot read run config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise CommandError(f"run config {path} is not valid YAML or JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise CommandError(f"run config {path} must be a mapping, such as ops: {{...}}")
+    return config
+
+
+def _wait_for_run(client: CryptifyClient, run_id: str) -> Run:
+    while not (run := client.run(run_id)).finished:
+        time.sleep(POLL_SECONDS)
+    return run
+
+
+def _reason(client: CryptifyClient, run_id: str) -> str | None:
+    """Why a run failed or was cancelled: the last error-level or cancellation message."""
+    for event in reversed(client.logs(run_id)):
+        if event.level in {"ERROR", "CRITICAL"} or "Cancel" in event.event_type:
+            return event.message.strip().splitlines()[0]
+    return None
+
+
+def _run_view(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "status": run.status,
+        "partition": run.partition,
+        "started": _time(run.start_time),
+        "ended": _time(run.end_time),
+        "max_runtime_seconds": run.tags.get("dagster/max_runtime"),
+    }
+
+
+def _time(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _print(output: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(output, indent=2, default=str))
+    elif isinstance(output, list):
+        if not output:
+            print("(none)")
+        elif all(isinstance(row, dict) and "message" in row for row in output):
+            for row in output:  # log lines
+                when = datetime.fromtimestamp(row["timestamp"], UTC).strftime("%H:%M:%S")
+                step = f" {row['step_key']}" if row["step_key"] else ""
+                print(f"{when} {row['level']:<8}{step} {row['message']}")
+        else:
+            for row in output:
+                print("  ".join(f"{key}={_text(value)}" for key, value in row.items()))
+    else:
+        for key, value in output.items():
+            print(f"{key}: {_text(value)}")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value is None else str(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default=DEFAULT_HOST, help=f"webserver host ({DEFAULT_HOST})")
+    common.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(prog="cryptify", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(command=handler)
+        return sub
+
+    command("jobs", _jobs, "list the jobs that can run, with their schedules and time limits")
+    run = command("run", _run, "launch a run of a job (it waits in the queue like any other)")
+    run.add_argument("job")
+    run.add_argument("--partition", help="partition key, e.g. 2026-11-27-13:00 or 2026-11-26")
+    run.add_argument("--config", type=Path, help="run config file (YAML or JSON)")
+    run.add_argument("--timeout", type=_positive_int, help="max run time in seconds")
+    run.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    backfill = command("backfill", _backfill, "backfill a range of partitions of an asset or job")
+    backfill.add_argument("target", metavar="ASSET|JOB")
+    backfill.add_argument("--from", dest="first", required=True, metavar="KEY")
+    backfill.add_argument("--to", dest="last", required=True, metavar="KEY")
+    backfill.add_argument("--wait", action="store_true", help="wait for the backfill to finish")
+    command("status", _status, "show a run's status").add_argument("run_id")
+    runs = command("runs", _runs, "list recent runs, newest first")
+    runs.add_argument("--job")
+    runs.add_argument("--status", action="append", metavar="STATUS",
+                      help="QUEUED, STARTED, SUCCESS, FAILURE, CANCELED... (repeatable)")  # fmt: skip
+    runs.add_argument("--limit", type=_positive_int, default=20)
+    command("cancel", _cancel, "terminate a run, or take it out of the queue").add_argument("run_id")
+    command("logs", _logs, "print a run's event log").add_argument("run_id")
+    db = command("db", _db, "the embedded Postgres: its URL, start it, stop it")
+    db.add_argument("action", choices=["url", "start", "stop"])
+    return parser
+
+
+def _positive_int(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
