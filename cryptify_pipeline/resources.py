@@ -14,6 +14,7 @@ from cryptify_pipeline.database import database_url
 from cryptify_pipeline.io import pg_tables
 from cryptify_pipeline.io.database_url import DatabaseUrl
 from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from cryptify_pipeline.io.run_failures import RunFailure, post_alert
 from cryptify_pipeline.io.sources import CandleSource, source_for
 from cryptify_pipeline.settings import get_settings
 
@@ -66,11 +67,27 @@ class PostgresDatabase(ConfigurableResource):
         return latest
 
 
+class FailureAlerts(ConfigurableResource):
+    """Where run failures are announced beyond the log and the run_failures table."""
+
+    webhook_url: str | None = Field(
+        default=None, description="POSTed a JSON body per failed run (Slack-compatible text)."
+    )
+
+    def send(self, failure: RunFailure) -> bool:
+        """Post ``failure``; False when no webhook is configured."""
+        if not self.webhook_url:
+            return False
+        post_alert(self.webhook_url, failure)
+        return True
+
+
 def build_resources(schema: str | None = None) -> dict[str, object]:
     settings = get_settings()
     return {
         "io_manager": PostgresPandasIOManager(schema=schema),
         "database": PostgresDatabase(schema=schema),
+        "alerts": FailureAlerts(webhook_url=settings.alert_webhook_url),
         "market": MarketData(
             source=settings.source,
             symbols=list(settings.symbols),

@@ -27,10 +27,10 @@ from dagster._core.storage.tags import (
 
 from cryptify_pipeline.io import pg_tables
 from cryptify_pipeline.io.candles import HOUR
-from cryptify_pipeline.io.run_failures import RunFailure, post_alert, record_run_failure
+from cryptify_pipeline.io.run_failures import RunFailure, record_run_failure
 from cryptify_pipeline.jobs import collect_job, predict_job
 from cryptify_pipeline.partitions import hourly_partitions
-from cryptify_pipeline.resources import PostgresDatabase
+from cryptify_pipeline.resources import FailureAlerts, PostgresDatabase
 from cryptify_pipeline.settings import get_settings
 
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -164,13 +164,15 @@ def describe_failure(context: RunFailureSensorContext) -> RunFailure:
         if step.event_specific_data is not None and step.event_specific_data.error is not None
     ]
     covered = run_partition_range(run.tags)
+    record = context.instance.get_run_record_by_id(run.run_id)
+    ended = record.end_time if record is not None and record.end_time else None
     return RunFailure(
         run_id=run.run_id,
         job_name=run.job_name,
         partitions=None if covered is None else "...".join(dict.fromkeys(covered)),
         failed_steps=tuple(step.step_key for step in steps if step.step_key),
         message=errors[0] if errors else (context.failure_event.message or "run failed"),
-        failed_at=datetime.fromtimestamp(context.failure_event.timestamp, UTC),
+        failed_at=datetime.fromtimestamp(ended, UTC) if ended else datetime.now(UTC),
     )
 
 
@@ -182,7 +184,9 @@ def describe_failure(context: RunFailureSensorContext) -> RunFailure:
         "CRYPTIFY_ALERT_WEBHOOK_URL set, also posts it there as JSON."
     ),
 )
-def record_run_failures(context: RunFailureSensorContext, database: PostgresDatabase) -> None:
+def record_run_failures(
+    context: RunFailureSensorContext, database: PostgresDatabase, alerts: FailureAlerts
+) -> None:
     failure = describe_failure(context)
     context.log.error(
         f"run {failure.run_id} of {failure.job_name} failed"
@@ -190,9 +194,8 @@ def record_run_failures(context: RunFailureSensorContext, database: PostgresData
     )
     with pg_tables.transaction(database.url()) as connection:
         record_run_failure(connection, database.schema_name, failure)
-    webhook = get_settings().alert_webhook_url
-    if webhook:
-        post_alert(webhook, failure)
+    if alerts.send(failure):
+        context.log.info(f"alert for run {failure.run_id} posted")
 
 
 # Dagster's own automation sensor starts stopped; this one runs by default, so assets with an

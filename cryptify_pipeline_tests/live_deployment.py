@@ -59,7 +59,9 @@ class Deployment:
             if done(run):
                 return run
             time.sleep(0.25)
-        raise AssertionError(f"run {run_id} still {self.client.run(run_id).status} after {timeout}s")
+        raise AssertionError(
+            f"run {run_id} still {self.client.run(run_id).status} after {timeout}s"
+        )
 
 
 def free_port() -> int:
@@ -91,7 +93,9 @@ def live_deployment(
             [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
             full_env, logs / "webserver.log",
         ),
-        _start([str(BIN / "dagster-daemon"), "run", "-w", workspace], full_env, logs / "daemon.log"),
+        _start(
+            [str(BIN / "dagster-daemon"), "run", "-w", workspace], full_env, logs / "daemon.log"
+        ),
     ]  # fmt: skip
     try:
         client = CryptifyClient("127.0.0.1", port)

@@ -113,6 +113,18 @@ def test_new_scores_refresh_the_leaderboard_once():
         assert third.total_requested == 0
 
 
+def test_leaderboard_refreshed_by_evaluate_job_is_not_requested_again():
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        # evaluate_job writes the scores and the leaderboard in one run
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key="forecast_metrics", partition="2025-02-02")
+        )
+        instance.report_runless_asset_event(AssetMaterialization(asset_key="leaderboard"))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.total_requested == 0
+
+
 def test_gap_ranges_are_the_missing_runs_of_hours():
     now = datetime(2026, 3, 4, 14, 30, tzinfo=UTC)  # 13:00 closed 30 min ago
     newest = datetime(2026, 3, 4, 13, tzinfo=UTC)

@@ -198,7 +198,11 @@ def test_crashed_run_is_retried_but_a_failed_asset_is_not(live, slow_exchange):
     failed = live.client.launch_run("collect_job", partition="2025-01-05-15:00")
     assert live.wait_for_run(failed).status == "FAILURE"
     time.sleep(5)
-    assert not [r for r in live.client.runs(job="collect_job") if r.tags.get("dagster/parent_run_id") == failed]
+    assert not [
+        r
+        for r in live.client.runs(job="collect_job")
+        if r.tags.get("dagster/parent_run_id") == failed
+    ]
 
 
 def _wait_for_retry(live: Deployment, run_id: str, timeout: float = 60) -> str:
@@ -232,7 +236,9 @@ def test_cli_runs_watches_and_reads_a_run(live):
     assert (run["status"], run["partition"]) == ("SUCCESS", "2025-01-06-03:00")
     status = live.cli("status", run["run_id"])
     assert status.returncode == 0 and "status: SUCCESS" in status.stdout
-    listed = json.loads(live.cli("runs", "--job", "collect_job", "--status", "SUCCESS", "--json").stdout)
+    listed = json.loads(
+        live.cli("runs", "--job", "collect_job", "--status", "SUCCESS", "--json").stdout
+    )
     assert run["run_id"] in {r["run_id"] for r in listed}
     assert {r["status"] for r in listed} == {"SUCCESS"}
     logs = live.cli("logs", run["run_id"])

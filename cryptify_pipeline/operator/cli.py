@@ -241,10 +241,14 @@ def _parser() -> argparse.ArgumentParser:
     command("status", _status, "show a run's status").add_argument("run_id")
     runs = command("runs", _runs, "list recent runs, newest first")
     runs.add_argument("--job")
-    runs.add_argument("--status", action="append", metavar="STATUS",
-                      help="QUEUED, STARTED, SUCCESS, FAILURE, CANCELED... (repeatable)")  # fmt: skip
+    runs.add_argument(
+        "--status", action="append", metavar="STATUS",
+        help="QUEUED, STARTED, SUCCESS, FAILURE, CANCELED... (repeatable)",
+    )  # fmt: skip
     runs.add_argument("--limit", type=_positive_int, default=20)
-    command("cancel", _cancel, "terminate a run, or take it out of the queue").add_argument("run_id")
+    command("cancel", _cancel, "terminate a run, or take it out of the queue").add_argument(
+        "run_id"
+    )
     command("logs", _logs, "print a run's event log").add_argument("run_id")
     db = command("db", _db, "the embedded Postgres: its URL, start it, stop it")
     db.add_argument("action", choices=["url", "start", "stop"])

@@ -237,7 +237,9 @@ class CryptifyClient:
             {"keys": [{"path": target.split("/")}]},
         )["assetNodes"]
         if not nodes:
-            raise ClientError(f"{target!r} is neither a job ({', '.join(sorted(jobs))}) nor an asset")
+            raise ClientError(
+                f"{target!r} is neither a job ({', '.join(sorted(jobs))}) nor an asset"
+            )
         return nodes
 
     # -- watching and stopping ------------------------------------------------------------
@@ -353,4 +355,3 @@ def _launch_error(job: str, error: DagsterGraphQLClientError) -> str:
         return f"no job named {job!r}; `cryptify jobs` lists them"
     detail = body if isinstance(body, str) else str(error)
     return f"{job}: launch refused ({kind}): {detail.strip()}"
-
