@@ -8,7 +8,11 @@ import hashlib
 import pickle
 import platform
 
-import sklearn
+
+def _sklearn_version() -> str:
+    import sklearn  # imported on use: see ml/models.py
+
+    return sklearn.__version__
 
 
 class ModelIntegrityError(RuntimeError):
@@ -21,7 +25,7 @@ def dump_model(pipeline) -> tuple[bytes, str]:
 
 
 def runtime_versions() -> dict[str, str]:
-    return {"sklearn_version": sklearn.__version__, "python_version": platform.python_version()}
+    return {"sklearn_version": _sklearn_version(), "python_version": platform.python_version()}
 
 
 def load_model(blob: bytes, sha256: str, sklearn_version: str, name: str = "model"):
@@ -31,9 +35,9 @@ def load_model(blob: bytes, sha256: str, sklearn_version: str, name: str = "mode
             f"{name}: stored bytes hash to {digest[:12]}..., not the recorded {sha256[:12]}...; "
             "refusing to unpickle it (retrain the model)"
         )
-    if sklearn_version != sklearn.__version__:
+    if sklearn_version != _sklearn_version():
         raise ModelIntegrityError(
             f"{name} was trained with scikit-learn {sklearn_version}, this process has "
-            f"{sklearn.__version__}; refusing to load it (retrain the model)"
+            f"{_sklearn_version()}; refusing to load it (retrain the model)"
         )
     return pickle.loads(blob)  # noqa: S301 - verified above

@@ -3,15 +3,17 @@
 import base64
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to bytes
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import pandas as pd
 
 
 def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: str) -> bytes:
     """One panel per symbol: realised close, and each forecast placed at its target time."""
+    # imported on use: matplotlib costs half a second in every process that loads the code
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to bytes
+    import matplotlib.pyplot as plt
+
     symbols = sorted(predictions["symbol"].unique())
     figure, axes = plt.subplots(len(symbols), 1, figsize=(9, 2.6 * len(symbols)), squeeze=False)
     for axis, symbol in zip(axes[:, 0], symbols, strict=True):
