@@ -2,7 +2,7 @@
 
     cryptify jobs
     cryptify run JOB [--partition KEY] [--config FILE] [--timeout S] [--wait]
-    cryptify backfill ASSET|JOB --from KEY --to KEY [--wait]
+    cryptify backfill ASSET|JOB [ASSET|JOB ...] --from KEY --to KEY [--wait]
     cryptify status RUN_ID
     cryptify runs [--job JOB] [--status STATUS ...] [--limit N]
     cryptify cancel RUN_ID
@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> Any:
 
 def _backfill(args: argparse.Namespace) -> Any:
     client = _client(args)
-    backfill_id = client.launch_backfill(args.target, args.first, args.last)
+    backfill_id = client.launch_backfill(args.targets, args.first, args.last)
     if not args.wait:
         return {"backfill_id": backfill_id, "status": client.backfill_status(backfill_id)}
     while (status := client.backfill_status(backfill_id)) in {"REQUESTED", "CANCELING"}:
@@ -122,7 +122,9 @@ def _db(args: argparse.Namespace) -> Any:
     if args.action == "url":
         from cryptify_pipeline.database import database_url
 
-        return {"url": database_url().libpq, "embedded": database.is_embedded}
+        url = database_url().libpq
+        # plain, so that `psql "$(cryptify db url)"` works
+        return {"url": url, "embedded": database.is_embedded} if args.json else url
     if not database.is_embedded:
         raise CommandError(
             "the database is a configured server (DATABASE_URL or DB_HOST), not the embedded "
@@ -190,6 +192,8 @@ def _time(timestamp: float | None) -> str | None:
 def _print(output: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(output, indent=2, default=str))
+    elif isinstance(output, str):
+        print(output)
     elif isinstance(output, list):
         if not output:
             print("(none)")
@@ -233,8 +237,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="run config file (YAML or JSON)")
     run.add_argument("--timeout", type=_positive_int, help="max run time in seconds")
     run.add_argument("--wait", action="store_true", help="wait for the run to finish")
-    backfill = command("backfill", _backfill, "backfill a range of partitions of an asset or job")
-    backfill.add_argument("target", metavar="ASSET|JOB")
+    backfill = command("backfill", _backfill, "backfill a range of partitions of assets or jobs")
+    backfill.add_argument("targets", metavar="ASSET|JOB", nargs="+")
     backfill.add_argument("--from", dest="first", required=True, metavar="KEY")
     backfill.add_argument("--to", dest="last", required=True, metavar="KEY")
     backfill.add_argument("--wait", action="store_true", help="wait for the backfill to finish")

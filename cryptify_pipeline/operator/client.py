@@ -168,10 +168,12 @@ class CryptifyClient:
         except DagsterGraphQLClientError as error:
             raise ClientError(_launch_error(job, error)) from None
 
-    def launch_backfill(self, target: str, first: str, last: str) -> str:
-        """Backfill partitions ``first``..``last`` of an asset, or of every asset of a job;
-        returns the backfill id. Assets with a single-run policy get one run for the range."""
-        nodes = self._asset_nodes(target)
+    def launch_backfill(self, targets: str | Sequence[str], first: str, last: str) -> str:
+        """Backfill partitions ``first``..``last`` of assets, or of every asset of jobs; returns
+        the backfill id. Assets with a single-run policy get one run for the whole range."""
+        names = [targets] if isinstance(targets, str) else list(targets)
+        nodes = [node for name in names for node in self._asset_nodes(name)]
+        target = " ".join(names)
         partitions_by_assets = [
             {
                 "assetKey": {"path": node["assetKey"]["path"]},
@@ -241,6 +243,26 @@ class CryptifyClient:
                 f"{target!r} is neither a job ({', '.join(sorted(jobs))}) nor an asset"
             )
         return nodes
+
+    def start_sensor(self, name: str) -> str:
+        """Start a sensor (e.g. one that is stopped by default); returns its new status."""
+        location, repository = self.repository()
+        data = self.query(
+            """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+                 __typename ... on Sensor { sensorState { status } }
+                 ... on SensorNotFoundError { message } ... on PythonError { message }
+                 ... on UnauthorizedError { message } } }""",
+            {
+                "selector": {
+                    "repositoryLocationName": location,
+                    "repositoryName": repository,
+                    "sensorName": name,
+                }
+            },
+        )["startSensor"]
+        if data["__typename"] != "Sensor":
+            raise ClientError(f"cannot start sensor {name}: {data.get('message', data)}")
+        return data["sensorState"]["status"]
 
     # -- watching and stopping ------------------------------------------------------------
 

@@ -1,0 +1,179 @@
+"""Operations through a live webserver and daemon, the way production runs.
+
+1. Hourly tick latency: from launching ``collect_job`` for one hour (3 symbols) to that hour's
+   forecasts being in Postgres. The ``forecast_after_collect`` sensor starts ``predict_job``;
+   both runs go through the run queue, each in its own process, as scheduled runs do.
+2. A 90-day backfill (2,160 hourly partitions, 3 symbols) of candles + features + predictions
+   as one asset backfill with the single-run policies, against one run per partition: a sample
+   of hours run the production way (a ``collect_job`` run per hour, each followed by its
+   ``predict_job`` run), extrapolated linearly to 2,160 hours.
+
+Models are trained beforehand in this process (not timed) with four cheap models, so that the
+backfill has a model for every day; the sample and the backfill use the same models.
+
+    python benchmarks/operations.py
+"""
+
+import os
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+NOW = datetime.now(UTC)
+LAST_HOUR = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+START = (LAST_HOUR - timedelta(days=120)).replace(hour=0)
+os.environ["CRYPTIFY_START"] = START.strftime("%Y-%m-%dT%H:00Z")
+os.environ["CRYPTIFY_SCHEMA"] = SCHEMA = "bench_operations"
+os.environ["CRYPTIFY_SYMBOLS"] = "BTC/USDT,ETH/USDT,SOL/USDT"
+os.environ["CRYPTIFY_SOURCE"] = "sample"
+os.environ["CRYPTIFY_AUTOMATION"] = "off"  # only the forecast sensor is started, below
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import report  # noqa: E402
+from dagster import DagsterInstance, materialize  # noqa: E402
+
+from cryptify_pipeline.assets import features, market, models  # noqa: E402
+from cryptify_pipeline.database import database_url  # noqa: E402
+from cryptify_pipeline.resources import build_resources  # noqa: E402
+from cryptify_pipeline_tests.live_deployment import live_deployment  # noqa: E402
+
+warnings.filterwarnings("ignore")
+HOUR = timedelta(hours=1)
+KEY = "%Y-%m-%d-%H:%M"
+TICKS = 3
+SAMPLE_HOURS = 6
+BACKFILL_DAYS = 90
+BACKFILL_FIRST = START + timedelta(days=20)  # leaves the features their 320-hour lookback
+BACKFILL_LAST = BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS) - HOUR
+CHEAP_MODELS = {"models": ["zero_return", "drift", "linear", "ridge"], "training_days": 14}
+
+
+def sql(query: str, params: tuple = ()) -> list[tuple]:
+    import psycopg2
+
+    connection = psycopg2.connect(database_url().libpq)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
+def prepare(instance: DagsterInstance) -> None:
+    """Candles and features up to the tick hours, models for every day that needs them."""
+    resources = build_resources()
+    first_tick = LAST_HOUR - (TICKS - 1) * HOUR
+
+    def tags(first: datetime, last: datetime, fmt: str = KEY) -> dict[str, str]:
+        return {
+            "dagster/asset_partition_range_start": first.strftime(fmt),
+            "dagster/asset_partition_range_end": last.strftime(fmt),
+        }
+
+    began = time.perf_counter()
+    assert materialize(
+        [market.candles, features.features], instance=instance, resources=resources,
+        tags=tags(START, first_tick - HOUR),
+    ).success  # fmt: skip
+    config = {"ops": {"models": {"config": CHEAP_MODELS}}}
+    today = LAST_HOUR.replace(hour=0)
+    for first, last in [
+        (BACKFILL_FIRST - timedelta(days=1), BACKFILL_LAST),
+        (today - timedelta(days=2), today - timedelta(days=1)),
+    ]:
+        assert materialize(
+            [market.candles, features.features, models.models], instance=instance,
+            resources=resources, run_config=config, selection=[models.models],
+            tags=tags(first, last, "%Y-%m-%d"),
+        ).success  # fmt: skip
+    print(f"prepared in {time.perf_counter() - began:.0f} s", flush=True)
+
+
+def predictions_at(hour: datetime) -> int:
+    return sql(f"SELECT count(*) FROM {SCHEMA}.predictions WHERE ts = %s", (hour,))[0][0]
+
+
+def wait_for_predictions(hours: list[datetime], timeout: float = 600) -> float:
+    began = time.perf_counter()
+    pending = list(hours)
+    while pending:
+        if time.perf_counter() - began > timeout:
+            raise RuntimeError(f"no predictions for {pending[0]} after {timeout} s")
+        pending = [hour for hour in pending if _no_predictions(hour)]
+        time.sleep(0.1)
+    return time.perf_counter()
+
+
+def _no_predictions(hour: datetime) -> bool:
+    try:
+        return predictions_at(hour) == 0
+    except Exception:  # the predictions table does not exist yet
+        return True
+
+
+def drop_schemas() -> None:
+    sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; DROP SCHEMA IF EXISTS {SCHEMA}_dagster CASCADE")
+
+
+def main() -> None:
+    drop_schemas()
+    with tempfile.TemporaryDirectory() as directory:
+        home = Path(directory)
+        with live_deployment(home, f"{SCHEMA}_dagster", {}) as live:
+            with live.instance() as instance:
+                prepare(instance)
+            live.client.start_sensor("forecast_after_collect")
+            results: dict[str, float] = {}
+
+            latencies = []
+            for hour in [LAST_HOUR - (TICKS - 1 - i) * HOUR for i in range(TICKS)]:
+                launched = time.perf_counter()
+                live.client.launch_run("collect_job", partition=hour.strftime(KEY))
+                latencies.append(wait_for_predictions([hour]) - launched)
+                print(f"tick {hour:%H:%M}: {latencies[-1]:.1f} s", flush=True)
+            results["tick_latency_s_median"] = round(sorted(latencies)[len(latencies) // 2], 1)
+            results["tick_latency_s_max"] = round(max(latencies), 1)
+
+            sample = [BACKFILL_FIRST + timedelta(days=45) + i * HOUR for i in range(SAMPLE_HOURS)]
+            launched = time.perf_counter()
+            for hour in sample:
+                live.client.launch_run("collect_job", partition=hour.strftime(KEY))
+            per_hour = (wait_for_predictions(sample) - launched) / SAMPLE_HOURS
+            hours = BACKFILL_DAYS * 24
+            results["per_partition_runs_s_per_hour"] = round(per_hour, 2)
+            results["per_partition_runs_90_days_s_extrapolated"] = round(per_hour * hours)
+            print(f"one run per partition: {per_hour:.1f} s per hour", flush=True)
+
+            launched = time.perf_counter()
+            backfill_id = live.client.launch_backfill(
+                ["candles", "features", "predictions"],
+                BACKFILL_FIRST.strftime(KEY),
+                BACKFILL_LAST.strftime(KEY),
+            )
+            while (status := live.client.backfill_status(backfill_id)) == "REQUESTED":
+                time.sleep(0.5)
+            wall = time.perf_counter() - launched
+            if status != "COMPLETED_SUCCESS":
+                raise RuntimeError(f"backfill ended {status}")
+            runs = [r for r in live.client.runs(limit=100) if r.tags.get("dagster/backfill")
+                    == backfill_id]  # fmt: skip
+            forecasts = sql(
+                f"SELECT count(*), count(DISTINCT ts) FROM {SCHEMA}.predictions"
+                " WHERE ts BETWEEN %s AND %s",
+                (BACKFILL_FIRST, BACKFILL_LAST),
+            )[0]
+            results["backfill_90_days_s"] = round(wall, 1)
+            results["backfill_runs"] = len(runs)
+            results["backfill_forecast_rows"] = forecasts[0]
+            results["backfill_hours_forecast"] = forecasts[1]
+            results["backfill_speedup_vs_per_partition"] = round(per_hour * hours / wall, 1)
+    drop_schemas()
+    report("operations", results)
+
+
+if __name__ == "__main__":
+    main()
