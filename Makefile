@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/io_manager.py
 	$(BIN)/python benchmarks/candles.py
 	$(BIN)/python benchmarks/forecasting.py
+	$(BIN)/python benchmarks/operations.py
 
 db-stop: $(STAMP)
 	$(BIN)/python -c "from cryptify_pipeline.io.embedded_postgres import stop_embedded_server; \
