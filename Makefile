@@ -20,7 +20,7 @@ dev: $(STAMP)
 	$(BIN)/dagster dev
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check cryptify_pipeline cryptify_pipeline_tests benchmarks

@@ -27,6 +27,10 @@ def _test_database_url() -> DatabaseUrl:
     return start_embedded_server(project_root() / ".cryptify" / "pg-test", "cryptify_test")
 
 
+# The suite runs on two pytest-xdist workers on two cores; OpenMP threads in scikit-learn
+# (HistGradientBoosting) spin-wait for a core the other worker holds and run many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 TEST_DATABASE_URL = _test_database_url()
 # Subprocesses (the dagster CLI, crash tests) and get_settings() see the same database.
 os.environ["DATABASE_URL"] = TEST_DATABASE_URL.libpq

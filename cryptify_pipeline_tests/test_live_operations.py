@@ -102,6 +102,40 @@ def test_second_run_of_a_job_waits_in_the_queue(live, slow_exchange):
     assert second_run.start_time >= first_run.end_time
 
 
+def test_two_runs_never_write_one_table_at_once(live, slow_exchange):
+    # an ad-hoc run of the candles asset carries no cryptify/job tag, so the job limit does not
+    # hold it back; the "candles" pool does
+    before = len(slow_exchange.kline_requests())
+    collect = live.client.launch_run("collect_job", partition="2025-01-05-16:00")
+    started_fetching(slow_exchange, before)
+    location, repository = live.client.repository()
+    adhoc = live.client.dagster.submit_job_execution(
+        "__ASSET_JOB",
+        repository_location_name=location,
+        repository_name=repository,
+        asset_selection=["candles"],
+        tags={"dagster/partition": "2025-01-05-17:00"},
+    )
+    time.sleep(3)
+    assert live.client.run(collect).status == "STARTED"
+    assert live.client.run(adhoc).status == "QUEUED"
+    slow_exchange.delay_seconds = 0.0
+    first, second = live.wait_for_run(collect), live.wait_for_run(adhoc)
+    assert (first.status, second.status) == ("SUCCESS", "SUCCESS")
+    assert step_window(live, adhoc, "candles")[0] >= step_window(live, collect, "candles")[1]
+
+
+def step_window(live: Deployment, run_id: str, step: str) -> tuple[float, float]:
+    """When a step started and when it ended, from the run's event log."""
+    with live.instance() as instance:
+        times = {
+            record.dagster_event.event_type_value: record.timestamp
+            for record in instance.all_logs(run_id)
+            if record.dagster_event is not None and record.step_key == step
+        }
+    return times["STEP_START"], times["STEP_SUCCESS"]
+
+
 def test_cancelled_run_stops_promptly_and_leaves_the_partition_as_it_was(live, slow_exchange):
     hour = "2025-01-05-10:00"  # written by the first test
     slow_exchange.delay_seconds = 0.0

@@ -27,16 +27,16 @@ def run_event(instance: DagsterInstance, run_id: str, event_type: DagsterEventTy
 
 
 def test_forecastable_ranges_keep_hours_whose_previous_day_has_models():
-    ranges = forecastable_ranges("2025-02-01-22:00", "2025-02-03-01:00", ["2025-02-01"])
-    assert ranges == [("2025-02-02-00:00", "2025-02-02-23:00")]
-    assert forecastable_ranges("2025-02-01-22:00", "2025-02-01-23:00", ["2025-02-01"]) == []
+    ranges = forecastable_ranges("2025-07-01-22:00", "2025-07-03-01:00", ["2025-07-01"])
+    assert ranges == [("2025-07-02-00:00", "2025-07-02-23:00")]
+    assert forecastable_ranges("2025-07-01-22:00", "2025-07-01-23:00", ["2025-07-01"]) == []
 
 
 def test_successful_collection_requests_forecasts_for_its_hours(instance, schema):
     collect = defs.resolve_job_def("collect_job")
     result = collect.execute_in_process(
         instance=instance,
-        tags={RANGE_START: "2025-02-01-22:00", RANGE_END: "2025-02-02-01:00"},
+        tags={RANGE_START: "2025-07-01-22:00", RANGE_END: "2025-07-02-01:00"},
         resources=build_resources(schema=schema),
     )
     assert result.success
@@ -54,13 +54,13 @@ def test_successful_collection_requests_forecasts_for_its_hours(instance, schema
 
     skipped = evaluate()  # no models yet: nothing to forecast with
     assert "no models trained through the day before" in skipped.skip_message
-    instance.report_runless_asset_event(AssetMaterialization("models", partition="2025-02-01"))
+    instance.report_runless_asset_event(AssetMaterialization("models", partition="2025-07-01"))
     [request] = evaluate()
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
-        "2025-02-02-00:00",
-        "2025-02-02-01:00",
+        "2025-07-02-00:00",
+        "2025-07-02-01:00",
     )
-    assert request.run_key == f"forecast:{result.run_id}:2025-02-02-00:00"
+    assert request.run_key == f"forecast:{result.run_id}:2025-07-02-00:00"
     assert forecast_after_collect.job_name == "predict_job"
 
 

@@ -55,12 +55,25 @@ def forecast(
             + (" ..." if len(missing) > 10 else "")
             + " (materialise those days of the models asset first)"
         )
+    # one pass to split the rows: filtering them per model is quadratic over a long range
+    batches = dict(list(rows.groupby(["model_day", "symbol"], sort=False)))
+    # a model serving several days with the same interval (a baseline whose bytes do not
+    # change, a model kept while daily training is paused) predicts them all in one call
+    serving: dict[tuple, tuple[object, list[pd.DataFrame]]] = {}
+    for record in models.itertuples(index=False):
+        batch = batches.get((pd.Timestamp(record.day), record.symbol))
+        if batch is None:
+            continue
+        key = (
+            record.sha256, record.symbol, record.model, record.horizon_h,
+            record.interval_low, record.interval_high, record.interval_scale_median,
+            tuple(record.features),
+        )  # fmt: skip
+        serving.setdefault(key, (record, []))[1].append(batch)
     out = []
     loaded: dict[str, object] = {}
-    for record in models.itertuples(index=False):
-        batch = rows[(rows["model_day"] == record.day) & (rows["symbol"] == record.symbol)]
-        if batch.empty:
-            continue
+    for record, day_batches in serving.values():
+        batch = pd.concat(day_batches) if len(day_batches) > 1 else day_batches[0]
         if record.sha256 not in loaded:
             loaded[record.sha256] = load_model(
                 record.pipeline,
@@ -87,7 +100,7 @@ def forecast(
                     "pred_price": close * np.exp(predicted),
                     "lower": close * np.exp(predicted + record.interval_low * scale),
                     "upper": close * np.exp(predicted + record.interval_high * scale),
-                    "model_day": record.day,
+                    "model_day": batch["model_day"].to_numpy(),
                     "model_sha256": record.sha256,
                 }
             )
