@@ -1,7 +1,7 @@
 """Sensors: forecasts after each collection, gap repair for ``candles``, run-failure records,
 and the one that evaluates automation conditions."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
@@ -42,6 +42,23 @@ DEFAULT_STATUS = (
 SCHEDULE_GRACE = timedelta(minutes=20)
 
 
+def hour_ranges(
+    first: datetime, last: datetime, wanted: Callable[[datetime], bool]
+) -> list[tuple[str, str]]:
+    """Runs of consecutive hours in [first, last] for which ``wanted`` holds, as
+    (first key, last key), oldest first."""
+    ranges: list[list[datetime]] = []
+    hour = first
+    while hour <= last:
+        if wanted(hour):
+            if ranges and ranges[-1][1] == hour - HOUR:
+                ranges[-1][1] = hour
+            else:
+                ranges.append([hour, hour])
+        hour += HOUR
+    return [(a.strftime(KEY_FORMAT), b.strftime(KEY_FORMAT)) for a, b in ranges]
+
+
 def gap_ranges(
     materialized: Iterable[str], now: datetime, days: int, first_hour: datetime
 ) -> list[tuple[str, str]]:
@@ -50,16 +67,7 @@ def gap_ranges(
     newest = (now - SCHEDULE_GRACE).replace(minute=0, second=0, microsecond=0) - HOUR
     oldest = max(newest - timedelta(days=days) + HOUR, first_hour)
     done = set(materialized)
-    ranges: list[list[datetime]] = []
-    hour = oldest
-    while hour <= newest:
-        if hour.strftime(KEY_FORMAT) not in done:
-            if ranges and ranges[-1][1] == hour - HOUR:
-                ranges[-1][1] = hour
-            else:
-                ranges.append([hour, hour])
-        hour += HOUR
-    return [(first.strftime(KEY_FORMAT), last.strftime(KEY_FORMAT)) for first, last in ranges]
+    return hour_ranges(oldest, newest, lambda hour: hour.strftime(KEY_FORMAT) not in done)
 
 
 @sensor(
@@ -105,17 +113,11 @@ def forecastable_ranges(
 ) -> list[tuple[str, str]]:
     """Runs of hours in [first, last] whose previous day has models, as (first, last) keys."""
     days = set(modelled_days)
-    hour = datetime.strptime(first, KEY_FORMAT)
-    end = datetime.strptime(last, KEY_FORMAT)
-    ranges: list[list[datetime]] = []
-    while hour <= end:
-        if (hour - timedelta(days=1)).strftime(DAY_FORMAT) in days:
-            if ranges and ranges[-1][1] == hour - HOUR:
-                ranges[-1][1] = hour
-            else:
-                ranges.append([hour, hour])
-        hour += HOUR
-    return [(a.strftime(KEY_FORMAT), b.strftime(KEY_FORMAT)) for a, b in ranges]
+    return hour_ranges(
+        datetime.strptime(first, KEY_FORMAT),
+        datetime.strptime(last, KEY_FORMAT),
+        lambda hour: (hour - timedelta(days=1)).strftime(DAY_FORMAT) in days,
+    )
 
 
 def _partition_request(run_key: str, first: str, last: str) -> RunRequest:
