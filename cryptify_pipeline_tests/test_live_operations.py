@@ -307,7 +307,11 @@ def test_cli_errors_are_one_line_and_a_non_zero_exit(live, tmp_path):
         assert result.returncode == 1, result
         assert result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "training_days" in cases[0].stderr and "between 7 and 3650" in cases[0].stderr
+    assert cases[0].stderr.strip() == (
+        "cryptify run: train_job: run config refused at root:ops:models:config: "
+        "TrainConfig.training_days: Input should be greater than or equal to 7 (got 3); "
+        "allowed: between 7 and 3650"
+    )
     assert "no job named 'no_such_job'" in cases[1].stderr
     unreachable = live.cli("jobs", "--host", "127.0.0.1", "--port", "9")
     assert unreachable.returncode == 1

@@ -1,6 +1,7 @@
 """A small client for the Dagster webserver: ``DagsterGraphQLClient`` where it has the method,
 raw GraphQL where it does not (listing jobs and runs, logs, backfills, materialisations)."""
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -368,12 +369,25 @@ def _run(data: Mapping[str, Any]) -> Run:
     )
 
 
+# How Dagster reports a config that failed a ConstrainedShape (run_config.py): the problems sit
+# between the exception's name and its stack trace.
+_POST_PROCESSING = re.compile(
+    r"Post processing at path (?P<path>\S+) of original value .*? failed:\n"
+    r"\S*PostProcessingError: (?P<problems>.*?)\n\n",
+    re.DOTALL,
+)
+
+
 def _launch_error(job: str, error: DagsterGraphQLClientError) -> str:
-    kind, body = error.args[0] if error.args else "", error.body
+    kind = error.args[0] if error.args else ""
+    body = error.body if error.body is not None else (error.args[1] if len(error.args) > 1 else "")
     if kind in {"RunConfigValidationInvalid", "PipelineConfigValidationInvalid"} and body:
         messages = [item.get("message", str(item)) for item in body]
         return f"{job}: run config refused: " + " | ".join(m.strip() for m in messages)
     if kind == "JobNotFoundError" or "NotFound" in str(kind):
         return f"no job named {job!r}; `cryptify jobs` lists them"
-    detail = body if isinstance(body, str) else str(error)
-    return f"{job}: launch refused ({kind}): {detail.strip()}"
+    text = body if isinstance(body, str) else str(body)
+    if refused := _POST_PROCESSING.search(text):
+        problems = "; ".join(refused["problems"].strip().splitlines())
+        return f"{job}: run config refused at {refused['path']}: {problems}"
+    return f"{job}: launch refused ({kind}): {text.strip()}"
