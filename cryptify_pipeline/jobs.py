@@ -5,13 +5,16 @@ one run in progress per job (the job name itself is not a run tag), and with
 ``dagster/max_runtime``, the limit run monitoring enforces. A run's own tags override both, so
 ``cryptify run train_job --timeout 7200`` gives one run two hours.
 
-The steps of a job run in the run's process (``in_process_executor``): each job's steps form a
-chain, so a process per step would only add a second interpreter start to every hourly run.
+Where the steps run is CRYPTIFY_EXECUTOR's choice (``executors.py``): by default in the run's
+own process.
 """
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
+
+from cryptify_pipeline.executors import job_executor
+from cryptify_pipeline.settings import get_settings
 
 JOB_TAG = "cryptify/job"
 
@@ -28,7 +31,7 @@ def _job(name: str, assets: list[str], description: str) -> UnresolvedAssetJobDe
     return define_asset_job(
         name,
         selection=AssetSelection.assets(*assets),
-        executor_def=in_process_executor,
+        executor_def=job_executor(get_settings()),
         tags={JOB_TAG: name, MAX_RUNTIME_SECONDS_TAG: str(MAX_RUNTIME_SECONDS[name])},
         description=description,
     )

@@ -25,6 +25,8 @@ DEFAULT_DB_NAME = "cryptify"
 DEFAULT_SOURCE = "sample"
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
+EXECUTORS = ("in_process", "multiprocess", "celery")
+DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
@@ -63,6 +65,9 @@ class Settings:
     gap_repair_days: int = DEFAULT_GAP_REPAIR_DAYS
     price_jump_bound: float = DEFAULT_PRICE_JUMP_BOUND
     alert_webhook_url: str | None = None
+    executor: str = "in_process"
+    celery_broker: str = DEFAULT_CELERY_BROKER
+    celery_backend: str = "redis://localhost:6379/1"
 
 
 def project_root() -> Path:
@@ -94,6 +99,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CRYPTIFY_ALERT_WEBHOOK_URL", _set(env, "CRYPTIFY_ALERT_WEBHOOK_URL"),
             "https://alerts.example.com/hooks/cryptify",
         ),
+        executor=_executor(_set(env, "CRYPTIFY_EXECUTOR")),
+        **_celery(_set(env, "CRYPTIFY_CELERY_BROKER"), _set(env, "CRYPTIFY_CELERY_BACKEND")),
     )  # fmt: skip
 
 
@@ -198,6 +205,32 @@ def _url(name: str, raw: str | None, example: str) -> str | None:
     if raw is not None and not re.match(r"^https?://[^\s]+$", raw):
         raise SettingsError(f"{name} is {raw!r}; expected an http(s) URL such as {example}")
     return raw
+
+
+def _executor(raw: str | None) -> str:
+    if raw is None:
+        return EXECUTORS[0]
+    if raw not in EXECUTORS:
+        raise SettingsError(f"CRYPTIFY_EXECUTOR is {raw!r}; expected one of {', '.join(EXECUTORS)}")
+    return raw
+
+
+def _celery(broker: str | None, backend: str | None) -> dict[str, str]:
+    """Broker and result backend URLs; Redis or RabbitMQ (AMQP) as the broker."""
+    broker = broker or DEFAULT_CELERY_BROKER
+    if not re.match(r"^(redis|rediss|amqp|pyamqp)://\S*$", broker):
+        raise SettingsError(
+            f"CRYPTIFY_CELERY_BROKER is {broker!r}; expected a Redis or RabbitMQ URL such as "
+            "redis://localhost:6379/0 or pyamqp://guest@localhost:5672//"
+        )
+    if backend is None:
+        # Redis can keep results in its next database; with RabbitMQ they travel back as messages
+        redis_db = re.match(r"^(rediss?://[^/]*)/(\d+)$", broker)
+        if redis_db:
+            backend = f"{redis_db[1]}/{int(redis_db[2]) + 1}"
+        else:
+            backend = "rpc://" if not broker.startswith("redis") else broker
+    return {"celery_broker": broker, "celery_backend": backend}
 
 
 def _switch(raw: str | None) -> bool:
