@@ -8,7 +8,6 @@ The worker is started the way docker-compose starts one (``dagster-celery worker
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
