@@ -70,22 +70,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_instance_yaml(home: Path, storage_schema: str) -> None:
-    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+def write_instance_yaml(
+    home: Path, storage_schema: str, source: Path = ROOT / "dagster.yaml", without: tuple = ()
+) -> None:
+    """``source`` with its storage schema replaced and the ``without`` sections left out."""
+    config = yaml.safe_load(source.read_text())
     config["storage"]["custom"]["config"]["schema"] = storage_schema
+    for section in without:
+        config.pop(section)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 @contextmanager
 def live_deployment(
-    home: Path, storage_schema: str, env: Mapping[str, str]
+    home: Path,
+    storage_schema: str,
+    env: Mapping[str, str],
+    workspace_file: Path = ROOT / "workspace.yaml",
+    instance_file: Path = ROOT / "dagster.yaml",
+    instance_without: tuple = (),
 ) -> Iterator[Deployment]:
     """Start a webserver and a daemon; stop both (and their code servers) on exit."""
-    write_instance_yaml(home, storage_schema)
+    write_instance_yaml(home, storage_schema, instance_file, instance_without)
     port = free_port()
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
-    workspace = str(ROOT / "workspace.yaml")
+    workspace = str(workspace_file)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
     processes = [
