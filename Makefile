@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/candles.py
 	$(BIN)/python benchmarks/forecasting.py
 	$(BIN)/python benchmarks/operations.py
+	$(BIN)/python benchmarks/executors.py
 
 db-stop: $(STAMP)
 	$(BIN)/python -c "from cryptify_pipeline.io.embedded_postgres import stop_embedded_server; \
