@@ -1,4 +1,5 @@
-"""CRYPTIFY_EXECUTOR=celery: a run's steps execute in a Celery worker, here on the local Redis.
+"""CRYPTIFY_EXECUTOR=celery: a run's steps execute in a Celery worker, on the local Redis and on
+the local RabbitMQ (the broker is configuration).
 
 The worker is started the way docker-compose starts one (``dagster-celery worker start`` with
 ``docker/celery.yaml``); the run is a ``collect_job`` run whose four steps after ``candles``
@@ -6,6 +7,7 @@ The worker is started the way docker-compose starts one (``dagster-celery worker
 """
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -19,8 +21,11 @@ from cryptify_pipeline_tests.conftest import run_sql
 from cryptify_pipeline_tests.live_deployment import ROOT, write_instance_yaml
 
 BIN = Path(sys.executable).parent
-BROKER = "redis://127.0.0.1:6379/14"
-BACKEND = "redis://127.0.0.1:6379/15"
+BROKERS = {
+    # broker, result backend
+    "redis": ("redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"),
+    "rabbitmq": ("pyamqp://guest@127.0.0.1:5672//", "rpc://"),
+}
 PARTITION = "2025-01-03-05:00"
 
 
@@ -33,12 +38,19 @@ def ancestors(pid: int) -> set[int]:
     return chain
 
 
-@pytest.fixture
-def celery_env(tmp_path):
-    try:
-        redis.Redis.from_url(BROKER).ping()
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (see the env notes to start it)")
+@pytest.fixture(params=sorted(BROKERS))
+def celery_env(request, tmp_path):
+    broker, backend = BROKERS[request.param]
+    if request.param == "redis":
+        try:
+            redis.Redis.from_url(broker).ping()
+        except redis.ConnectionError:
+            pytest.fail("Redis is not running on 127.0.0.1:6379 (see the env notes to start it)")
+    else:
+        try:
+            socket.create_connection(("127.0.0.1", 5672), timeout=5).close()
+        except OSError:
+            pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (see the env notes)")
     schema = f"celery_{uuid.uuid4().hex[:8]}"
     home = tmp_path / "dagster_home"
     write_instance_yaml(home, f"{schema}_dagster")
@@ -47,8 +59,8 @@ def celery_env(tmp_path):
         "DAGSTER_HOME": str(home),
         "CRYPTIFY_SCHEMA": schema,
         "CRYPTIFY_EXECUTOR": "celery",
-        "CRYPTIFY_CELERY_BROKER": BROKER,
-        "CRYPTIFY_CELERY_BACKEND": BACKEND,
+        "CRYPTIFY_CELERY_BROKER": broker,
+        "CRYPTIFY_CELERY_BACKEND": backend,
         "CRYPTIFY_AUTOMATION": "off",
         # dagster-celery starts the `celery` program from PATH
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
