@@ -28,11 +28,19 @@ def postgres_instance() -> Iterator[DagsterInstance]:
     drop_schema()
 
 
-def drop_schema() -> None:
+def sql(query: str, params: tuple = ()) -> list[tuple]:
+    """Run one statement on the project database in its own connection; its rows, if any."""
     connection = psycopg2.connect(database_url().libpq)
-    with connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-    connection.close()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
+def drop_schema() -> None:
+    sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
 
 
 def report(name: str, results: dict[str, float]) -> None:

@@ -15,24 +15,14 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import report  # noqa: E402
+from _common import report, sql  # noqa: E402
 
-from cryptify_pipeline.database import database_url  # noqa: E402
 from cryptify_pipeline_tests.live_deployment import ROOT, write_instance_yaml  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BROKER = "redis://127.0.0.1:6379/12"
 BACKEND = "redis://127.0.0.1:6379/13"
 HOUR = "2025-03-02-05:00"
-
-
-def sql(query: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(database_url().libpq)
-    with connection, connection.cursor() as cursor:
-        cursor.execute(query)
-    connection.close()
 
 
 def execute(env: dict[str, str], job: str, partition: str) -> float:

@@ -32,11 +32,11 @@ os.environ["CRYPTIFY_SOURCE"] = "sample"
 os.environ["CRYPTIFY_AUTOMATION"] = "off"  # only the forecast sensor is started, below
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import report  # noqa: E402
+import psycopg2  # noqa: E402
+from _common import report, sql  # noqa: E402
 from dagster import DagsterInstance, materialize  # noqa: E402
 
 from cryptify_pipeline.assets import features, market, models  # noqa: E402
-from cryptify_pipeline.database import database_url  # noqa: E402
 from cryptify_pipeline.resources import build_resources  # noqa: E402
 from cryptify_pipeline_tests.live_deployment import live_deployment  # noqa: E402
 
@@ -49,18 +49,6 @@ BACKFILL_DAYS = 90
 BACKFILL_FIRST = START + timedelta(days=20)  # leaves the features their 320-hour lookback
 BACKFILL_LAST = BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS) - HOUR
 CHEAP_MODELS = {"models": ["zero_return", "drift", "linear", "ridge"], "training_days": 14}
-
-
-def sql(query: str, params: tuple = ()) -> list[tuple]:
-    import psycopg2
-
-    connection = psycopg2.connect(database_url().libpq)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        connection.close()
 
 
 def prepare(instance: DagsterInstance) -> None:
@@ -111,7 +99,7 @@ def wait_for_predictions(hours: list[datetime], timeout: float = 600) -> float:
 def _no_predictions(hour: datetime) -> bool:
     try:
         return predictions_at(hour) == 0
-    except Exception:  # the predictions table does not exist yet
+    except psycopg2.errors.UndefinedTable:  # no forecast has been written yet
         return True
 
 

@@ -15,16 +15,12 @@ from dagster import (
     MetadataValue,
     asset_check,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
 from cryptify_pipeline.assets.market import candles
 from cryptify_pipeline.io.candles import HOUR, describe_missing, missing_candles
 from cryptify_pipeline.partitions import hourly_partitions
 from cryptify_pipeline.resources import MarketData, PostgresDatabase
+from cryptify_pipeline.run_tags import run_partition_range
 from cryptify_pipeline.settings import get_settings
 
 FRESHNESS_GRACE = timedelta(minutes=15)
@@ -43,11 +39,10 @@ def recent_window(now: datetime, days: int) -> tuple[datetime, datetime]:
 
 def run_window(context: AssetCheckExecutionContext) -> tuple[datetime, datetime] | None:
     """The hours the current run materialised, from its partition tags."""
-    tags = context.run.tags
-    first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get(PARTITION_NAME_TAG)
-    last = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get(PARTITION_NAME_TAG)
-    if not first or not last:
+    covered = run_partition_range(context.run.tags)
+    if covered is None:
         return None
+    first, last = covered
     return (
         hourly_partitions.time_window_for_partition_key(first).start,
         hourly_partitions.time_window_for_partition_key(last).end,

@@ -27,11 +27,14 @@ MAX_RUNTIME_SECONDS = {
 }
 
 
+EXECUTOR = job_executor(get_settings())
+
+
 def _job(name: str, assets: list[str], description: str) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         name,
         selection=AssetSelection.assets(*assets),
-        executor_def=job_executor(get_settings()),
+        executor_def=EXECUTOR,
         tags={JOB_TAG: name, MAX_RUNTIME_SECONDS_TAG: str(MAX_RUNTIME_SECONDS[name])},
         description=description,
     )

@@ -15,6 +15,10 @@ from cryptify_pipeline.settings import get_settings
 
 _start = get_settings().start
 
+# the partition keys' formats (Dagster's defaults for hourly and daily partitions)
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+DAY_KEY_FORMAT = "%Y-%m-%d"
+
 hourly_partitions = HourlyPartitionsDefinition(start_date=_start, timezone="UTC")
 daily_partitions = DailyPartitionsDefinition(start_date=_start.replace(hour=0), timezone="UTC")
 

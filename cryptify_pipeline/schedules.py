@@ -16,13 +16,12 @@ from dagster import (
 )
 
 from cryptify_pipeline.jobs import collect_job, evaluate_job, train_job
-from cryptify_pipeline.partitions import daily_partitions
+from cryptify_pipeline.partitions import DAY_KEY_FORMAT, daily_partitions
 from cryptify_pipeline.settings import get_settings
 
 DEFAULT_STATUS = (
     DefaultScheduleStatus.RUNNING if get_settings().automation else DefaultScheduleStatus.STOPPED
 )
-DAY_FORMAT = "%Y-%m-%d"
 
 # At HH:02 the newest partition is the hour that closed at HH:00.
 collect_schedule = build_schedule_from_partitioned_job(
@@ -47,7 +46,7 @@ train_schedule = build_schedule_from_partitioned_job(
 def day_to_evaluate(tick: datetime) -> str:
     """The day whose forecasts can be scored at ``tick``: its 24h forecasts end with the next
     day, whose last candle is collected at 00:02 the day after that."""
-    return (tick.date() - timedelta(days=2)).strftime(DAY_FORMAT)
+    return (tick.date() - timedelta(days=2)).strftime(DAY_KEY_FORMAT)
 
 
 @schedule(
@@ -59,7 +58,7 @@ def day_to_evaluate(tick: datetime) -> str:
 )
 def evaluate_schedule(context: ScheduleEvaluationContext):
     day = day_to_evaluate(context.scheduled_execution_time)
-    if day < daily_partitions.start.strftime(DAY_FORMAT):
+    if day < daily_partitions.start.strftime(DAY_KEY_FORMAT):
         return SkipReason(f"{day} is before the first partition")
     return RunRequest(run_key=f"evaluate:{day}", partition_key=day)
 

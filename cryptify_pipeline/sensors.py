@@ -22,19 +22,17 @@ from dagster import (
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
 )
 
 from cryptify_pipeline.io import pg_tables
 from cryptify_pipeline.io.candles import HOUR
 from cryptify_pipeline.io.run_failures import RunFailure, record_run_failure
 from cryptify_pipeline.jobs import collect_job, predict_job
-from cryptify_pipeline.partitions import hourly_partitions
+from cryptify_pipeline.partitions import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, hourly_partitions
 from cryptify_pipeline.resources import FailureAlerts, PostgresDatabase
+from cryptify_pipeline.run_tags import describe_partitions, run_partition_range
 from cryptify_pipeline.settings import get_settings
 
-KEY_FORMAT = "%Y-%m-%d-%H:%M"
-DAY_FORMAT = "%Y-%m-%d"
 DEFAULT_STATUS = (
     DefaultSensorStatus.RUNNING if get_settings().automation else DefaultSensorStatus.STOPPED
 )
@@ -56,7 +54,7 @@ def hour_ranges(
             else:
                 ranges.append([hour, hour])
         hour += HOUR
-    return [(a.strftime(KEY_FORMAT), b.strftime(KEY_FORMAT)) for a, b in ranges]
+    return [(a.strftime(HOUR_KEY_FORMAT), b.strftime(HOUR_KEY_FORMAT)) for a, b in ranges]
 
 
 def gap_ranges(
@@ -67,7 +65,7 @@ def gap_ranges(
     newest = (now - SCHEDULE_GRACE).replace(minute=0, second=0, microsecond=0) - HOUR
     oldest = max(newest - timedelta(days=days) + HOUR, first_hour)
     done = set(materialized)
-    return hour_ranges(oldest, newest, lambda hour: hour.strftime(KEY_FORMAT) not in done)
+    return hour_ranges(oldest, newest, lambda hour: hour.strftime(HOUR_KEY_FORMAT) not in done)
 
 
 @sensor(
@@ -99,24 +97,15 @@ def candle_gap_repair(context: SensorEvaluationContext):
     ]
 
 
-def run_partition_range(tags: dict[str, str]) -> tuple[str, str] | None:
-    """The (first, last) partition key a run covered, from its tags; None if unpartitioned."""
-    if PARTITION_NAME_TAG in tags:
-        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
-    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
-        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
-    return None
-
-
 def forecastable_ranges(
     first: str, last: str, modelled_days: Iterable[str]
 ) -> list[tuple[str, str]]:
     """Runs of hours in [first, last] whose previous day has models, as (first, last) keys."""
     days = set(modelled_days)
     return hour_ranges(
-        datetime.strptime(first, KEY_FORMAT),
-        datetime.strptime(last, KEY_FORMAT),
-        lambda hour: (hour - timedelta(days=1)).strftime(DAY_FORMAT) in days,
+        datetime.strptime(first, HOUR_KEY_FORMAT),
+        datetime.strptime(last, HOUR_KEY_FORMAT),
+        lambda hour: (hour - timedelta(days=1)).strftime(DAY_KEY_FORMAT) in days,
     )
 
 
@@ -165,13 +154,12 @@ def describe_failure(context: RunFailureSensorContext) -> RunFailure:
         for step in steps
         if step.event_specific_data is not None and step.event_specific_data.error is not None
     ]
-    covered = run_partition_range(run.tags)
     record = context.instance.get_run_record_by_id(run.run_id)
     ended = record.end_time if record is not None and record.end_time else None
     return RunFailure(
         run_id=run.run_id,
         job_name=run.job_name,
-        partitions=None if covered is None else "...".join(dict.fromkeys(covered)),
+        partitions=describe_partitions(run.tags),
         failed_steps=tuple(step.step_key for step in steps if step.step_key),
         message=errors[0] if errors else (context.failure_event.message or "run failed"),
         failed_at=datetime.fromtimestamp(ended, UTC) if ended else datetime.now(UTC),

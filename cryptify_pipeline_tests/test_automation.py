@@ -20,9 +20,9 @@ from dagster import (
 from cryptify_pipeline.assets.market import candles
 from cryptify_pipeline.definitions import defs
 from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from cryptify_pipeline.partitions import HOUR_KEY_FORMAT
 from cryptify_pipeline.resources import MarketData
 from cryptify_pipeline.sensors import (
-    KEY_FORMAT,
     automation_conditions,
     candle_gap_repair,
     gap_ranges,
@@ -34,7 +34,7 @@ FIRST_HOUR = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def key(moment: datetime) -> str:
-    return moment.strftime(KEY_FORMAT)
+    return moment.strftime(HOUR_KEY_FORMAT)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 
 from cryptify_pipeline.operator.client import (
     DEFAULT_HOST,
@@ -179,7 +180,7 @@ def _run_view(run: Run) -> dict[str, Any]:
         "partition": run.partition,
         "started": _time(run.start_time),
         "ended": _time(run.end_time),
-        "max_runtime_seconds": run.tags.get("dagster/max_runtime"),
+        "max_runtime_seconds": run.tags.get(MAX_RUNTIME_SECONDS_TAG),
     }
 
 

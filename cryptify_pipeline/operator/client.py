@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG, PARTITION_NAME_TAG
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+from cryptify_pipeline.run_tags import describe_partitions
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 3000
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-MAX_RUNTIME_TAG = "dagster/max_runtime"
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 
@@ -124,8 +123,8 @@ class CryptifyClient:
                 {
                     "name": job["name"],
                     "description": job["description"] or "",
-                    "max_runtime_seconds": int(tags[MAX_RUNTIME_TAG])
-                    if MAX_RUNTIME_TAG in tags
+                    "max_runtime_seconds": int(tags[MAX_RUNTIME_SECONDS_TAG])
+                    if MAX_RUNTIME_SECONDS_TAG in tags
                     else None,
                     "schedules": [
                         f"{s['name']} ({s['cronSchedule']} UTC, {s['scheduleState']['status']})"
@@ -154,9 +153,9 @@ class CryptifyClient:
         """Queue a run of ``job``; returns its run id. Invalid config is refused here."""
         run_tags = dict(tags or {})
         if partition is not None:
-            run_tags[PARTITION_TAG] = partition
+            run_tags[PARTITION_NAME_TAG] = partition
         if timeout_seconds is not None:
-            run_tags[MAX_RUNTIME_TAG] = str(timeout_seconds)
+            run_tags[MAX_RUNTIME_SECONDS_TAG] = str(timeout_seconds)
         location, repository = self.repository()
         try:
             return self.dagster.submit_job_execution(
@@ -173,7 +172,8 @@ class CryptifyClient:
         """Backfill partitions ``first``..``last`` of assets, or of every asset of jobs; returns
         the backfill id. Assets with a single-run policy get one run for the whole range."""
         names = [targets] if isinstance(targets, str) else list(targets)
-        nodes = [node for name in names for node in self._asset_nodes(name)]
+        jobs = {job["name"] for job in self.jobs()}
+        nodes = [node for name in names for node in self._asset_nodes(name, jobs)]
         target = " ".join(names)
         partitions_by_assets = [
             {
@@ -218,10 +218,9 @@ class CryptifyClient:
             raise ClientError(data.get("message", data["__typename"]))
         return data["status"]
 
-    def _asset_nodes(self, target: str) -> list[dict[str, Any]]:
+    def _asset_nodes(self, target: str, jobs: set[str]) -> list[dict[str, Any]]:
         location, repository = self.repository()
         fields = "assetKey { path } isPartitioned"
-        jobs = {job["name"] for job in self.jobs()}
         if target in jobs:
             return self.query(
                 f"""query Nodes($job: PipelineSelector!) {{
@@ -355,14 +354,11 @@ class CryptifyClient:
 
 def _run(data: Mapping[str, Any]) -> Run:
     tags = {tag["key"]: tag["value"] for tag in data["tags"]}
-    partition = tags.get(PARTITION_TAG)
-    if partition is None and RANGE_START_TAG in tags:
-        partition = f"{tags[RANGE_START_TAG]}...{tags.get(RANGE_END_TAG, '')}"
     return Run(
         run_id=data["runId"],
         job_name=data["jobName"],
         status=data["status"],
-        partition=partition,
+        partition=describe_partitions(tags),
         tags=tags,
         start_time=data.get("startTime"),
         end_time=data.get("endTime"),
