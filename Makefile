@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint bench db-stop clean
+.PHONY: install dev test test-quick lint bench db-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,19 +22,23 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
+# the everyday run: no statistical tests, no servers started
+test-quick: $(STAMP)
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow and not live"
+
 lint: $(STAMP)
 	$(BIN)/ruff check cryptify_pipeline cryptify_pipeline_tests benchmarks
 	$(BIN)/ruff format --check cryptify_pipeline cryptify_pipeline_tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/io_manager.py
-	$(BIN)/python benchmarks/candles.py
-	$(BIN)/python benchmarks/forecasting.py
-	$(BIN)/python benchmarks/operations.py
-	$(BIN)/python benchmarks/executors.py
+	$(BIN)/python -m benchmarks.io_manager
+	$(BIN)/python -m benchmarks.candles
+	$(BIN)/python -m benchmarks.forecasting
+	$(BIN)/python -m benchmarks.operations
+	$(BIN)/python -m benchmarks.executors
 
 db-stop: $(STAMP)
-	$(BIN)/python -c "from cryptify_pipeline.io.embedded_postgres import stop_embedded_server; \
+	$(BIN)/python -c "from cryptify_pipeline.storage.embedded import stop_embedded_server; \
 	from cryptify_pipeline.settings import get_settings; \
 	print('stopped' if stop_embedded_server(get_settings().database.embedded_dir) else 'not running')"
 

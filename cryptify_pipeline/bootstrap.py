@@ -19,32 +19,25 @@ from datetime import UTC, datetime, timedelta
 from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from cryptify_pipeline.definitions import defs
-from cryptify_pipeline.partitions import daily_partitions, hourly_partitions
-from cryptify_pipeline.resources import build_resources
+from cryptify_pipeline.automation.run_tags import TRIGGER_TAG, range_tags
+from cryptify_pipeline.hours import DAY, HOUR, consecutive_runs, last_closed_hour
+from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.settings import get_settings, project_root
 
 log = logging.getLogger("cryptify.bootstrap")
 
 
-def missing_ranges(wanted: Iterable[str], done: set[str]) -> list[tuple[str, str]]:
-    """Contiguous runs of ``wanted`` keys (in order) that are not in ``done``."""
-    ranges: list[list[str]] = []
-    previous_missing = False
-    for key in wanted:
-        if key in done:
-            previous_missing = False
-        elif previous_missing:
-            ranges[-1][1] = key
-        else:
-            ranges.append([key, key])
-            previous_missing = True
-    return [(first, last) for first, last in ranges]
+def missing_ranges(
+    wanted: Iterable[datetime], done: set[str], key_format: str, step: timedelta
+) -> list[tuple[str, str]]:
+    """Runs of the partitions starting at ``wanted`` (ascending, ``step`` apart) whose keys are
+    not in ``done``, as (first key, last key)."""
+    missing = (moment for moment in wanted if moment.strftime(key_format) not in done)
+    return [
+        (first.strftime(key_format), last.strftime(key_format))
+        for first, last in consecutive_runs(missing, step)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,35 +47,32 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    now = datetime.now(UTC)
-    last_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    # imported here: loading the code location reads the settings, which tests of this
+    # module's helpers need not have
+    from cryptify_pipeline.definitions import defs
+
+    settings = get_settings()
+    partitions = Partitions.starting(settings.start)
+    last_hour = last_closed_hour(datetime.now(UTC))
     today = last_hour.replace(hour=0)
-    first_hour = max(last_hour - timedelta(days=args.history_days), get_settings().start)
+    first_hour = max(last_hour - timedelta(days=args.history_days), settings.start)
     first_model_day = today - timedelta(days=args.forecast_days)
-    hours = _keys(hourly_partitions, first_hour, last_hour + timedelta(hours=1))
+    hourly, daily = partitions.hourly, partitions.daily
     stages = [
-        (["candles", "features"], hours),
-        (["models"], _keys(daily_partitions, first_model_day, today)),
-        (
-            ["predictions"],
-            _keys(
-                hourly_partitions,
-                first_model_day + timedelta(days=1),
-                last_hour + timedelta(hours=1),
-            ),
-        ),  # fmt: skip
+        (["candles", "features"], hourly, first_hour, last_hour + HOUR),
+        (["models"], daily, first_model_day, today),
+        (["predictions"], hourly, first_model_day + DAY, last_hour + HOUR),
         # a day's forecasts are scored once the next day has closed
-        (
-            ["forecast_metrics"],
-            _keys(daily_partitions, first_model_day + timedelta(days=1), today - timedelta(days=1)),
-        ),  # fmt: skip
+        (["forecast_metrics"], daily, first_model_day + DAY, today - DAY),
     ]
     assets = list(defs.assets or [])
-    resources = build_resources()
+    resources = defs.resources
     with _instance() as instance:
-        for selection, wanted in stages:
+        for selection, partitions_def, start, end in stages:
             done = instance.get_materialized_partitions(AssetKey(selection[-1]))
-            for first, last in missing_ranges(wanted, done):
+            wanted = _starts(partitions_def, start, end)
+            step = HOUR if partitions_def is hourly else DAY
+            for first, last in missing_ranges(wanted, done, partitions_def.fmt, step):
                 _run(instance, assets, resources, selection, first, last)
         if instance.get_materialized_partitions(AssetKey("forecast_metrics")):
             _run(instance, assets, resources, ["leaderboard"], None, None)
@@ -103,25 +93,20 @@ def _instance() -> DagsterInstance:
     )
 
 
-def _keys(partitions, start: datetime, end: datetime) -> list[str]:
-    """Keys of the partitions that start in [start, end)."""
-    return (
-        list(partitions.get_partition_keys_in_time_window(TimeWindow(start, end)))
-        if start < end
-        else []
-    )
+def _starts(partitions_def, start: datetime, end: datetime) -> list[datetime]:
+    """Start times of the partitions that start in [start, end)."""
+    if start >= end:
+        return []
+    keys = partitions_def.get_partition_keys_in_time_window(TimeWindow(start, end))
+    return [datetime.strptime(key, partitions_def.fmt).replace(tzinfo=UTC) for key in keys]
 
 
 def _run(instance, assets, resources, selection, first, last) -> None:
     started = time.perf_counter()
-    tags = (
-        {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-        if first
-        else {}
-    )
+    tags = range_tags(first, last) if first else {}
     result = materialize(
         assets, selection=selection, instance=instance, resources=resources,
-        tags={**tags, "cryptify/trigger": "bootstrap"}, raise_on_error=False,
+        tags={**tags, TRIGGER_TAG: "bootstrap"}, raise_on_error=False,
     )  # fmt: skip
     span = f" {first} .. {last}" if first else ""
     status = "done" if result.success else "FAILED (see the run in the UI)"

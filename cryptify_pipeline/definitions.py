@@ -1,24 +1,43 @@
-"""The code location: every asset, check, job, schedule, sensor and resource of the pipeline."""
+"""The code location: every asset, check, job, schedule, sensor and resource of the pipeline,
+built from the settings once, when Dagster loads ``defs``."""
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from collections.abc import Mapping
 
-from cryptify_pipeline import checks
-from cryptify_pipeline.assets import evaluation, features, market, models, predictions
-from cryptify_pipeline.jobs import ALL_JOBS
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions
+
+from cryptify_pipeline.assets import build_asset_checks, build_assets
+from cryptify_pipeline.automation.executors import job_executor
+from cryptify_pipeline.automation.jobs import build_jobs
+from cryptify_pipeline.automation.schedules import build_schedules
+from cryptify_pipeline.automation.sensors import build_sensors
+from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import build_resources
-from cryptify_pipeline.schedules import ALL_SCHEDULES
-from cryptify_pipeline.sensors import (
-    automation_conditions,
-    candle_gap_repair,
-    forecast_after_collect,
-    record_run_failures,
-)
+from cryptify_pipeline.settings import Settings, get_settings
 
-defs = Definitions(
-    assets=load_assets_from_modules([market, features, models, predictions, evaluation]),
-    asset_checks=load_asset_checks_from_modules([checks]),
-    jobs=ALL_JOBS,
-    schedules=ALL_SCHEDULES,
-    sensors=[forecast_after_collect, candle_gap_repair, record_run_failures, automation_conditions],
-    resources=build_resources(),
-)
+
+def default_statuses(automation: bool) -> tuple[DefaultScheduleStatus, DefaultSensorStatus]:
+    """Every schedule and sensor runs by default (also in ``dagster dev``);
+    ``CRYPTIFY_AUTOMATION=off`` creates them all stopped."""
+    if automation:
+        return DefaultScheduleStatus.RUNNING, DefaultSensorStatus.RUNNING
+    return DefaultScheduleStatus.STOPPED, DefaultSensorStatus.STOPPED
+
+
+def build_definitions(
+    settings: Settings, resources: Mapping[str, object] | None = None
+) -> Definitions:
+    """Everything, from ``settings``; ``resources`` replace ``build_resources(settings)``."""
+    partitions = Partitions.starting(settings.start)
+    jobs = build_jobs(job_executor(settings))
+    schedule_status, sensor_status = default_statuses(settings.automation)
+    return Definitions(
+        assets=build_assets(partitions),
+        asset_checks=build_asset_checks(partitions),
+        jobs=jobs.all,
+        schedules=build_schedules(jobs, partitions, schedule_status),
+        sensors=build_sensors(jobs, partitions, sensor_status),
+        resources=build_resources(settings) if resources is None else resources,
+    )
+
+
+defs = build_definitions(get_settings())

@@ -2,7 +2,14 @@
 
 A partition exists once its hour (or day) has closed. Mapping offsets count in *downstream*
 partitions: from hourly predictions to daily models, -24 reaches the previous day.
+The partitions start at ``CRYPTIFY_START``, so they are built from the settings with the rest
+of the definitions (``definitions.build_definitions``); the mappings do not depend on it.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from dagster import (
     DailyPartitionsDefinition,
@@ -11,18 +18,35 @@ from dagster import (
 )
 
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS
-from cryptify_pipeline.settings import get_settings
-
-_start = get_settings().start
-
-# the partition keys' formats (Dagster's defaults for hourly and daily partitions)
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
-DAY_KEY_FORMAT = "%Y-%m-%d"
-
-hourly_partitions = HourlyPartitionsDefinition(start_date=_start, timezone="UTC")
-daily_partitions = DailyPartitionsDefinition(start_date=_start.replace(hour=0), timezone="UTC")
 
 MAX_TRAINING_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """The hourly and daily partitions of one deployment, both starting at its start hour."""
+
+    hourly: HourlyPartitionsDefinition
+    daily: DailyPartitionsDefinition
+
+    @classmethod
+    def starting(cls, start: datetime) -> Partitions:
+        return cls(
+            hourly=HourlyPartitionsDefinition(start_date=start, timezone="UTC"),
+            daily=DailyPartitionsDefinition(start_date=start.replace(hour=0), timezone="UTC"),
+        )
+
+    @property
+    def first_hour(self) -> datetime:
+        return self.hourly.start
+
+    def hour_window(self, first: str, last: str) -> tuple[datetime, datetime]:
+        """[start of ``first``, end of ``last``) for hourly keys."""
+        return (
+            self.hourly.time_window_for_partition_key(first).start,
+            self.hourly.time_window_for_partition_key(last).end,
+        )
+
 
 # features at hour t read the candles of the LOOKBACK_HOURS hours ending with t
 features_lookback = TimeWindowPartitionMapping(start_offset=-(LOOKBACK_HOURS - 1))

@@ -1,70 +1,41 @@
-"""Resources. Every environment reads its database and market source from the settings, so
-the same definitions serve a laptop (embedded Postgres, sample market) and production."""
+"""Resources: how runtime code (steps, checks, sensors) gets its settings.
+
+``build_resources`` turns the settings into resources once, when the definitions load, so the
+same definitions serve a laptop (embedded Postgres, sample market) and production. URLs that
+may hold secrets are passed as ``EnvVar``s: the UI shows the variable's name, not its value.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
-import pandas as pd
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from cryptify_pipeline.database import database_url
-from cryptify_pipeline.io import pg_tables
-from cryptify_pipeline.io.database_url import DatabaseUrl
-from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
-from cryptify_pipeline.io.run_failures import RunFailure, post_alert
-from cryptify_pipeline.io.sources import CandleSource, source_for
-from cryptify_pipeline.settings import get_settings
+from cryptify_pipeline.automation.failures import RunFailure, post_alert
+from cryptify_pipeline.market.sources import CandleSource, source_for
+from cryptify_pipeline.settings import DEFAULT_GAP_REPAIR_DAYS, DEFAULT_PRICE_JUMP_BOUND, Settings
+from cryptify_pipeline.storage.database import PostgresDatabase
+from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
+
+__all__ = ["FailureAlerts", "MarketData", "PostgresDatabase", "build_resources"]
 
 
 class MarketData(ConfigurableResource):
-    """Where candles come from, and for which symbols."""
+    """Where candles come from, for which symbols, and how far back they are checked."""
 
     source: str = Field(description="sample, file:<dir or glob>, or a ccxt exchange id")
     symbols: list[str] = Field(description="BASE/QUOTE pairs to collect")
     exchange_api_url: str | None = Field(
         default=None, description="Override of the exchange's REST base URL (proxies, tests)."
     )
+    gap_repair_days: int = Field(
+        default=DEFAULT_GAP_REPAIR_DAYS, description="Days gap repair and the checks look back."
+    )
+    price_jump_bound: float = Field(
+        default=DEFAULT_PRICE_JUMP_BOUND, description="|hourly log return| the jump check flags."
+    )
 
     def candle_source(self) -> CandleSource:
         return source_for(self.source, self.exchange_api_url)
-
-
-class PostgresDatabase(ConfigurableResource):
-    """Read access to asset tables for checks and sensors; writes go through the IO manager."""
-
-    database_url: str | None = Field(default=None, description="Default: the project database.")
-    schema_: str | None = Field(default=None, alias="schema", description="Default: settings.")
-
-    @property
-    def schema_name(self) -> str:
-        return self.schema_ or get_settings().schema
-
-    def url(self) -> DatabaseUrl:
-        return DatabaseUrl.parse(self.database_url) if self.database_url else database_url()
-
-    def read_time_range(
-        self, table: str, start: datetime, end: datetime, columns: Sequence[str] | None = None
-    ) -> pd.DataFrame:
-        """Rows of ``table`` with ``ts`` in [start, end), in one query."""
-        with pg_tables.transaction(self.url()) as connection:
-            return pg_tables.read_frame(
-                connection,
-                self.schema_name,
-                table,
-                columns,
-                [pg_tables.TimeRange("ts", start, end)],
-            )
-
-    def latest_ts(self, table: str) -> datetime | None:
-        with pg_tables.transaction(self.url()) as connection, connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT max(ts) FROM {pg_tables.qualified_name(self.schema_name, table)}"
-            )
-            (latest,) = cursor.fetchone()
-        return latest
 
 
 class FailureAlerts(ConfigurableResource):
@@ -82,15 +53,23 @@ class FailureAlerts(ConfigurableResource):
         return True
 
 
-def build_resources(schema: str | None = None) -> dict[str, object]:
-    settings = get_settings()
+def _env_or_none(name: str, value: str | None) -> EnvVar | None:
+    return EnvVar(name) if value is not None else None
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    database = PostgresDatabase.from_settings(settings.database, settings.schema)
     return {
-        "io_manager": PostgresPandasIOManager(schema=schema),
-        "database": PostgresDatabase(schema=schema),
-        "alerts": FailureAlerts(webhook_url=settings.alert_webhook_url),
+        "io_manager": PostgresPandasIOManager(database=database),
+        "database": database,
+        "alerts": FailureAlerts(
+            webhook_url=_env_or_none("CRYPTIFY_ALERT_WEBHOOK_URL", settings.alert_webhook_url)
+        ),
         "market": MarketData(
             source=settings.source,
             symbols=list(settings.symbols),
-            exchange_api_url=settings.exchange_api_url,
+            exchange_api_url=_env_or_none("CRYPTIFY_EXCHANGE_API_URL", settings.exchange_api_url),
+            gap_repair_days=settings.gap_repair_days,
+            price_jump_bound=settings.price_jump_bound,
         ),
     }

@@ -1,0 +1,27 @@
+"""Thin Dagster glue, one module per stage: what depends on what. Each module builds its assets
+on the deployment's partitions (``build_assets``)."""
+
+from dagster import AssetChecksDefinition, AssetsDefinition
+
+from cryptify_pipeline.assets.candle_checks import candle_checks
+from cryptify_pipeline.assets.candles import candles_asset
+from cryptify_pipeline.assets.evaluation import evaluation_assets
+from cryptify_pipeline.assets.features import features_asset
+from cryptify_pipeline.assets.models import models_asset
+from cryptify_pipeline.assets.predictions import predictions_asset
+from cryptify_pipeline.partitions import Partitions
+
+
+def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
+    """Every asset, candles through leaderboard."""
+    return [
+        candles_asset(partitions),
+        features_asset(partitions),
+        models_asset(partitions),
+        predictions_asset(partitions),
+        *evaluation_assets(partitions),
+    ]
+
+
+def build_asset_checks(partitions: Partitions) -> list[AssetChecksDefinition]:
+    return [*candle_checks(partitions)]

@@ -6,6 +6,7 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    AssetsDefinition,
     AutomationCondition,
     Config,
     Failure,
@@ -15,13 +16,12 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
-from cryptify_pipeline.ml.forecasting import leaderboard as rank_models
-from cryptify_pipeline.ml.forecasting import score_day
+from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
+from cryptify_pipeline.ml.scoring import rank_models, score_day
 from cryptify_pipeline.ml.targets import HORIZONS
-from cryptify_pipeline.partitions import daily_partitions, realised_next_day
+from cryptify_pipeline.partitions import Partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
-from cryptify_pipeline.run_config import config_of, constrained_config
 
 
 class LeaderboardConfig(Config):
@@ -43,94 +43,98 @@ class LeaderboardConfig(Config):
         return horizon
 
 
-@asset(
-    partitions_def=daily_partitions,
-    pool="forecast_metrics",
-    ins={"predictions": AssetIn(), "candles": AssetIn(partition_mapping=realised_next_day)},
-    metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
-    group_name="evaluation",
-    kinds={"postgres"},
-    description=(
-        "Forecasts made on day D scored against the candles they forecast (through D+1), per "
-        "symbol, model and horizon, every model on the same rows, with the baselines' figures."
-    ),
-)
-def forecast_metrics(
-    context: AssetExecutionContext, predictions: pd.DataFrame, candles: pd.DataFrame
-) -> Output[pd.DataFrame]:
-    window = context.partition_time_window
-    scorable_at = window.end + timedelta(days=1)
-    if datetime.now(UTC) < scorable_at:
-        raise Failure(
-            f"forecasts up to {window.end:%Y-%m-%d %H:%M} can be scored once the next day has "
-            f"closed, at {scorable_at:%Y-%m-%d %H:%M} UTC",
-            allow_retries=False,
+def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
+    """``forecast_metrics`` on ``partitions``' days, and the ``leaderboard`` over all of them."""
+
+    @asset(
+        partitions_def=partitions.daily,
+        pool="forecast_metrics",
+        ins={"predictions": AssetIn(), "candles": AssetIn(partition_mapping=realised_next_day)},
+        metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+        group_name="evaluation",
+        kinds={"postgres"},
+        description=(
+            "Forecasts made on day D scored against the candles they forecast (through D+1), per "
+            "symbol, model and horizon, every model on the same rows, with the baselines' figures."
+        ),
+    )
+    def forecast_metrics(
+        context: AssetExecutionContext, predictions: pd.DataFrame, candles: pd.DataFrame
+    ) -> Output[pd.DataFrame]:
+        window = context.partition_time_window
+        scorable_at = window.end + timedelta(days=1)
+        if datetime.now(UTC) < scorable_at:
+            raise Failure(
+                f"forecasts up to {window.end:%Y-%m-%d %H:%M} can be scored once the next day has "
+                f"closed, at {scorable_at:%Y-%m-%d %H:%M} UTC",
+                allow_retries=False,
+            )
+        days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
+        frame = pd.concat(
+            [score_day(predictions, candles, day.to_pydatetime()) for day in days],
+            ignore_index=True,
         )
-    days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
-    frame = pd.concat(
-        [score_day(predictions, candles, day.to_pydatetime()) for day in days], ignore_index=True
-    )
-    if frame.empty:
-        raise Failure(f"no forecasts to score in {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}")
-    frame["day"] = pd.to_datetime(frame["day"], utc=True).astype("datetime64[us, UTC]")
-    frame[["symbol", "model"]] = frame[["symbol", "model"]].astype("str")
-    return Output(
-        frame,
-        metadata={
-            "scored_forecasts": int(frame["n"].sum()),
-            "by_model": MetadataValue.md(
-                frame.groupby(["model", "horizon_h"])[
-                    ["rmse", "r2_vs_zero", "directional_accuracy", "coverage"]
-                ]
-                .mean()
-                .reset_index()
-                .to_markdown(index=False, floatfmt=".4g")
-            ),  # fmt: skip
-        },
-    )
+        if frame.empty:
+            raise Failure(
+                f"no forecasts to score in {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}"
+            )
+        return Output(
+            frame,
+            metadata={
+                "scored_forecasts": int(frame["n"].sum()),
+                "by_model": MetadataValue.md(
+                    frame.groupby(["model", "horizon_h"])[
+                        ["rmse", "r2_vs_zero", "directional_accuracy", "coverage"]
+                    ]
+                    .mean()
+                    .reset_index()
+                    .to_markdown(index=False, floatfmt=".4g")
+                ),  # fmt: skip
+            },
+        )
 
+    @asset(
+        ins={"forecast_metrics": AssetIn()},
+        config_schema=constrained_config(LeaderboardConfig),
+        pool="leaderboard",
+        # not eager(): that waits until no upstream partition is missing, and old unscored days
+        # always are; the leaderboard is a summary, so any new score is reason to refresh it,
+        # unless evaluate_job already refreshed it with those scores
+        automation_condition=(
+            AutomationCondition.any_deps_updated()
+            & ~AutomationCondition.newly_updated()
+            & ~AutomationCondition.in_progress()
+        ).with_label("refresh after new scores"),
+        group_name="evaluation",
+        kinds={"postgres"},
+        description=(
+            "Per symbol and horizon, every model over the recent days (30 by default) and all "
+            "time, ranked by RMSE, with skill against the zero-return forecast; and a plot of the "
+            "last week's forecasts of the best model."
+        ),
+    )
+    def leaderboard(
+        context: AssetExecutionContext, database: PostgresDatabase, forecast_metrics: pd.DataFrame
+    ) -> Output[pd.DataFrame]:
+        config = config_of(context, LeaderboardConfig)
+        board = rank_models(forecast_metrics, last_days=config.recent_days)
+        recent = f"{config.recent_days}d"
+        metadata: dict[str, object] = {
+            f"leaderboard ({recent})": MetadataValue.md(
+                board[board["window"] == recent].to_markdown(index=False, floatfmt=".4g")
+            ),
+            "how to read": MetadataValue.md(
+                "RMSE of log-return forecasts; `skill_vs_zero` > 0 means better than saying the "
+                "price stays where it is. At these horizons a realistic model has R2 near zero and "
+                "50-55% directional accuracy: far above that is a bug until proven otherwise."
+            ),
+        }
+        plot = _recent_forecast_plot(database, board, config)
+        if plot:
+            metadata[f"last {config.plot_lookback_hours} hours"] = MetadataValue.md(plot)
+        return Output(board, metadata=metadata)
 
-@asset(
-    ins={"forecast_metrics": AssetIn()},
-    config_schema=constrained_config(LeaderboardConfig),
-    pool="leaderboard",
-    # not eager(): that waits until no upstream partition is missing, and old unscored days
-    # always are; the leaderboard is a summary, so any new score is reason to refresh it,
-    # unless evaluate_job already refreshed it with those scores
-    automation_condition=(
-        AutomationCondition.any_deps_updated()
-        & ~AutomationCondition.newly_updated()
-        & ~AutomationCondition.in_progress()
-    ).with_label("refresh after new scores"),
-    group_name="evaluation",
-    kinds={"postgres"},
-    description=(
-        "Per symbol and horizon, every model over the recent days (30 by default) and all time, "
-        "ranked by RMSE, with skill against the zero-return forecast; and a plot of the last "
-        "week's forecasts of the best model."
-    ),
-)
-def leaderboard(
-    context: AssetExecutionContext, database: PostgresDatabase, forecast_metrics: pd.DataFrame
-) -> Output[pd.DataFrame]:
-    config = config_of(context, LeaderboardConfig)
-    board = rank_models(forecast_metrics, last_days=config.recent_days)
-    board[["symbol", "model", "window"]] = board[["symbol", "model", "window"]].astype("str")
-    recent = f"{config.recent_days}d"
-    metadata: dict[str, object] = {
-        f"leaderboard ({recent})": MetadataValue.md(
-            board[board["window"] == recent].to_markdown(index=False, floatfmt=".4g")
-        ),
-        "how to read": MetadataValue.md(
-            "RMSE of log-return forecasts; `skill_vs_zero` > 0 means better than saying the "
-            "price stays where it is. At these horizons a realistic model has R2 near zero and "
-            "50-55% directional accuracy: far above that is a bug until proven otherwise."
-        ),
-    }
-    plot = _recent_forecast_plot(database, board, config)
-    if plot:
-        metadata[f"last {config.plot_lookback_hours} hours"] = MetadataValue.md(plot)
-    return Output(board, metadata=metadata)
+    return [forecast_metrics, leaderboard]
 
 
 def _recent_forecast_plot(

@@ -3,14 +3,23 @@
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, Config, Failure, MetadataValue, Output, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    Config,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
 from pydantic import Field, field_validator
 
+from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import NotEnoughData, train_all
-from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, daily_partitions, training_window
-from cryptify_pipeline.run_config import config_of, constrained_config
+from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
 
 
 class TrainConfig(Config):
@@ -45,51 +54,56 @@ class TrainConfig(Config):
         return models
 
 
-@asset(
-    partitions_def=daily_partitions,
-    config_schema=constrained_config(TrainConfig),
-    pool="models",
-    ins={"features": AssetIn(partition_mapping=training_window)},
-    metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
-    group_name="forecasting",
-    kinds={"scikitlearn", "postgres"},
-    description=(
-        "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
-        "target was known by the end of D, with its sha256, versions, training window, "
-        "validation figures and interval quantiles."
-    ),
-)
-def models(context: AssetExecutionContext, features: pd.DataFrame) -> Output[pd.DataFrame]:
-    config = config_of(context, TrainConfig)
-    window = context.partition_time_window
-    rows = with_targets(features)
-    trained = []
-    day = window.start
-    while day < window.end:
-        cutoff = day + timedelta(days=1)
-        try:
-            records = train_all(rows, cutoff, config.horizons, config.models, config.training_days)
-        except NotEnoughData as error:
-            raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
-        records.insert(0, "day", pd.Timestamp(day).as_unit("us"))
-        trained.append(records)
-        context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
-        day = cutoff
-    frame = pd.concat(trained, ignore_index=True)
-    frame["trained_at"] = pd.Timestamp(datetime.now(UTC)).as_unit("us")
-    for column in ("cutoff", "fit_start", "fit_end", "validation_start", "validation_end"):
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
-    for column in ("symbol", "model", "sha256", "sklearn_version", "python_version"):
-        frame[column] = frame[column].astype("str")
-    summary = (
-        frame.groupby(["model", "horizon_h"])[["val_rmse", "val_r2_vs_zero"]].mean().reset_index()
+def models_asset(partitions: Partitions) -> AssetsDefinition:
+    """The ``models`` asset on ``partitions``' days."""
+
+    @asset(
+        partitions_def=partitions.daily,
+        config_schema=constrained_config(TrainConfig),
+        pool="models",
+        ins={"features": AssetIn(partition_mapping=training_window)},
+        metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+        group_name="forecasting",
+        kinds={"scikitlearn", "postgres"},
+        description=(
+            "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
+            "target was known by the end of D, with its sha256, versions, training window, "
+            "validation figures and interval quantiles."
+        ),
     )
-    return Output(
-        frame,
-        metadata={
-            "models": len(frame),
-            "validation (mean over symbols and days)": MetadataValue.md(
-                summary.to_markdown(index=False, floatfmt=".4g")
-            ),
-        },
-    )
+    def models(context: AssetExecutionContext, features: pd.DataFrame) -> Output[pd.DataFrame]:
+        config = config_of(context, TrainConfig)
+        window = context.partition_time_window
+        rows = with_targets(features)
+        trained = []
+        day = window.start
+        while day < window.end:
+            cutoff = day + timedelta(days=1)
+            try:
+                records = train_all(
+                    rows, cutoff, config.horizons, config.models, config.training_days
+                )
+            except NotEnoughData as error:
+                raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
+            records.insert(0, "day", day)
+            trained.append(records)
+            context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
+            day = cutoff
+        frame = pd.concat(trained, ignore_index=True)
+        frame["trained_at"] = datetime.now(UTC)
+        summary = (
+            frame.groupby(["model", "horizon_h"])[["val_rmse", "val_r2_vs_zero"]]
+            .mean()
+            .reset_index()
+        )
+        return Output(
+            frame,
+            metadata={
+                "models": len(frame),
+                "validation (mean over symbols and days)": MetadataValue.md(
+                    summary.to_markdown(index=False, floatfmt=".4g")
+                ),
+            },
+        )
+
+    return models

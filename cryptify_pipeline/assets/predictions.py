@@ -4,6 +4,7 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    AssetsDefinition,
     BackfillPolicy,
     Failure,
     MetadataValue,
@@ -13,48 +14,62 @@ from dagster import (
 
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
-from cryptify_pipeline.partitions import hourly_partitions, previous_day_model
+from cryptify_pipeline.partitions import Partitions, previous_day_model
 from cryptify_pipeline.resources import MarketData
 
 
-@asset(
-    partitions_def=hourly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool="predictions",
-    ins={"features": AssetIn(), "models": AssetIn(partition_mapping=previous_day_model)},
-    metadata={
-        "partition_expr": "ts",
-        "primary_key": ["symbol", "ts", "model", "horizon_h"],
-    },
-    group_name="forecasting",
-    kinds={"postgres"},
-    description=(
-        "Every model's forecast of the log return to ts + h, made at hour ts with the models "
-        "trained through the end of the previous day: price = close * exp(return), with the "
-        "90% interval from validation residuals. Kept forever, realised or not."
-    ),
-)
-def predictions(
-    context: AssetExecutionContext,
-    market: MarketData,
-    features: pd.DataFrame,
-    models: pd.DataFrame,
-) -> Output[pd.DataFrame]:
-    window = context.partition_time_window
-    try:
-        frame = forecast(features, models, market.symbols, window.start, window.end)
-    except (MissingInputs, ModelIntegrityError) as error:
-        raise Failure(str(error), allow_retries=False) from error
-    latest = frame[frame["ts"] == frame["ts"].max()]
-    return Output(
-        frame,
+def predictions_asset(partitions: Partitions) -> AssetsDefinition:
+    """The ``predictions`` asset on ``partitions``' hours."""
+
+    @asset(
+        partitions_def=partitions.hourly,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool="predictions",
+        ins={"features": AssetIn(), "models": AssetIn(partition_mapping=previous_day_model)},
         metadata={
-            "forecasts": len(frame),
-            "models_used": frame["model_sha256"].nunique(),
-            "latest": MetadataValue.md(
-                latest[
-                    ["ts", "symbol", "model", "horizon_h", "close", "pred_price", "lower", "upper"]
-                ].to_markdown(index=False, floatfmt=".6g")  # fmt: skip
-            ),
+            "partition_expr": "ts",
+            "primary_key": ["symbol", "ts", "model", "horizon_h"],
         },
+        group_name="forecasting",
+        kinds={"postgres"},
+        description=(
+            "Every model's forecast of the log return to ts + h, made at hour ts with the models "
+            "trained through the end of the previous day: price = close * exp(return), with the "
+            "90% interval from validation residuals. Kept forever, realised or not."
+        ),
     )
+    def predictions(
+        context: AssetExecutionContext,
+        market: MarketData,
+        features: pd.DataFrame,
+        models: pd.DataFrame,
+    ) -> Output[pd.DataFrame]:
+        window = context.partition_time_window
+        try:
+            frame = forecast(features, models, market.symbols, window.start, window.end)
+        except (MissingInputs, ModelIntegrityError) as error:
+            raise Failure(str(error), allow_retries=False) from error
+        latest = frame[frame["ts"] == frame["ts"].max()]
+        return Output(
+            frame,
+            metadata={
+                "forecasts": len(frame),
+                "models_used": frame["model_sha256"].nunique(),
+                "latest": MetadataValue.md(
+                    latest[
+                        [
+                            "ts",
+                            "symbol",
+                            "model",
+                            "horizon_h",
+                            "close",
+                            "pred_price",
+                            "lower",
+                            "upper",
+                        ]
+                    ].to_markdown(index=False, floatfmt=".6g")  # fmt: skip
+                ),
+            },
+        )
+
+    return predictions

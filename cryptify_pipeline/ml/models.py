@@ -101,4 +101,5 @@ MODEL_ZOO: dict[str, Callable[[], Any]] = {
     "hist_gbm": hist_gbm,
     "mlp": mlp,
 }
-BASELINES = ("zero_return", "drift")
+ZERO_RETURN = "zero_return"
+BASELINES = (ZERO_RETURN, "drift")

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from cryptify_pipeline.hours import HOUR
+
 HORIZONS = (6, 12, 24)
-HOUR = timedelta(hours=1)
 
 
 def with_targets(features: pd.DataFrame, horizons=HORIZONS) -> pd.DataFrame:

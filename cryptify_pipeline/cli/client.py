@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG, PARTITION_NAME_TAG
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from cryptify_pipeline.run_tags import describe_partitions
+from cryptify_pipeline.automation.run_tags import (
+    MAX_RUNTIME_SECONDS_TAG,
+    PARTITION_NAME_TAG,
+    TRIGGER_TAG,
+    describe_partitions,
+)
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 3000
@@ -199,7 +203,7 @@ class CryptifyClient:
                 "params": {
                     "partitionsByAssets": partitions_by_assets,
                     "title": f"{target} {first}...{last}",
-                    "tags": [{"key": "cryptify/trigger", "value": "cli"}],
+                    "tags": [{"key": TRIGGER_TAG, "value": "cli"}],
                 }
             },
         )["launchPartitionBackfill"]

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 
-from cryptify_pipeline.operator.client import (
+from cryptify_pipeline.automation.run_tags import MAX_RUNTIME_SECONDS_TAG
+from cryptify_pipeline.cli.client import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ClientError,
@@ -113,15 +113,15 @@ def _logs(args: argparse.Namespace) -> Any:
 
 
 def _db(args: argparse.Namespace) -> Any:
-    from cryptify_pipeline.io.embedded_postgres import stop_embedded_server
     from cryptify_pipeline.settings import SettingsError, get_settings
+    from cryptify_pipeline.storage.embedded import stop_embedded_server
 
     try:
         database = get_settings().database
     except SettingsError as error:
         raise CommandError(str(error)) from None
     if args.action == "url":
-        from cryptify_pipeline.database import database_url
+        from cryptify_pipeline.storage.database import database_url
 
         url = database_url().libpq
         # plain, so that `psql "$(cryptify db url)"` works
@@ -132,7 +132,7 @@ def _db(args: argparse.Namespace) -> Any:
             "one: start and stop it with its own tools"
         )
     if args.action == "start":
-        from cryptify_pipeline.database import database_url
+        from cryptify_pipeline.storage.database import database_url
 
         return {"url": database_url().libpq, "data_dir": str(database.embedded_dir)}
     stopped = stop_embedded_server(database.embedded_dir)

@@ -19,20 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from cryptify_pipeline.io.candles import drop_forming, empty_candles, typed_candles
+from cryptify_pipeline.market.candles import drop_forming, empty_candles, typed_candles
+from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 MAX_BACKOFF_SECONDS = 60.0
-
-
-class SourceError(RuntimeError):
-    """A failure that retrying will not fix."""
-
-
-class RetryableSourceError(SourceError):
-    """A transient failure (network, 5xx, rate limit) that outlasted the in-call retries."""
 
 
 class ExchangeSource:

@@ -16,8 +16,8 @@ from datetime import datetime
 import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
 
-from cryptify_pipeline.io.database_url import DatabaseUrl
-from cryptify_pipeline.io.pg_types import ColumnTypeError, infer_pg_type, to_arrow, to_pandas
+from cryptify_pipeline.storage.pg_types import ColumnTypeError, infer_pg_type, to_arrow, to_pandas
+from cryptify_pipeline.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +303,15 @@ def _reconcile(
             "earlier rows hold NULL there"
         )
     return {**columns, **{column: str(t) for column, t in added.items()}}
+
+
+def latest(connection: adbc.Connection, schema: str, table: str, column: str) -> object | None:
+    """The largest value of ``column``; None when the table is empty or does not exist."""
+    if table_columns(connection, schema, table) is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT max({quote_ident(column)}) FROM {qualified_name(schema, table)}")
+        return cursor.fetchone()[0]
 
 
 def select_statement(

@@ -1,4 +1,4 @@
-"""Candle sources: one interface, chosen by ``CRYPTIFY_SOURCE``."""
+"""Candle sources: one interface and its errors, and the source ``CRYPTIFY_SOURCE`` names."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from typing import Protocol
 
 import pandas as pd
 
-from cryptify_pipeline.io.exchange_source import ExchangeSource
-from cryptify_pipeline.io.file_source import FileSource
-from cryptify_pipeline.io.sample_market import SampleMarket
+
+class SourceError(RuntimeError):
+    """A failure that retrying will not fix; the message names what failed."""
+
+
+class RetryableSourceError(SourceError):
+    """A transient failure (network, 5xx, rate limit) that outlasted the in-call retries."""
 
 
 class CandleSource(Protocol):
@@ -23,6 +27,11 @@ class CandleSource(Protocol):
 
 def source_for(setting: str, exchange_api_url: str | None = None) -> CandleSource:
     """``sample``, ``file:<dir or glob>``, or a ccxt exchange id such as ``binance``."""
+    # imported here: each source module imports this one for the errors above
+    from cryptify_pipeline.market.exchange import ExchangeSource
+    from cryptify_pipeline.market.files import FileSource
+    from cryptify_pipeline.market.sample import SampleMarket
+
     if setting == "sample":
         return SampleMarket()
     if setting.startswith("file:"):

@@ -21,7 +21,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from cryptify_pipeline.io.candles import SOURCE_COLUMNS, empty_candles, typed_candles
+from cryptify_pipeline.market.candles import SOURCE_COLUMNS, empty_candles, typed_candles
+from cryptify_pipeline.market.sources import SourceError
 
 EPOCH = datetime(2017, 1, 1, tzinfo=UTC)
 BLOCK_HOURS = 366 * 24  # every year's block has a leap year's length; the tail goes unused
@@ -40,7 +41,7 @@ class SampleMarket:
 
     def fetch(self, symbols: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
         if start < EPOCH:
-            raise ValueError(f"the sample market starts at {EPOCH:%Y-%m-%d}; asked for {start}")
+            raise SourceError(f"the sample market starts at {EPOCH:%Y-%m-%d}; asked for {start}")
         frames = [sample_candles(symbol, start, end) for symbol in symbols]
         return typed_candles(pd.concat(frames)) if frames else empty_candles()
 

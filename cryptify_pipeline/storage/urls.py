@@ -58,6 +58,16 @@ class DatabaseUrl:
             )
         )
 
+    def parts(self) -> dict[str, object]:
+        """Host, port, user, password and database, for settings given as parts."""
+        return {
+            "host": self._url.host,
+            "port": self._url.port,
+            "user": self._url.username,
+            "password": self._url.password,
+            "database": self._url.database,
+        }
+
     @property
     def database(self) -> str:
         return self._url.database or ""

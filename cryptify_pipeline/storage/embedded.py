@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import errors, sql
 
-from cryptify_pipeline.io.database_url import DatabaseUrl
+from cryptify_pipeline.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def ensure_database(admin_url: DatabaseUrl, database: str) -> None:
                 return
             try:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            except errors.DuplicateDatabase:
+            except (errors.DuplicateDatabase, errors.UniqueViolation):
                 pass  # another process created it between our check and our CREATE
     finally:
         connection.close()

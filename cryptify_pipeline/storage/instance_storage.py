@@ -14,7 +14,8 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from psycopg2 import sql
 
-from cryptify_pipeline.database import database_url
+from cryptify_pipeline.storage.database import database_url
+from cryptify_pipeline.storage.urls import DatabaseUrl
 
 DEFAULT_INSTANCE_SCHEMA = "dagster"
 
@@ -30,14 +31,20 @@ class CryptifyPostgresStorage(DagsterPostgresStorage):
                 is_required=False,
                 default_value=DEFAULT_INSTANCE_SCHEMA,
                 description="Schema for Dagster's run, event log and schedule tables.",
-            )
+            ),
+            "url": Field(
+                StringSource,
+                is_required=False,
+                description="Postgres URL; default: the project's database (DATABASE_URL, "
+                "DB_*, or the embedded server).",
+            ),
         }
 
     @classmethod
     def from_config_value(  # type: ignore[override]
         cls, inst_data: ConfigurableClassData | None, config_value
     ) -> CryptifyPostgresStorage:
-        url = database_url()
+        url = DatabaseUrl.parse(config_value["url"]) if config_value.get("url") else database_url()
         schema = config_value.get("schema", DEFAULT_INSTANCE_SCHEMA)
         _ensure_schema(url.libpq, schema)
         storage = cls(postgres_url=url.with_search_path(schema).sqlalchemy, inst_data=inst_data)

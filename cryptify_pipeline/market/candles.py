@@ -7,12 +7,13 @@ Every source returns frames with ``SOURCE_COLUMNS``; the asset adds ``source`` a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-HOUR = timedelta(hours=1)
+from cryptify_pipeline.hours import HOUR, consecutive_runs
+
 PRICE_COLUMNS = ("open", "high", "low", "close")
 SOURCE_COLUMNS = (
     "ts", "symbol", "open", "high", "low", "close", "volume", "quote_volume", "trades",
@@ -112,19 +113,14 @@ def describe_missing(missing: pd.DataFrame, limit: int = 100) -> str:
 
 
 def _hour_runs(hours: list[pd.Timestamp], limit: int) -> str:
-    runs: list[list[pd.Timestamp]] = []
-    for hour in hours:
-        if runs and hour - runs[-1][-1] == HOUR:
-            runs[-1].append(hour)
-        else:
-            runs.append([hour])
+    runs = consecutive_runs(hours)
     shown = [
-        f"{r[0]:%Y-%m-%d %H:%M}"
-        if len(r) == 1
-        else f"{r[0]:%Y-%m-%d %H:%M} to {r[-1]:%H:%M}"
-        if r[0].date() == r[-1].date()
-        else f"{r[0]:%Y-%m-%d %H:%M} to {r[-1]:%Y-%m-%d %H:%M}"
-        for r in runs[:limit]
+        f"{first:%Y-%m-%d %H:%M}"
+        if first == last
+        else f"{first:%Y-%m-%d %H:%M} to {last:%H:%M}"
+        if first.date() == last.date()
+        else f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
+        for first, last in runs[:limit]
     ]
     more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
     return ", ".join(shown) + more

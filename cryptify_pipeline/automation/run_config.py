@@ -84,4 +84,4 @@ def constrained_config(model: type[Config]) -> DagsterField:
 
 def config_of(context: OpExecutionContext, model: type[ConfigModel]) -> ConfigModel:
     """The step's config as ``model`` (already validated at launch)."""
-    return model.model_validate(context.op_config or {})
+    return model.model_validate(context.op_execution_context.op_config or {})

@@ -34,10 +34,11 @@ from dagster._core.storage.db_io_manager import (
     TablePartitionDimension,
     TableSlice,
 )
-from pydantic import Field
 
-from cryptify_pipeline.io import pg_tables
-from cryptify_pipeline.io.database_url import DatabaseUrl
+from cryptify_pipeline.storage import pg_tables
+from cryptify_pipeline.storage.database import PostgresDatabase
+from cryptify_pipeline.storage.pg_types import storage_frame
+from cryptify_pipeline.storage.urls import DatabaseUrl
 
 
 def slice_predicates(table_slice: TableSlice) -> list[pg_tables.Predicate]:
@@ -109,6 +110,7 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
             primary_key=tuple(metadata.get("primary_key") or ()),
         )
         predicates = slice_predicates(table_slice)
+        obj = storage_frame(obj)
         columns = pg_tables.write_frame(
             connection, spec, obj, predicates, on_migration=context.log.warning
         )
@@ -147,30 +149,18 @@ def _time_range_metadata(predicates: Sequence[pg_tables.Predicate]) -> dict[str,
 
 
 class PostgresPandasIOManager(ConfigurableIOManagerFactory):
-    """Stores pandas DataFrames in Postgres tables named after their assets.
+    """Stores pandas DataFrames in Postgres tables named after their assets, in the schema
+    and on the server of its ``database`` resource."""
 
-    With no ``database_url`` it uses the project's configured database (``DATABASE_URL``,
-    ``DB_*`` or the embedded server); with no ``schema``, ``CRYPTIFY_SCHEMA``.
-    """
-
-    database_url: str | None = Field(
-        default=None, description="Postgres URL; default: the project's configured database."
-    )
-    schema_: str | None = Field(
-        default=None, alias="schema", description="Schema for tables; default: CRYPTIFY_SCHEMA."
-    )
+    database: PostgresDatabase
 
     def create_io_manager(self, context) -> DbIOManager:
-        # Imported here so that io/ does not depend on the project's settings when imported.
-        from cryptify_pipeline.database import database_url
-        from cryptify_pipeline.settings import get_settings
-
-        url = DatabaseUrl.parse(self.database_url) if self.database_url else database_url()
+        url = self.database.connection_url()
         return DbIOManager(
             type_handlers=[PandasPostgresTypeHandler()],
             db_client=PostgresDbClient(url),
             database=url.database,
-            schema=self.schema_ or get_settings().schema,
+            schema=self.database.schema_name,
             io_manager_name="PostgresPandasIOManager",
             default_load_type=pd.DataFrame,
         )

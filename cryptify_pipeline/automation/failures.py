@@ -1,4 +1,4 @@
-"""The ``run_failures`` table: one row per failed run, for operators and alerting.
+"""Failed runs: what went wrong, the ``run_failures`` table and the alert webhook.
 
 Dagster keeps every run's events; this table is the short list an operator (or a dashboard
 outside Dagster) reads: which job, which partitions, which steps, what went wrong.
@@ -7,11 +7,13 @@ outside Dagster) reads: which job, which partitions, which steps, what went wron
 import json
 import urllib.request
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import adbc_driver_postgresql.dbapi as adbc
+from dagster import RunFailureSensorContext
 
-from cryptify_pipeline.io.pg_tables import ensure_schema, qualified_name
+from cryptify_pipeline.automation.run_tags import describe_partitions
+from cryptify_pipeline.storage.pg_tables import ensure_schema, qualified_name
 
 TABLE = "run_failures"
 
@@ -24,6 +26,27 @@ class RunFailure:
     failed_steps: tuple[str, ...]
     message: str
     failed_at: datetime
+
+
+def describe_failure(context: RunFailureSensorContext) -> RunFailure:
+    """The failed run of ``context``: its partitions, failed steps and the first step error."""
+    run = context.dagster_run
+    steps = context.get_step_failure_events()
+    errors = [
+        step.event_specific_data.error.message.strip()
+        for step in steps
+        if step.event_specific_data is not None and step.event_specific_data.error is not None
+    ]
+    record = context.instance.get_run_record_by_id(run.run_id)
+    ended = record.end_time if record is not None and record.end_time else None
+    return RunFailure(
+        run_id=run.run_id,
+        job_name=run.job_name,
+        partitions=describe_partitions(run.tags),
+        failed_steps=tuple(step.step_key for step in steps if step.step_key),
+        message=errors[0] if errors else (context.failure_event.message or "run failed"),
+        failed_at=datetime.fromtimestamp(ended, UTC) if ended else datetime.now(UTC),
+    )
 
 
 def record_run_failure(connection: adbc.Connection, schema: str, failure: RunFailure) -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptify_pipeline.io.candles import empty_candles, typed_candles
+from cryptify_pipeline.market.candles import empty_candles, typed_candles
+from cryptify_pipeline.market.sources import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ _BINANCE_COLUMNS = [
 _PLAIN_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 
 
-class CandleFileError(ValueError):
+class CandleFileError(SourceError):
     """A file that cannot be read as hourly candles; names the file and the problem."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -74,11 +75,32 @@ def _object_kind(value: object) -> str:
         return JSONB
     if isinstance(value, bool):
         return BOOLEAN
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return TIMESTAMPTZ
     return type(value).__name__
 
 
 def _is_null(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def storage_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the dtypes its columns are stored and read back as: the one place that
+    decides them, so assets and ``ml/`` need not cast. Instants become ``datetime64[us, UTC]``
+    (also object columns of tz-aware datetimes) and object columns of text become ``str``."""
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.dt.tz_convert("UTC").dt.as_unit("us")
+        elif pd.api.types.is_object_dtype(column.dtype):
+            kinds = {_object_kind(value) for value in column if not _is_null(value)}
+            if kinds == {TIMESTAMPTZ}:
+                column = pd.to_datetime(column, utc=True).dt.as_unit("us")
+            elif kinds == {TEXT}:
+                column = column.astype("str")
+        columns[name] = column
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def to_arrow(frame: pd.DataFrame, pg_types: Mapping[str, str]) -> pa.Table:

@@ -1,0 +1,1 @@
+"""Jobs, schedules, sensors, run config, run tags, failure records and executors."""

@@ -1,0 +1,1 @@
+"""The GraphQL client and the ``cryptify`` command."""

@@ -1,0 +1,1 @@
+"""Where prices come from: the candle contract and its sources. No Dagster, no Postgres."""

@@ -1,1 +1,0 @@
-"""Operating a running deployment: the GraphQL client and the ``cryptify`` command."""

@@ -1,0 +1,1 @@
+"""Postgres: URLs, the embedded server, instance storage, column types, tables, the IO manager."""
