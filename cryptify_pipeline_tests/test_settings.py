@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from cryptify_pipeline.io.database_url import DatabaseUrl
 from cryptify_pipeline.settings import (
     DEFAULT_SCHEMA,
     DEFAULT_START,
@@ -12,6 +11,7 @@ from cryptify_pipeline.settings import (
     SettingsError,
     load_settings,
 )
+from cryptify_pipeline.storage.urls import DatabaseUrl
 
 
 def test_defaults_use_embedded_server():

@@ -1,0 +1,106 @@
+"""The whole chain as real Dagster runs on Postgres: candles to leaderboard."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import materialize
+
+from cryptify_pipeline_tests.support import pipeline
+from cryptify_pipeline_tests.support.database import run_sql
+from cryptify_pipeline_tests.support.pipeline import range_tags
+
+ASSETS = list(pipeline.assets().values())
+
+
+def run(instance, schema, selection, first=None, last=None, config=None):
+    return materialize(
+        ASSETS,
+        selection=selection,
+        instance=instance,
+        tags=range_tags(first, last) if first else None,
+        run_config=config,
+        resources=pipeline.resources(schema),
+        raise_on_error=False,
+    )
+
+
+def failure(result) -> str:
+    return str(result.get_step_failure_events()[0].step_failure_data.error)
+
+
+@pytest.fixture(scope="module")
+def chain(instance):
+    schema = "test_chain_" + datetime.now(UTC).strftime("%H%M%S%f")
+    fast = {"ops": {"models": {"config": {"training_days": 14, "horizons": [6, 24]}}}}
+    steps = [
+        run(instance, schema, ["candles", "features"], "2025-01-01-00:00", "2025-02-06-23:00"),
+        run(instance, schema, ["models"], "2025-02-01", "2025-02-03", fast),
+        run(instance, schema, ["predictions"], "2025-02-02-00:00", "2025-02-04-23:00"),
+        run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-03"),
+        run(instance, schema, ["leaderboard"]),
+    ]
+    yield schema, steps
+    run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_every_stage_succeeds_and_writes(chain):
+    schema, steps = chain
+    assert [step.success for step in steps] == [True] * 5, [
+        failure(s) for s in steps if not s.success
+    ]
+    count = lambda table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]  # noqa: E731
+    assert count("models") == 3 * 2 * 2 * 6  # days x symbols x horizons x models
+    assert count("predictions") == 72 * 2 * 2 * 6  # hours x symbols x horizons x models
+    assert count("forecast_metrics") == 2 * 2 * 2 * 6
+
+
+def test_forecasts_use_the_previous_days_models(chain):
+    schema, _ = chain
+    # identical fits (a constant baseline) have identical bytes on different days, so the
+    # model is found by its full key, and its hash must match
+    pairs = run_sql(
+        f"SELECT DISTINCT date_trunc('day', p.ts), m.day FROM \"{schema}\".predictions p"
+        f' JOIN "{schema}".models m ON m.day = p.model_day AND m.symbol = p.symbol'
+        " AND m.model = p.model AND m.horizon_h = p.horizon_h AND m.sha256 = p.model_sha256"
+        " ORDER BY 1"
+    )
+    assert [(made.date(), model.date()) for made, model in pairs] == [
+        (datetime(2025, 2, d).date(), datetime(2025, 2, d - 1).date()) for d in (2, 3, 4)
+    ]
+
+
+def test_leaderboard_puts_baselines_beside_models(chain):
+    schema, steps = chain
+    board = run_sql(
+        f'SELECT model, "window", "rank", skill_vs_zero, n FROM "{schema}".leaderboard'
+        ' WHERE symbol = \'BTC/USDT\' AND horizon_h = 6 ORDER BY "window", "rank"'
+    )
+    models_all = {row[0] for row in board if row[1] == "all"}
+    assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp"}
+    zero = next(row for row in board if row[0] == "zero_return")
+    assert zero[3] == 0.0 and zero[4] == 48
+    metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
+    assert "| symbol" in metadata["leaderboard (30d)"].value
+    assert metadata["last 168 hours"].value.startswith("![")  # the plot, as an inline PNG
+
+
+def test_missing_model_day_fails_naming_it(chain, instance):
+    schema, _ = chain
+    result = run(instance, schema, ["predictions"], "2025-02-06-00:00", "2025-02-06-01:00")
+    assert not result.success
+    assert "no models trained through the end of 2025-02-05" in failure(result)
+
+
+def test_scoring_waits_for_the_next_day_to_close(chain, instance):
+    schema, _ = chain
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    result = run(instance, schema, ["forecast_metrics"], yesterday, yesterday)
+    assert not result.success
+    assert "can be scored once the next day has closed" in failure(result)
+
+
+def test_rescoring_keeps_every_forecast(chain, instance):
+    schema, _ = chain
+    before = run_sql(f'SELECT count(*) FROM "{schema}".predictions')
+    assert run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-02").success
+    assert run_sql(f'SELECT count(*) FROM "{schema}".predictions') == before

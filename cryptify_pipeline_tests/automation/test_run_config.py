@@ -1,0 +1,54 @@
+"""Run config constraints are enforced when Dagster builds the plan, before a run exists."""
+
+import pytest
+from dagster import DagsterInvalidConfigError
+from dagster._core.execution.api import create_execution_plan
+
+from cryptify_pipeline.assets.evaluation import LeaderboardConfig
+from cryptify_pipeline.assets.models import TrainConfig
+from cryptify_pipeline.automation.run_config import allowed_values
+from cryptify_pipeline.definitions import build_definitions
+from cryptify_pipeline.settings import load_settings
+
+defs = build_definitions(load_settings({}))
+
+
+def plan(job: str, op: str, config: dict) -> None:
+    create_execution_plan(defs.resolve_job_def(job), run_config={"ops": {op: {"config": config}}})
+
+
+@pytest.mark.parametrize(
+    ("job", "op", "config", "expected"),
+    [
+        ("train_job", "models", {"training_days": 3650}, None),
+        ("train_job", "models", {"training_days": 6},
+         "TrainConfig.training_days: Input should be greater than or equal to 7 (got 6); "
+         "allowed: between 7 and 3650"),
+        ("train_job", "models", {"models": ["linear", "prophet"]},
+         "unknown model(s) ['prophet']"),
+        ("evaluate_job", "leaderboard", {"plot_lookback_hours": 10_001},
+         "LeaderboardConfig.plot_lookback_hours: Input should be less than or equal to 10000 "
+         "(got 10001); allowed: between 1 and 10000"),
+        ("evaluate_job", "leaderboard", {"plot_horizon_h": 8}, "must be one of [6, 12, 24]"),
+        ("evaluate_job", "leaderboard", {"recent_days": 0}, "allowed: between 1 and 3650"),
+    ],
+)  # fmt: skip
+def test_constraints_are_checked_when_the_plan_is_built(job, op, config, expected):
+    if expected is None:
+        plan(job, op, config)
+        return
+    with pytest.raises(DagsterInvalidConfigError) as refused:
+        plan(job, op, config)
+    assert expected in str(refused.value)
+    assert f"root:ops:{op}:config" in str(refused.value)  # where in the run config
+
+
+def test_defaults_need_no_config():
+    plan("train_job", "models", {})
+    plan("evaluate_job", "leaderboard", {})
+
+
+def test_allowed_values_read_the_field_bounds():
+    assert allowed_values(TrainConfig, "training_days") == "allowed: between 7 and 3650"
+    assert allowed_values(LeaderboardConfig, "plot_horizon_h") is None
+    assert allowed_values(TrainConfig, "no_such_field") is None

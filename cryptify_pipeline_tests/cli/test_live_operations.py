@@ -1,0 +1,321 @@
+"""Operations on a live deployment: a real webserver and daemon, the project's dagster.yaml,
+runs launched through GraphQL and the ``cryptify`` CLI against a local exchange.
+
+Automation is off here so that only the runs a test launches exist.
+"""
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from cryptify_pipeline.cli.client import ClientError
+from cryptify_pipeline_tests.support.database import run_sql
+from cryptify_pipeline_tests.support.fake_binance import FakeBinance
+from cryptify_pipeline_tests.support.live_deployment import Deployment, live_deployment
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+SLOW = 300.0  # seconds per exchange request: a run that only ends when stopped
+
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def exchange():
+    fake = FakeBinance(SYMBOLS, datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 10, tzinfo=UTC))
+    with fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, exchange):
+    schema = f"live_{uuid.uuid4().hex[:8]}"
+    env = {
+        "CRYPTIFY_SCHEMA": schema,
+        "CRYPTIFY_SOURCE": "binance",
+        "CRYPTIFY_EXCHANGE_API_URL": exchange.api_url,
+        "CRYPTIFY_SYMBOLS": ",".join(SYMBOLS),
+        "CRYPTIFY_AUTOMATION": "off",
+    }
+    home = tmp_path_factory.mktemp("dagster_home")
+    try:
+        with live_deployment(home, f"{schema}_dagster", env) as deployment:
+            deployment.schema = schema
+            yield deployment
+    finally:
+        run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
+
+
+@pytest.fixture
+def slow_exchange(exchange):
+    """The exchange answers after SLOW seconds, until the test ends."""
+    exchange.delay_seconds = SLOW
+    yield exchange
+    exchange.delay_seconds = 0.0
+    exchange.faults.clear()
+
+
+def candles_at(live: Deployment, hour: str) -> list[tuple]:
+    ts = datetime.strptime(hour, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    if run_sql("SELECT to_regclass(%s)", (f'"{live.schema}".candles',)) == [(None,)]:
+        return []
+    return run_sql(
+        f'SELECT symbol, close, ingested_at FROM "{live.schema}".candles WHERE ts = %s'
+        " ORDER BY symbol",
+        (ts,),
+    )
+
+
+def started_fetching(exchange: FakeBinance, before: int, timeout: float = 60) -> None:
+    """Wait until a run has sent its first candle request (so it is inside the step)."""
+    deadline = time.monotonic() + timeout
+    while len(exchange.kline_requests()) <= before:
+        assert time.monotonic() < deadline, "the run never asked the exchange for candles"
+        time.sleep(0.1)
+
+
+def test_partition_run_succeeds_and_its_rows_appear(live):
+    run_id = live.client.launch_run("collect_job", partition="2025-01-05-10:00")
+    run = live.wait_for_run(run_id)
+    assert run.status == "SUCCESS"
+    assert run.partition == "2025-01-05-10:00"
+    assert [row[0] for row in candles_at(live, "2025-01-05-10:00")] == SYMBOLS
+    features = run_sql(
+        f'SELECT count(*) FROM "{live.schema}".features WHERE ts = %s',
+        (datetime(2025, 1, 5, 10, tzinfo=UTC),),
+    )
+    assert features == [(3,)]
+
+
+def test_second_run_of_a_job_waits_in_the_queue(live, slow_exchange):
+    before = len(slow_exchange.kline_requests())
+    first = live.client.launch_run("collect_job", partition="2025-01-05-11:00")
+    started_fetching(slow_exchange, before)
+    second = live.client.launch_run("collect_job", partition="2025-01-05-12:00")
+    time.sleep(3)  # several dequeue intervals: the queue had every chance to start it
+    assert live.client.run(first).status == "STARTED"
+    assert live.client.run(second).status == "QUEUED"
+    slow_exchange.delay_seconds = 0.0
+    first_run, second_run = live.wait_for_run(first), live.wait_for_run(second)
+    assert (first_run.status, second_run.status) == ("SUCCESS", "SUCCESS")
+    assert second_run.start_time >= first_run.end_time
+
+
+def test_two_runs_never_write_one_table_at_once(live, slow_exchange):
+    # an ad-hoc run of the candles asset carries no cryptify/job tag, so the job limit does not
+    # hold it back; the "candles" pool does
+    before = len(slow_exchange.kline_requests())
+    collect = live.client.launch_run("collect_job", partition="2025-01-05-16:00")
+    started_fetching(slow_exchange, before)
+    location, repository = live.client.repository()
+    adhoc = live.client.dagster.submit_job_execution(
+        "__ASSET_JOB",
+        repository_location_name=location,
+        repository_name=repository,
+        asset_selection=["candles"],
+        tags={"dagster/partition": "2025-01-05-17:00"},
+    )
+    time.sleep(3)
+    assert live.client.run(collect).status == "STARTED"
+    assert live.client.run(adhoc).status == "QUEUED"
+    slow_exchange.delay_seconds = 0.0
+    first, second = live.wait_for_run(collect), live.wait_for_run(adhoc)
+    assert (first.status, second.status) == ("SUCCESS", "SUCCESS")
+    assert step_window(live, adhoc, "candles")[0] >= step_window(live, collect, "candles")[1]
+
+
+def step_window(live: Deployment, run_id: str, step: str) -> tuple[float, float]:
+    """When a step started and when it ended, from the run's event log."""
+    with live.instance() as instance:
+        times = {
+            record.dagster_event.event_type_value: record.timestamp
+            for record in instance.all_logs(run_id)
+            if record.dagster_event is not None and record.step_key == step
+        }
+    return times["STEP_START"], times["STEP_SUCCESS"]
+
+
+def test_cancelled_run_stops_promptly_and_leaves_the_partition_as_it_was(live, slow_exchange):
+    hour = "2025-01-05-10:00"  # written by the first test
+    slow_exchange.delay_seconds = 0.0
+    if not candles_at(live, hour):
+        live.wait_for_run(live.client.launch_run("collect_job", partition=hour))
+    before_rows = candles_at(live, hour)
+    slow_exchange.delay_seconds = SLOW
+    before = len(slow_exchange.kline_requests())
+    run_id = live.client.launch_run("collect_job", partition=hour)
+    started_fetching(slow_exchange, before)
+    asked = time.monotonic()
+    live.client.cancel(run_id)
+    run = live.wait_for_run(run_id, timeout=60)
+    assert run.status == "CANCELED"
+    assert time.monotonic() - asked < 30
+    assert candles_at(live, hour) == before_rows  # same rows, same ingested_at
+
+
+def test_run_past_its_time_limit_is_stopped_and_says_why(live, slow_exchange):
+    before = len(slow_exchange.kline_requests())
+    run_id = live.client.launch_run("collect_job", partition="2025-01-05-13:00", timeout_seconds=3)
+    started_fetching(slow_exchange, before)
+    run = live.wait_for_run(run_id, timeout=60)
+    assert run.status in {"FAILURE", "CANCELED"}
+    assert run.end_time - run.start_time < 30
+    messages = " ".join(event.message for event in live.client.logs(run_id))
+    assert "Exceeded maximum runtime of 3 seconds" in messages
+    assert candles_at(live, "2025-01-05-13:00") == []
+
+
+def test_invalid_config_is_refused_before_any_run_exists(live):
+    runs_before = len(live.client.runs(job="train_job"))
+    config = {"ops": {"models": {"config": {"training_days": 5000}}}}
+    with pytest.raises(ClientError) as refused:
+        live.client.launch_run("train_job", partition="2025-01-05", run_config=config)
+    message = str(refused.value)
+    assert "training_days" in message and "between 7 and 3650" in message and "5000" in message
+    wrong_type = {"ops": {"models": {"config": {"horizons": ["six"]}}}}
+    with pytest.raises(ClientError, match="horizons"):
+        live.client.launch_run("train_job", partition="2025-01-05", run_config=wrong_type)
+    unknown = {"ops": {"models": {"config": {"horizons": [6, 7]}}}}
+    with pytest.raises(ClientError, match=r"horizons must be among \[6, 12, 24\]"):
+        live.client.launch_run("train_job", partition="2025-01-05", run_config=unknown)
+    assert len(live.client.runs(job="train_job")) == runs_before
+
+
+def test_backfills_of_a_job_and_an_asset_materialise_every_partition(live):
+    # both at once: the backfill daemon looks at them every 30 s, so one wait serves both
+    backfill_id = live.client.launch_backfill("collect_job", "2025-01-07-00:00", "2025-01-08-23:00")
+    cli_backfill = live.cli(
+        "backfill", "candles", "--from", "2025-01-06-05:00", "--to", "2025-01-06-08:00", "--wait",
+        timeout=180,
+    )  # fmt: skip
+    assert cli_backfill.returncode == 0, cli_backfill.stderr
+    assert "status: COMPLETED_SUCCESS" in cli_backfill.stdout
+    deadline = time.monotonic() + 180
+    while (status := live.client.backfill_status(backfill_id)) == "REQUESTED":
+        assert time.monotonic() < deadline, "backfill still running after 180 s"
+        time.sleep(0.5)
+    assert status == "COMPLETED_SUCCESS"
+    assert len(candles_at(live, "2025-01-06-08:00")) == len(SYMBOLS)
+    wanted = {f"2025-01-0{7 + h // 24}-{h % 24:02d}:00" for h in range(48)}
+    for asset in ("candles", "features"):
+        assert wanted <= set(live.client.materialized_partitions(asset))
+    rows = run_sql(
+        f'SELECT count(*) FROM "{live.schema}".candles'
+        " WHERE ts >= '2025-01-07' AND ts < '2025-01-09'"
+    )
+    assert rows == [(48 * len(SYMBOLS),)]
+
+
+def test_crashed_run_is_retried_but_a_failed_asset_is_not(live, slow_exchange):
+    import os
+    import signal
+
+    before = len(slow_exchange.kline_requests())
+    run_id = live.client.launch_run("collect_job", partition="2025-01-05-14:00")
+    started_fetching(slow_exchange, before)
+    with live.instance() as instance:
+        pid = next(
+            record.dagster_event.pid
+            for record in instance.all_logs(run_id)
+            if record.dagster_event is not None and record.dagster_event.pid is not None
+        )
+    os.kill(pid, signal.SIGKILL)
+    slow_exchange.delay_seconds = 0.0
+    assert live.wait_for_run(run_id, timeout=60).status == "FAILURE"
+    retry = _wait_for_retry(live, run_id)
+    assert live.wait_for_run(retry).status == "SUCCESS"
+    assert len(candles_at(live, "2025-01-05-14:00")) == len(SYMBOLS)
+
+    # an exchange that refuses the symbol is a final asset failure: no retry
+    slow_exchange.faults.append(("status", 400, {"code": -1121, "msg": "Invalid symbol."}))
+    failed = live.client.launch_run("collect_job", partition="2025-01-05-15:00")
+    assert live.wait_for_run(failed).status == "FAILURE"
+    time.sleep(5)
+    assert not [
+        r
+        for r in live.client.runs(job="collect_job")
+        if r.tags.get("dagster/parent_run_id") == failed
+    ]
+
+
+def _wait_for_retry(live: Deployment, run_id: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in live.client.runs(job="collect_job"):
+            if run.tags.get("dagster/parent_run_id") == run_id:
+                return run.run_id
+        time.sleep(0.5)
+    raise AssertionError(f"no retry of crashed run {run_id} within {timeout}s")
+
+
+# -- the cryptify CLI --------------------------------------------------------------------------
+
+
+def test_cli_lists_jobs_with_their_limits(live):
+    result = live.cli("jobs", "--json")
+    assert result.returncode == 0, result.stderr
+    jobs = {job["name"]: job for job in json.loads(result.stdout)}
+    assert set(jobs) == {"collect_job", "train_job", "predict_job", "evaluate_job"}
+    limits = {name: job["max_runtime_seconds"] for name, job in jobs.items()}
+    assert limits == {"collect_job": 1800, "train_job": 3600, "predict_job": 300,
+                      "evaluate_job": 600}  # fmt: skip
+    assert any("30 0 * * *" in s for s in jobs["train_job"]["schedules"])
+
+
+def test_cli_runs_watches_and_reads_a_run(live):
+    launched = live.cli("run", "collect_job", "--partition", "2025-01-06-03:00", "--wait", "--json")
+    assert launched.returncode == 0, launched.stderr
+    run = json.loads(launched.stdout)
+    assert (run["status"], run["partition"]) == ("SUCCESS", "2025-01-06-03:00")
+    status = live.cli("status", run["run_id"])
+    assert status.returncode == 0 and "status: SUCCESS" in status.stdout
+    listed = json.loads(
+        live.cli("runs", "--job", "collect_job", "--status", "SUCCESS", "--json").stdout
+    )
+    assert run["run_id"] in {r["run_id"] for r in listed}
+    assert {r["status"] for r in listed} == {"SUCCESS"}
+    logs = live.cli("logs", run["run_id"])
+    assert logs.returncode == 0 and "STEP_SUCCESS" not in logs.stdout  # messages, not types
+    assert "candles" in logs.stdout and "Finished execution of run" in logs.stdout
+
+
+def test_cli_cancels_a_run(live, slow_exchange):
+    before = len(slow_exchange.kline_requests())
+    launched = json.loads(
+        live.cli("run", "collect_job", "--partition", "2025-01-06-04:00", "--json").stdout
+    )
+    started_fetching(slow_exchange, before)
+    cancelled = live.cli("cancel", launched["run_id"])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert live.wait_for_run(launched["run_id"], timeout=60).status == "CANCELED"
+    status = live.cli("status", launched["run_id"])
+    assert "status: CANCELED" in status.stdout
+    assert "reason: " in status.stdout
+
+
+def test_cli_errors_are_one_line_and_a_non_zero_exit(live, tmp_path):
+    bad = tmp_path / "train.yaml"
+    bad.write_text("ops:\n  models:\n    config:\n      training_days: 3\n")
+    cases = [
+        live.cli("run", "train_job", "--partition", "2025-01-05", "--config", str(bad)),
+        live.cli("run", "no_such_job"),
+        live.cli("status", "00000000-0000-0000-0000-000000000000"),
+        live.cli("backfill", "no_such_asset", "--from", "a", "--to", "b"),
+    ]
+    for result in cases:
+        assert result.returncode == 1, result
+        assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert cases[0].stderr.strip() == (
+        "cryptify run: train_job: run config refused at root:ops:models:config: "
+        "TrainConfig.training_days: Input should be greater than or equal to 7 (got 3); "
+        "allowed: between 7 and 3650"
+    )
+    assert "no job named 'no_such_job'" in cases[1].stderr
+    unreachable = live.cli("jobs", "--host", "127.0.0.1", "--port", "9")
+    assert unreachable.returncode == 1
+    assert "cannot reach the Dagster webserver" in unreachable.stderr

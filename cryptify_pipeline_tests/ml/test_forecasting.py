@@ -1,0 +1,64 @@
+"""Forecasts use yesterday's models and prices come through exp."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
+from cryptify_pipeline.ml.targets import with_targets
+from cryptify_pipeline.ml.training import train_all
+
+HOUR = timedelta(hours=1)
+DAY = datetime(2025, 4, 10, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    symbols = ["BTC/USDT"]
+    start = DAY - timedelta(days=20)
+    candles = SampleMarket().fetch(symbols, start - LOOKBACK_HOURS * HOUR, DAY + timedelta(days=2))
+    features = build_features(candles, start, DAY + timedelta(days=2))
+    models = train_all(with_targets(features), DAY, [6], ["zero_return", "linear"], 14)
+    models.insert(0, "day", pd.Timestamp(DAY - timedelta(days=1)))
+    return symbols, candles, features, models
+
+
+def test_forecast_prices_come_through_exp_with_the_interval(setup):
+    symbols, _, features, models = setup
+    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR)
+    assert len(frame) == 3 * 2  # 3 hours x 2 models x 1 horizon
+    linear = frame[frame["model"] == "linear"]
+    assert not (linear["pred_log_return"] == 0).all()
+    np.testing.assert_allclose(
+        linear["pred_price"], linear["close"] * np.exp(linear["pred_log_return"])
+    )
+    assert not np.allclose(linear["pred_price"], linear["close"] * (1 + linear["pred_log_return"]))
+    record = models[models["model"] == "linear"].iloc[0]
+    # the interval's quantiles are in units of the volatility known at the forecast's hour
+    volatility = features.set_index("ts").loc[linear["ts"], "volatility_168h"].to_numpy()
+    scaled_high = record["interval_high"] * volatility * np.sqrt(6)
+    np.testing.assert_allclose(
+        linear["upper"], linear["close"] * np.exp(linear["pred_log_return"] + scaled_high)
+    )
+    assert (frame["target_ts"] == frame["ts"] + 6 * HOUR).all()
+    assert (frame["model_day"] == pd.Timestamp(DAY - timedelta(days=1))).all()
+    assert set(frame["model_sha256"]) == set(models["sha256"])
+
+
+def test_missing_features_or_models_are_named(setup):
+    symbols, _, features, models = setup
+    holed = features[features["ts"] != pd.Timestamp(DAY + HOUR)]
+    with pytest.raises(
+        MissingInputs, match="no features for 1 symbol-hour.*BTC/USDT 2025-04-10 01:00"
+    ):
+        forecast(holed, models, symbols, DAY, DAY + 3 * HOUR)
+    with pytest.raises(
+        MissingInputs, match="no models trained through the end of 2025-04-10 for BTC"
+    ):
+        forecast(
+            features, models, symbols, DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1)
+        )

@@ -1,0 +1,66 @@
+"""Nothing from the future reaches a feature, a model or a forecast."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.forecasting import forecast
+from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.targets import with_targets
+from cryptify_pipeline.ml.training import train_all
+
+HOUR = timedelta(hours=1)
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+T = datetime(2025, 5, 20, tzinfo=UTC)  # the first candle that is changed opens here
+START = T - timedelta(days=30)
+
+
+def perturbed_after(candles: pd.DataFrame, moment: datetime) -> pd.DataFrame:
+    """Every candle opening at or after ``moment`` rescaled (still valid OHLC), volume doubled."""
+    changed = candles.copy()
+    later = changed["ts"] >= moment
+    factor = np.exp(np.random.default_rng(9).normal(0, 0.05, later.sum()))
+    for column in ("open", "high", "low", "close"):
+        changed.loc[later, column] *= factor
+    changed.loc[later, "volume"] *= 2
+    return changed
+
+
+@pytest.fixture(scope="module")
+def worlds():
+    real = SampleMarket().fetch(SYMBOLS, START - LOOKBACK_HOURS * HOUR, T + timedelta(days=5))
+    return real, perturbed_after(real, T)
+
+
+def pipeline_outputs(candles: pd.DataFrame):
+    """Features, the models trained through the end of the day before T, and their forecasts
+    for every hour of that last day before T."""
+    features = build_features(candles, START, T + timedelta(days=5))
+    cutoff = T - timedelta(days=1)
+    models = train_all(with_targets(features), cutoff, (6, 24), MODEL_ZOO, window_days=21)
+    models.insert(0, "day", pd.Timestamp(cutoff - timedelta(days=1)))
+    forecasts = forecast(features, models, SYMBOLS, cutoff, T)
+    return features, models, forecasts
+
+
+def test_changing_every_candle_after_t_changes_nothing_made_before_t(worlds):
+    real, changed = worlds
+    features_a, models_a, forecasts_a = pipeline_outputs(real)
+    features_b, models_b, forecasts_b = pipeline_outputs(changed)
+
+    before = features_a["ts"] < T
+    a = features_a[before][list(FEATURE_COLUMNS)].to_numpy()
+    b = features_b[features_b["ts"] < T][list(FEATURE_COLUMNS)].to_numpy()
+    assert ((a == b) | (np.isnan(a) & np.isnan(b))).all()
+    after = features_a[~before][list(FEATURE_COLUMNS)].to_numpy()
+    assert not np.allclose(after, features_b[features_b["ts"] >= T][list(FEATURE_COLUMNS)])
+
+    # models made before T: the same bytes, so the same fits
+    assert models_a["sha256"].tolist() == models_b["sha256"].tolist()
+    assert models_a["interval_high"].tolist() == models_b["interval_high"].tolist()
+    pd.testing.assert_frame_equal(forecasts_a, forecasts_b, check_exact=True)
+    assert len(forecasts_a) == 24 * len(SYMBOLS) * 2 * len(MODEL_ZOO)
