@@ -1,15 +1,18 @@
-"""Shared by the benchmarks: a throwaway Postgres-backed Dagster instance, and the report."""
+"""Shared by the benchmarks: the pipeline on given settings, a throwaway Postgres-backed
+Dagster instance, and the report. The database is the tests' (DATABASE_URL, else an embedded
+server under .cryptify/pg-test)."""
 
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg2
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions
 
-from cryptify_pipeline.database import database_url
+from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
+from cryptify_pipeline_tests.support.pipeline import definitions
 
 SCHEMA = "bench_dagster"
 
@@ -19,8 +22,9 @@ def postgres_instance() -> Iterator[DagsterInstance]:
     drop_schema()
     with tempfile.TemporaryDirectory() as home:
         (Path(home) / "dagster.yaml").write_text(
-            "storage:\n  custom:\n    module: cryptify_pipeline.instance_storage\n"
+            "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
             f"    class: CryptifyPostgresStorage\n    config:\n      schema: {SCHEMA}\n"
+            f"      url: {suite_database_url().libpq}\n"
             "telemetry:\n  enabled: false\n"
         )
         with DagsterInstance.from_config(home) as instance:
@@ -28,15 +32,15 @@ def postgres_instance() -> Iterator[DagsterInstance]:
     drop_schema()
 
 
+def bench_definitions(schema: str, **settings: str) -> Definitions:
+    """The pipeline as this environment's settings plus ``settings`` (e.g. ``CRYPTIFY_START``)
+    build it, automation off, its tables in ``schema`` of the benchmark database."""
+    return definitions(schema, {**os.environ, **settings})
+
+
 def sql(query: str, params: tuple = ()) -> list[tuple]:
-    """Run one statement on the project database in its own connection; its rows, if any."""
-    connection = psycopg2.connect(database_url().libpq)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        connection.close()
+    """Run one statement on the benchmark database in its own connection; its rows, if any."""
+    return run_sql(query, params)
 
 
 def drop_schema() -> None:

@@ -5,7 +5,7 @@ a Postgres-backed Dagster instance (87,600 candles), run in its own process so i
 its own. The file stage reads zipped Binance monthly dumps written beforehand (not timed).
 Prints the numbers and writes benchmarks/results/candles.json.
 
-    python benchmarks/candles.py
+    python -m benchmarks.candles
 """
 
 import argparse
@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from _common import postgres_instance, report
 from dagster import materialize
 
-from cryptify_pipeline.assets.market import candles
-from cryptify_pipeline.database import database_url
-from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
-from cryptify_pipeline.io.sample_market import SampleMarket
+from benchmarks._common import bench_definitions, postgres_instance, report
+from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.resources import MarketData
+from cryptify_pipeline_tests.support.database import suite_database_url
 
 warnings.filterwarnings("ignore")
 SCHEMA = "bench_candles"
@@ -64,19 +63,15 @@ def write_dumps(folder: Path) -> None:
 
 def run_stage(source: str) -> dict[str, float]:
     """One single-run backfill of the year; runs in a child process."""
+    pipeline = bench_definitions(SCHEMA)
+    resources = {**pipeline.resources, "market": MarketData(source=source, symbols=SYMBOLS)}
     with postgres_instance() as instance:
         started = time.perf_counter()
         result = materialize(
-            [candles],
+            [pipeline.get_assets_def("candles")],
             instance=instance,
-            resources={
-                "io_manager": PostgresPandasIOManager(schema=SCHEMA),
-                "market": MarketData(source=source, symbols=SYMBOLS),
-            },
-            tags={
-                "dagster/asset_partition_range_start": "2025-01-01-00:00",
-                "dagster/asset_partition_range_end": "2025-12-31-23:00",
-            },
+            resources=resources,
+            tags=range_tags("2025-01-01-00:00", "2025-12-31-23:00"),
         )
         seconds = time.perf_counter() - started
     assert result.success
@@ -90,8 +85,9 @@ def run_stage(source: str) -> dict[str, float]:
 
 def child(source: str) -> dict[str, float]:
     output = subprocess.run(
-        [sys.executable, __file__, "--stage", source], check=True, capture_output=True, text=True
-    ).stdout
+        [sys.executable, "-m", "benchmarks.candles", "--stage", source],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -103,7 +99,7 @@ def main() -> None:
         print(json.dumps(run_stage(args.stage)))
         return
 
-    print(f"one year x {len(SYMBOLS)} symbols against {database_url()}")
+    print(f"one year x {len(SYMBOLS)} symbols against {suite_database_url()}")
     results: dict[str, float] = {"symbols": len(SYMBOLS), "partitions": 8760}
     with tempfile.TemporaryDirectory() as folder:
         write_dumps(Path(folder))

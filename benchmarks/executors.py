@@ -3,7 +3,7 @@ candles, then features and three checks), and two ``train_job`` runs (one day ea
 together. Celery uses two workers on the local Redis, so the numbers show each executor's
 overhead on one 2-core machine; workers on more machines add their cores.
 
-    python benchmarks/executors.py
+    python -m benchmarks.executors
 """
 
 import os
@@ -14,10 +14,9 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import report, sql  # noqa: E402
-
-from cryptify_pipeline_tests.live_deployment import ROOT, write_instance_yaml  # noqa: E402
+from benchmarks._common import report, sql
+from cryptify_pipeline_tests.support.database import subprocess_env
+from cryptify_pipeline_tests.support.live_deployment import ROOT, write_instance_yaml
 
 BIN = Path(sys.executable).parent
 BROKER = "redis://127.0.0.1:6379/12"
@@ -42,7 +41,7 @@ def main() -> None:
         schema = f"bench_exec_{uuid.uuid4().hex[:6]}"
         write_instance_yaml(home, f"{schema}_dagster", without=("concurrency",))
         base = {
-            **os.environ,
+            **subprocess_env(),
             "DAGSTER_HOME": str(home),
             "CRYPTIFY_SCHEMA": schema,
             "CRYPTIFY_AUTOMATION": "off",

@@ -6,35 +6,30 @@ symbols, per-symbol models, the default 180-day window), and a 30-day walk-forwa
 training, hourly predictions, daily metrics). The pure feature computation is timed apart
 from its Dagster run. Wall time and peak RSS per stage go to benchmarks/results/forecasting.json.
 
-    python benchmarks/forecasting.py
+    python -m benchmarks.forecasting
 """
 
-import os
 import resource
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
 
-# two years back from today: the partitions must start earlier than the default 2025-01-01
-os.environ.setdefault("CRYPTIFY_START", "2024-01-01")
-
-from _common import postgres_instance, report
 from dagster import materialize
 
-from cryptify_pipeline.assets import evaluation, features, market, models, predictions
-from cryptify_pipeline.database import database_url
-from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
-from cryptify_pipeline.io.sample_market import SampleMarket
+from benchmarks._common import bench_definitions, postgres_instance, report
+from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
-from cryptify_pipeline.resources import MarketData, PostgresDatabase
+from cryptify_pipeline_tests.support.database import suite_database_url
 
 warnings.filterwarnings("ignore")
 SCHEMA = "bench_forecasting"
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
-ASSETS = [
-    market.candles, features.features, models.models, predictions.predictions,
-    evaluation.forecast_metrics, evaluation.leaderboard,
-]  # fmt: skip
+# two years back from today: the partitions must start earlier than the default 2025-01-01
+PIPELINE = bench_definitions(
+    SCHEMA, CRYPTIFY_START="2024-01-01", CRYPTIFY_SYMBOLS=",".join(SYMBOLS),
+    CRYPTIFY_SOURCE="sample",
+)  # fmt: skip
+ASSETS = list(PIPELINE.assets or [])
 
 
 def key(moment: datetime, daily: bool = False) -> str:
@@ -46,16 +41,12 @@ def peak_rss_mb() -> float:
 
 
 def main() -> None:
-    resources = {
-        "io_manager": PostgresPandasIOManager(schema=SCHEMA),
-        "database": PostgresDatabase(schema=SCHEMA),
-        "market": MarketData(source="sample", symbols=SYMBOLS),
-    }
+    resources = PIPELINE.resources
     last_closed = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     first = last_closed - timedelta(hours=17_520 - 1)
     results: dict[str, float] = {"symbols": len(SYMBOLS), "hours": 17_520}
     print(f"{len(SYMBOLS)} symbols x 17,520 hours to {last_closed:%Y-%m-%d %H:%M}")
-    print(f"against {database_url()}")
+    print(f"against {suite_database_url()}")
 
     candles = SampleMarket().fetch(SYMBOLS, first - timedelta(hours=LOOKBACK_HOURS), last_closed)
     started = time.perf_counter()

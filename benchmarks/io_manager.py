@@ -6,7 +6,7 @@ with a primary key and a partition index); raw ADBC writes into an identical tab
 bare one. The same write as a full Dagster run on a Postgres-backed instance is reported too:
 it adds one materialisation event per partition, which is Dagster's cost, not the IO manager's.
 
-    python benchmarks/io_manager.py [--rows 1000000] [--symbols 125]
+    python -m benchmarks.io_manager [--rows 1000000] [--symbols 125]
 """
 
 import argparse
@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy
-from _common import postgres_instance, report
 from dagster import (
     AssetKey,
     BackfillPolicy,
@@ -34,11 +33,13 @@ from dagster import (
 )
 from dagster._core.types.dagster_type import resolve_dagster_type
 
-from cryptify_pipeline.database import database_url
-from cryptify_pipeline.io.postgres_io_manager import PostgresPandasIOManager
+from benchmarks._common import postgres_instance, report
+from cryptify_pipeline_tests.support.database import suite_database_url
+from cryptify_pipeline_tests.support.pipeline import io_manager_on
 
 warnings.filterwarnings("ignore")
 SCHEMA = "bench_io"
+IO_MANAGER = io_manager_on(SCHEMA)
 START = datetime(2020, 1, 1, tzinfo=UTC)
 HOURLY = HourlyPartitionsDefinition(start_date=START, timezone="UTC")
 
@@ -97,7 +98,7 @@ def main() -> None:
     last_key = HOURLY.get_partition_key_for_timestamp(
         (START + pd.Timedelta(hours=hours - 1)).timestamp()
     )
-    url = database_url()
+    url = suite_database_url()
     print(f"{rows:,} rows ({args.symbols} symbols x {hours} hours) against {url}")
 
     key_range = PartitionKeyRange(HOURLY.get_first_partition_key(), last_key)
@@ -118,7 +119,7 @@ def main() -> None:
         asset_partitions_def=HOURLY,
         asset_partition_key_range=key_range,
     )
-    io_manager = PostgresPandasIOManager(schema=SCHEMA).create_io_manager(None)
+    io_manager = IO_MANAGER.create_io_manager(None)
     engine = sqlalchemy.create_engine(url.sqlalchemy)
     run_sql(engine, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
 
@@ -145,7 +146,7 @@ def main() -> None:
                 [candles],
                 instance=instance,
                 tags=tags,
-                resources={"io_manager": PostgresPandasIOManager(schema=SCHEMA)},
+                resources={"io_manager": IO_MANAGER},
             )
         )
 

@@ -11,34 +11,35 @@
 Models are trained beforehand in this process (not timed) with four cheap models, so that the
 backfill has a model for every day; the sample and the backfill use the same models.
 
-    python benchmarks/operations.py
+    python -m benchmarks.operations
 """
 
-import os
-import sys
 import tempfile
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
+from dagster import DagsterInstance, materialize
+
+from benchmarks._common import bench_definitions, report, sql
+from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline_tests.support.live_deployment import live_deployment
+
 NOW = datetime.now(UTC)
 LAST_HOUR = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 START = (LAST_HOUR - timedelta(days=120)).replace(hour=0)
-os.environ["CRYPTIFY_START"] = START.strftime("%Y-%m-%dT%H:00Z")
-os.environ["CRYPTIFY_SCHEMA"] = SCHEMA = "bench_operations"
-os.environ["CRYPTIFY_SYMBOLS"] = "BTC/USDT,ETH/USDT,SOL/USDT"
-os.environ["CRYPTIFY_SOURCE"] = "sample"
-os.environ["CRYPTIFY_AUTOMATION"] = "off"  # only the forecast sensor is started, below
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import psycopg2  # noqa: E402
-from _common import report, sql  # noqa: E402
-from dagster import DagsterInstance, materialize  # noqa: E402
-
-from cryptify_pipeline.assets import features, market, models  # noqa: E402
-from cryptify_pipeline.resources import build_resources  # noqa: E402
-from cryptify_pipeline_tests.live_deployment import live_deployment  # noqa: E402
+SCHEMA = "bench_operations"
+# the deployment's settings, for the webserver and daemon and for the preparation here
+SETTINGS = {
+    "CRYPTIFY_START": START.strftime("%Y-%m-%dT%H:00Z"),
+    "CRYPTIFY_SCHEMA": SCHEMA,
+    "CRYPTIFY_SYMBOLS": "BTC/USDT,ETH/USDT,SOL/USDT",
+    "CRYPTIFY_SOURCE": "sample",
+    "CRYPTIFY_AUTOMATION": "off",  # only the forecast sensor is started, below
+}
+PIPELINE = bench_definitions(SCHEMA, **SETTINGS)
 
 warnings.filterwarnings("ignore")
 HOUR = timedelta(hours=1)
@@ -53,18 +54,16 @@ CHEAP_MODELS = {"models": ["zero_return", "drift", "linear", "ridge"], "training
 
 def prepare(instance: DagsterInstance) -> None:
     """Candles and features up to the tick hours, models for every day that needs them."""
-    resources = build_resources()
+    resources = PIPELINE.resources
+    assets = [PIPELINE.get_assets_def(name) for name in ("candles", "features", "models")]
     first_tick = LAST_HOUR - (TICKS - 1) * HOUR
 
     def tags(first: datetime, last: datetime, fmt: str = KEY) -> dict[str, str]:
-        return {
-            "dagster/asset_partition_range_start": first.strftime(fmt),
-            "dagster/asset_partition_range_end": last.strftime(fmt),
-        }
+        return range_tags(first.strftime(fmt), last.strftime(fmt))
 
     began = time.perf_counter()
     assert materialize(
-        [market.candles, features.features], instance=instance, resources=resources,
+        assets[:2], instance=instance, resources=resources,
         tags=tags(START, first_tick - HOUR),
     ).success  # fmt: skip
     config = {"ops": {"models": {"config": CHEAP_MODELS}}}
@@ -74,8 +73,8 @@ def prepare(instance: DagsterInstance) -> None:
         (today - timedelta(days=2), today - timedelta(days=1)),
     ]:
         assert materialize(
-            [market.candles, features.features, models.models], instance=instance,
-            resources=resources, run_config=config, selection=[models.models],
+            assets, instance=instance, resources=resources, run_config=config,
+            selection=["models"],
             tags=tags(first, last, "%Y-%m-%d"),
         ).success  # fmt: skip
     print(f"prepared in {time.perf_counter() - began:.0f} s", flush=True)
@@ -111,7 +110,7 @@ def main() -> None:
     drop_schemas()
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
-        with live_deployment(home, f"{SCHEMA}_dagster", {}) as live:
+        with live_deployment(home, f"{SCHEMA}_dagster", SETTINGS) as live:
             with live.instance() as instance:
                 prepare(instance)
             live.client.start_sensor("forecast_after_collect")
