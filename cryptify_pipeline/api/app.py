@@ -46,13 +46,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 SymbolParam = Annotated[
     str | None,
-    Query(description="BTC/USDT, BTCUSDT or BTC-USDT; default: the first configured symbol"),
+    Query(
+        description="BTC/USDT, BTCUSDT or BTC-USDT; default: the first configured symbol",
+        examples=["BTC/USDT"],
+    ),
 ]
 ModelParam = Annotated[
     str | None,
     Query(
         description=f"A zoo model ({', '.join(MODEL_ZOO)}) or an old frontend's name "
-        f"({', '.join(f'{a} = {m}' for a, m in MODEL_ALIASES.items())}); default: all"
+        f"({', '.join(f'{a} = {m}' for a, m in MODEL_ALIASES.items())}); default: all",
+        examples=["ridge"],
     ),
 ]
 HorizonParam = Annotated[Horizon | None, Query(description="Hours ahead; default: all")]
