@@ -26,8 +26,8 @@ pytestmark = pytest.mark.live
 @pytest.fixture(scope="module")
 def api(forecast_tables, tmp_path_factory):
     log = tmp_path_factory.mktemp("api") / "api.log"
-    with live_api(forecast_tables, log, CRYPTIFY_SYMBOLS="BTC/USDT,ETH/USDT") as base:
-        yield base
+    with live_api(forecast_tables, log, CRYPTIFY_SYMBOLS="BTC/USDT,ETH/USDT") as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,8 @@ def test_dashboard_draws_candles_forecasts_and_the_leaderboard(
 
 def test_the_served_api_answers_and_stops_on_interrupt(forecast_tables, tmp_path):
     log = tmp_path / "api.log"
-    with live_api(forecast_tables, log, CRYPTIFY_SYMBOLS="BTC/USDT,ETH/USDT") as base:
+    with live_api(forecast_tables, log, CRYPTIFY_SYMBOLS="BTC/USDT,ETH/USDT") as served:
+        base = served.url
         status, health = get_json(f"{base}/health")
         assert (status, health["latest_candle"]) == (200, LAST_CANDLE.isoformat())
         status, body = get_json(f"{base}/history?symbol=DOGE")

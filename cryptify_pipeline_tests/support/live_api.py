@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptify_pipeline_tests.support.database import subprocess_env
@@ -28,10 +29,16 @@ def get_json(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+@dataclass(frozen=True)
+class LiveApi:
+    url: str  # the base URL, http://127.0.0.1:PORT
+    pid: int
+
+
 @contextmanager
-def live_api(schema: str, log: Path, **env: str) -> Iterator[str]:
-    """``cryptify api`` serving ``schema``'s tables (and ``env``'s settings); yields its base
-    URL once ``/health`` answers, and on exit interrupts it as Ctrl-C would."""
+def live_api(schema: str, log: Path, **env: str) -> Iterator[LiveApi]:
+    """``cryptify api`` serving ``schema``'s tables (and ``env``'s settings), once ``/health``
+    answers; on exit it is interrupted as Ctrl-C would."""
     port = free_port()
     process = subprocess.Popen(
         [str(BIN / "cryptify"), "api", "--host", "127.0.0.1", "--port", str(port)],
@@ -51,7 +58,7 @@ def live_api(schema: str, log: Path, **env: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"cryptify api not ready after {STARTUP_SECONDS}s") from None
                 time.sleep(0.2)
-        yield base
+        yield LiveApi(base, process.pid)
     finally:
         stop(process)
 
