@@ -29,13 +29,14 @@ from cryptify_pipeline.hours import HOUR, last_closed_hour
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
+from cryptify_pipeline.storage.database_url import resolve_database_url
 
 # the hour that closed at HH:00 is collected at HH:02 and due by HH:15, as the pipeline's
 # candles_fresh check says (assets/candle_checks.py)
 FRESHNESS_GRACE = timedelta(minutes=15)
 STATIC = Path(__file__).parent / "static"
 
-Horizon = IntEnum("Horizon", {f"h{hours}": hours for hours in HORIZONS})  # type: ignore[misc]
+Horizon = IntEnum("Horizon", {f"h{hours}": hours for hours in HORIZONS})
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorResponse, "description": "Inconsistent input"},
@@ -69,8 +70,6 @@ ToParam = Annotated[
 def api_database(settings: Settings) -> Database:
     """The tables as the API reads them: ``CRYPTIFY_API_DATABASE_URL`` if set (a read-only
     role), else the pipeline's own database."""
-    from cryptify_pipeline.storage.database_url import resolve_database_url
-
     url = settings.api_database_url or resolve_database_url(settings.database)
     return Database(url, settings.schema)
 
