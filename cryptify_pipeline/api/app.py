@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from cryptify_pipeline.api import schemas
+from cryptify_pipeline.api.cache import ResponseCache
 from cryptify_pipeline.api.errors import error_body, install_error_handlers, json_response
 from cryptify_pipeline.api.names import MODEL_ALIASES, Symbols, resolve_model
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable, JsonRows
@@ -83,6 +84,7 @@ def create_app(
     time it is (tests pin it)."""
     db = database or api_database(settings)
     symbols = Symbols(settings.symbols)
+    cache = ResponseCache()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +97,7 @@ def create_app(
         summary="Candles, features, forecasts and scores of the Cryptify pipeline (read-only).",
         lifespan=lifespan,
     )
+    app.state.history_cache = cache
     install_error_handlers(app)
     if settings.api_cors_origins:
         app.add_middleware(
@@ -207,18 +210,25 @@ def create_app(
         span = window(from_time, to_time, time_range, clock())
         model_id = choice.model_id if choice else None
         label = choice.label if choice else None
-        bars = db.bars(name, span.start, span.end)
-        predictions = db.history_predictions(name, span.start, span.end, model_id, label)
-        return _success(
-            data={"raw_bars": _rows(bars), "predictions": _rows(predictions)},
-            metadata={
-                "bars_count": bars.count,
-                "predictions_count": predictions.count,
-                "symbol": name,
-                "model": label,
-            },
-            time_range=span.as_json(),
-        )
+        key = (name, span.start, span.end, model_id, label)
+        fingerprint = db.history_fingerprint(name, span.start, span.end, model_id)
+        body = cache.get(key, fingerprint)
+        if body is None:
+            bars = db.bars(name, span.start, span.end)
+            predictions = db.history_predictions(name, span.start, span.end, model_id, label)
+            body = _success_body(
+                data={"raw_bars": _rows(bars), "predictions": _rows(predictions)},
+                metadata={
+                    "bars_count": bars.count,
+                    "predictions_count": predictions.count,
+                    "symbol": name,
+                    "model": label,
+                },
+                time_range=span.as_json(),
+            )
+            if fingerprint is not None:
+                cache.put(key, fingerprint, body)
+        return Response(body, media_type="application/json")
 
     @app.get(
         "/predictions/latest",
@@ -322,8 +332,12 @@ def _rows(rows: JsonRows) -> orjson.Fragment:
     return orjson.Fragment(rows.json)
 
 
+def _success_body(**parts: Any) -> bytes:
+    return orjson.dumps({"status": "success", **parts}, default=str)
+
+
 def _success(**parts: Any) -> Response:
-    return json_response({"status": "success", **parts})
+    return Response(_success_body(**parts), media_type="application/json")
 
 
 def _oldest(moments: Any) -> datetime | None:

@@ -246,23 +246,46 @@ class Database:
             {"symbol": symbol, "start": start, "end": end},
         )
 
+    def _chosen_forecasts(self, columns: str, filters: str) -> str:
+        """``chosen``: the forecasts made in [start, end), plus those of the newest forecast
+        hour before ``end`` when it precedes the window (the look ahead)."""
+        table = self._table["predictions"]
+        return (
+            f"WITH newest AS (SELECT max(ts) AS ts FROM {table}"
+            f"  WHERE symbol = %(symbol)s AND ts < %(end)s{filters}),"
+            f" chosen AS (SELECT {columns} FROM {table}"
+            f"  WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s{filters}"
+            f"  UNION ALL SELECT {columns} FROM {table} WHERE symbol = %(symbol)s"
+            f"  AND ts = (SELECT ts FROM newest) AND ts < %(start)s{filters})"
+        )
+
     def history_predictions(
         self, symbol: str, start: datetime, end: datetime, model: str | None, label: str | None
     ) -> JsonRows:
-        """Forecasts made in [start, end), plus those of the newest forecast hour before
-        ``end`` when it precedes the window (the look ahead), oldest first."""
-        table, filters = self._table["predictions"], _filters(model, None)
+        """Forecasts made in [start, end), plus the look ahead (``_chosen_forecasts``), oldest
+        first."""
         return self._json_rows(
-            f"WITH newest AS (SELECT max(ts) AS ts FROM {table}"
-            f"  WHERE symbol = %(symbol)s AND ts < %(end)s{filters}),"
-            f" chosen AS (SELECT * FROM {table}"
-            f"  WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s{filters}"
-            f"  UNION ALL SELECT * FROM {table} WHERE symbol = %(symbol)s"
-            f"  AND ts = (SELECT ts FROM newest) AND ts < %(start)s{filters})"
+            f"{self._chosen_forecasts('*', _filters(model, None))}"
             f" SELECT count(*), coalesce(json_agg({_PREDICTION}"
             " ORDER BY ts, model, horizon_h), '[]')::text FROM chosen",
             {"symbol": symbol, "start": start, "end": end, "model": model, "label": label},
         )
+
+    def history_fingerprint(
+        self, symbol: str, start: datetime, end: datetime, model: str | None
+    ) -> tuple | None:
+        """What changes whenever the rows of ``bars`` and ``history_predictions`` change: their
+        counts and the sums of their ``xmin`` (cache.py); None before the tables exist."""
+        version = "sum(xmin::text::bigint)"
+        rows = self._rows(
+            f"{self._chosen_forecasts('xmin', _filters(model, None))},"
+            f" bars AS (SELECT xmin FROM {self._table['candles']}"
+            "  WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s)"
+            f" SELECT (SELECT count(*) FROM bars), (SELECT {version} FROM bars),"
+            f" (SELECT count(*) FROM chosen), (SELECT {version} FROM chosen)",
+            {"symbol": symbol, "start": start, "end": end, "model": model},
+        )
+        return tuple(rows[0]) if rows else None
 
     def latest_predictions(
         self, symbol: str, model: str | None, label: str | None, horizon: int | None, limit: int

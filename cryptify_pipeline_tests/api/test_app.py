@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import schemathesis
+from dagster import materialize
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -20,7 +21,9 @@ from cryptify_pipeline.api.queries import Database
 from cryptify_pipeline.settings import load_settings
 from cryptify_pipeline.storage.urls import DatabaseUrl
 from cryptify_pipeline_tests.api.conftest import FIRST_FORECAST, HORIZONS, LAST_CANDLE
+from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
+from cryptify_pipeline_tests.support.pipeline import range_tags
 
 SETTINGS = load_settings({"CRYPTIFY_SYMBOLS": "BTC/USDT,ETH/USDT"})
 # 20 minutes after the newest stored candle closed: the pipeline is current
@@ -182,6 +185,31 @@ def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     assert {(p["model"], p["model_id"]) for p in asked} == {(alias, zoo)}
     strip = lambda rows: [{k: v for k, v in p.items() if k != "model"} for p in rows]  # noqa: E731
     assert strip(asked) == strip(direct)
+
+
+def test_history_bodies_are_kept_while_their_rows_are_unchanged(forecast_tables, instance):
+    with client_for(forecast_tables) as fresh:
+        cache = fresh.app.state.history_cache
+        first = fresh.get(f"/history?{DAY}&model=ridge")
+        assert fresh.get(f"/history?{DAY}&model=ridge").content == first.content
+        assert cache.size[0] == 1  # the second answer was the kept body
+        fresh.get(f"/history?{DAY}&model=lstm")
+        assert cache.size[0] == 2
+    database = Database(suite_database_url(), forecast_tables)
+    window = (datetime(2025, 1, 23, tzinfo=UTC), datetime(2025, 1, 24, tzinfo=UTC))
+    before = database.history_fingerprint("BTC/USDT", *window, "ridge")
+    # re-materialise one hour of forecasts inside the window, and one outside it: the rows'
+    # values come out the same, but they were rewritten, and only the first is in the window
+    for hour in ("2025-01-22-05:00", "2025-01-23-05:00"):
+        result = materialize(
+            list(pipeline.assets().values()), selection=["predictions"], instance=instance,
+            tags=range_tags(hour, hour), resources=pipeline.resources(forecast_tables),
+        )  # fmt: skip
+        assert result.success
+        after = database.history_fingerprint("BTC/USDT", *window, "ridge")
+        assert (after == before) == (hour == "2025-01-22-05:00"), hour
+    assert after[:3] == before[:3] and after[3] != before[3]  # same counts, new xmin
+    database.close()
 
 
 # -- the other data endpoints ----------------------------------------------------------------
