@@ -9,9 +9,10 @@ and all are written through the IO manager as the assets would write them.
 
 Then ``cryptify api`` serves them (one process, as ``make dev`` and the compose service run it)
 and ``wrk`` (Debian's package: ``apt-get install -y wrk``) measures, from this machine:
-``/history?time_range=1m`` latency (p50/p99, one connection; all models, and one model as the
-dashboard asks) and ``/predictions/latest`` throughput (32 connections). Results go to
-benchmarks/results/api.json.
+``/history?time_range=1m`` latency (p50/p99, one connection; every model, and one model as the
+dashboard asks; the same window again, served from the kept body after checking its rows'
+fingerprint, and a new window each request, built by Postgres) and ``/predictions/latest``
+throughput (32 connections). Results go to benchmarks/results/api.json.
 
     python -m benchmarks.api [--days 365] [--seconds 15]
 """
@@ -146,12 +147,25 @@ def build_tables(days: int, results: dict[str, float]) -> datetime:
     return last
 
 
-def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+# each request a window ending one second earlier than the last: never a kept body
+UNCACHED = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", wrk.path .. "&to_time=" .. (%d - counter))
+end
+"""
+
+
+def wrk(url: str, connections: int, seconds: int, script: str | None = None) -> dict[str, float]:
     """Requests/s, latency percentiles (ms) and non-2xx answers of one wrk run."""
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script or "")
+        lua.flush()
+        output = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
     unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
     def percentile(name: str) -> float:
@@ -198,19 +212,23 @@ def main() -> None:
         results["history_1m_bars"] = int(re.search(rb'"bars_count":(\d+)', body)[1])
         # the current hour has not closed: 719 or 720 candles, as the hour's boundary falls
         assert results["history_1m_bars"] in (719, 720), results["history_1m_bars"]
+        uncached = UNCACHED % int((last + 2 * HOUR).timestamp())
         runs = {
-            "history_1m": (history, 1),
-            "history_1m_one_model": (f"{history}&model=ridge", 1),
-            "history_1m_4_connections": (history, 4),
-            "predictions_latest": (f"{base}/predictions/latest", 32),
+            "history_1m": (history, 1, None),
+            "history_1m_4_connections": (history, 4, None),
+            "history_1m_uncached": (history, 1, uncached),
+            "history_1m_one_model": (f"{history}&model=ridge", 1, None),
+            "history_1m_one_model_uncached": (f"{history}&model=ridge", 1, uncached),
+            "predictions_latest": (f"{base}/predictions/latest", 32, None),
             "predictions_latest_filtered": (
                 f"{base}/predictions/latest?symbol=ETH-USDT&model=lstm&horizon=24&limit=24", 32,
+                None,
             ),
         }  # fmt: skip
-        for name, (url, connections) in runs.items():
-            wrk(url, connections, 2)  # warm-up: connections, plans, caches
+        for name, (url, connections, script) in runs.items():
+            wrk(url, connections, 2)  # warm-up: connections, plans, the kept body
             cpu = api_cpu_seconds(pid)
-            measured = wrk(url, connections, args.seconds)
+            measured = wrk(url, connections, args.seconds, script)
             requests = measured["requests_per_s"] * args.seconds
             measured["api_cpu_ms_per_request"] = round(
                 (api_cpu_seconds(pid) - cpu) * 1000 / requests, 3
