@@ -46,8 +46,12 @@ class FailureAlerts(ConfigurableResource):
     """Where run failures are announced beyond the log and the run_failures table, and how
     hard: each alert is retried with backoff until delivered or ``max_attempts`` is reached."""
 
+    # Its path or query is the webhook's token: build_resources passes it as an EnvVar, and
+    # the UI masks it even when given as a value.
     webhook_url: str | None = Field(
-        default=None, description="POSTed a JSON body per failed run (Slack-compatible text)."
+        default=None,
+        description="POSTed a JSON body per failed run (Slack-compatible text).",
+        json_schema_extra={"dagster__is_secret": True},
     )
     timeout_seconds: float = Field(
         default=_ALERTS.timeout_seconds, description="How long one POST waits for an answer."
