@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import adbc_driver_postgresql.dbapi as adbc
 from dagster import (
@@ -22,6 +23,10 @@ from dagster import (
 
 from cryptify_pipeline.automation.run_tags import describe_partitions
 from cryptify_pipeline.storage.pg_tables import ensure_schema, qualified_name, table_columns
+from cryptify_pipeline.storage.urls import redact_urls
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
 
 TABLE = "run_failures"
 
@@ -102,7 +107,8 @@ def cursor_for(record_id: int) -> str:
 def describe_failure(
     instance: DagsterInstance, run: DagsterRun, failure_event: DagsterEvent
 ) -> RunFailure:
-    """The failed run: its partitions, failed steps and the first step error."""
+    """The failed run: its partitions, failed steps and the first step error, with any URL
+    holding credentials or a query redacted (it is stored, logged and posted)."""
     steps = [
         record.event_log_entry.dagster_event
         for record in instance.get_records_for_run(
@@ -111,7 +117,7 @@ def describe_failure(
         if record.event_log_entry.dagster_event is not None
     ]
     errors = [
-        step.event_specific_data.error.message.strip()
+        _own_error(step.event_specific_data.error)
         for step in steps
         if step.event_specific_data is not None and step.event_specific_data.error is not None
     ]
@@ -122,9 +128,17 @@ def describe_failure(
         job_name=run.job_name,
         partitions=describe_partitions(run.tags),
         failed_steps=tuple(step.step_key for step in steps if step.step_key),
-        message=errors[0] if errors else (failure_event.message or "run failed"),
+        message=redact_urls(errors[0] if errors else (failure_event.message or "run failed")),
         failed_at=datetime.fromtimestamp(ended, UTC) if ended else datetime.now(UTC),
     )
+
+
+def _own_error(error: SerializableErrorInfo) -> str:
+    """The error the step itself raised: the innermost cause of Dagster's wrappers (such as
+    "Error occurred while executing op ...")."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def ensure_failures_table(connection: adbc.Connection, schema: str) -> None:

@@ -11,6 +11,7 @@ modules show of a URL that may hold credentials.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"}
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _ACCEPTED = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
 class DatabaseConnectionError(ConnectionError):
@@ -86,6 +88,14 @@ def redact_url(raw: str) -> str:
     if "?" in rest[end:] or "#" in rest[end:]:
         shown += "?…"
     return shown
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL that holds credentials, a query or a fragment redacted
+    (libraries such as ccxt quote the URL they failed to reach, password and key included)."""
+    return _URL_IN_TEXT.sub(
+        lambda url: redact_url(url[0]) if any(c in url[0] for c in "@?#") else url[0], text
+    )
 
 
 class DatabaseUrlError(ValueError):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance, build_sensor_context, job, op
 
 from cryptify_pipeline.automation.failures import cursor_record_id
 from cryptify_pipeline.resources import FailureAlerts
@@ -211,15 +211,17 @@ def test_a_tick_stops_at_the_first_failure_and_within_its_budget(failures, webho
     assert sorted(attempts for _, attempts, _, _ in failures.rows().values()) == [0, 0, 1]
 
     # a webhook that answers, slowly: a tick starts no POST that could end past its budget
-    webhook.mode = "slow"  # 0.6 s per answer: after two, a third could end at 2.2 s > 1.9 s
+    webhook.mode = "slow"  # 0.6 s per answer: a third could start at >= 1.2 s, end > 1.9 s
     budget = FailureAlerts(
         webhook_url=webhook.url, timeout_seconds=1.0, first_retry_seconds=0,
         tick_budget_seconds=1.9,
     )  # fmt: skip
     started = time.monotonic()
-    assert failures.tick(budget).endswith("2 of 2 alert post(s) delivered")
-    assert time.monotonic() - started < 2.5
-    failures.tick(budget)
+    first = failures.tick(budget)
+    assert time.monotonic() - started < 2.4
+    assert first.endswith(("1 of 1 alert post(s) delivered", "2 of 2 alert post(s) delivered"))
+    for _ in range(2):  # the rest on the next tick(s)
+        failures.tick(budget)
     assert {state for state, *_ in failures.rows().values()} == {"delivered"}
     assert sorted(body["run_id"] for body in webhook.bodies) == sorted(runs)
 
@@ -279,3 +281,30 @@ def test_the_webhook_url_never_reaches_the_table_or_the_tick(failures, webhook):
     errors = run_sql(f'SELECT alert_last_error FROM "{failures.schema}".run_failures')
     assert errors and all(TOKEN not in str(row) for row in errors)
     assert all(TOKEN not in message and "services" not in message for message in messages)
+
+
+@op
+def reach_exchange() -> None:
+    # what ccxt raises for an exchange URL holding credentials: it quotes the whole URL
+    raise RuntimeError(
+        "NetworkError: binance GET http://key:APISEKRET@proxy.example/api/v3?apikey=APISEKRET"
+    )
+
+
+@job
+def leaky_job() -> None:
+    reach_exchange()
+
+
+def test_urls_with_credentials_in_a_failure_are_redacted_in_the_table_and_the_alert(
+    failures, webhook
+):
+    result = leaky_job.execute_in_process(instance=failures.instance, raise_on_error=False)
+    failures.tick(FailureAlerts(webhook_url=webhook.url))
+    [(message,)] = run_sql(
+        f'SELECT message FROM "{failures.schema}".run_failures WHERE run_id = %s',
+        (result.run_id,),
+    )
+    assert message.endswith("binance GET http://***@proxy.example/…?…")
+    [body] = webhook.bodies
+    assert "APISEKRET" not in json.dumps(body)
