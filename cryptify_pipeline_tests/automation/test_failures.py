@@ -4,6 +4,8 @@ with backoff while it hangs, refuses or fails, delivered once it recovers, given
 import json
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +16,7 @@ from cryptify_pipeline.automation.failures import cursor_record_id
 from cryptify_pipeline.resources import FailureAlerts
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
+from cryptify_pipeline_tests.support.live_deployment import Deployment, live_deployment
 
 TOKEN = "SEKRET"  # the webhook URL's secret: in its path and its query, as Slack's and others'
 
@@ -308,3 +311,62 @@ def test_urls_with_credentials_in_a_failure_are_redacted_in_the_table_and_the_al
     assert message.endswith("binance GET http://***@proxy.example/…?…")
     [body] = webhook.bodies
     assert "APISEKRET" not in json.dumps(body)
+
+
+def eventually(what: Callable[[], object], timeout: float, description: str):
+    """``what()`` once it is truthy, polled every half second."""
+    deadline = time.monotonic() + timeout
+    while not (result := what()):
+        assert time.monotonic() < deadline, f"{description}: not after {timeout:g} s"
+        time.sleep(0.5)
+    return result
+
+
+def sensor_ticks(live: Deployment, name: str) -> list[dict]:
+    location, repository = live.client.repository()
+    selector = {
+        "repositoryLocationName": location,
+        "repositoryName": repository,
+        "sensorName": name,
+    }
+    data = live.client.query(
+        "query Ticks($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor {"
+        " sensorState { ticks(limit: 20) { status skipReason error { message } } } } } }",
+        {"s": selector},
+    )
+    return data["sensorOrError"]["sensorState"]["ticks"]
+
+
+@pytest.mark.live
+def test_the_daemon_delivers_an_alert_once_a_refusing_webhook_recovers(tmp_path, webhook):
+    """End to end: the daemon ticks the sensor in the code server; the webhook refuses at first,
+    the alert waits as pending and is posted on a later tick after its 30 s backoff."""
+    schema = f"live_{uuid.uuid4().hex[:8]}"
+    webhook.stop()
+    env = {
+        "CRYPTIFY_SCHEMA": schema, "CRYPTIFY_AUTOMATION": "off",
+        "CRYPTIFY_ALERT_WEBHOOK_URL": webhook.url,
+    }  # fmt: skip
+    rows = f'SELECT alert_state, alert_attempts, alert_last_error FROM "{schema}".run_failures'
+    try:
+        with live_deployment(tmp_path / "home", f"{schema}_dagster", env) as live:
+            live.client.start_sensor("record_run_failures")
+            eventually(lambda: sensor_ticks(live, "record_run_failures"), 60, "a first tick")
+            run_id = live.client.launch_run("predict_job", partition="2025-03-03-05:00")
+            assert live.wait_for_run(run_id).status == "FAILURE"  # no features, no models
+
+            def tried():  # recorded, then posted once: two transactions
+                exists = run_sql("SELECT to_regclass(%s)", (f'"{schema}".run_failures',))
+                return exists != [(None,)] and run_sql(rows + " WHERE alert_attempts > 0")
+
+            [(state, attempts, error)] = eventually(tried, 60, "the failure recorded and tried")
+            assert (state, attempts) == ("pending", 1) and "refused" in error
+            webhook.start("ok")
+            eventually(lambda: webhook.bodies, 90, "the alert delivered")
+            assert [body["run_id"] for body in webhook.bodies] == [run_id]
+            assert eventually(lambda: run_sql(rows)[0][0] == "delivered", 30, "delivered")
+            errors = [t["error"] for t in sensor_ticks(live, "record_run_failures") if t["error"]]
+            assert errors == []
+    finally:
+        run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
