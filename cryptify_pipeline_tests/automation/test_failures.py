@@ -11,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context, job, op
+from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
 
-from cryptify_pipeline.automation.failures import cursor_record_id
+from cryptify_pipeline.automation.failures import cursor_for, cursor_record_id
 from cryptify_pipeline.resources import FailureAlerts
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
@@ -249,6 +250,14 @@ def test_a_repeated_tick_keeps_the_alert_state_and_posts_nothing_twice(failures,
     assert failures.tick(alerts).startswith("1 failed run(s) recorded; 0 of 0")
     assert failures.rows()[run_id][:2] == ("delivered", 1) and webhook.requests == 1
     assert cursor_record_id(failures.cursor) > cursor_record_id(before)
+
+
+def test_a_run_failure_sensor_cursor_is_resumed_from():
+    # the cursor record_run_failures had as a run_failure_sensor, before it tracked alerts
+    old = RunStatusSensorCursor(record_id=1234, record_timestamp=None).to_json()
+    assert cursor_record_id(old) == 1234
+    assert cursor_record_id(cursor_for(1234)) == 1234
+    assert cursor_record_id(None) is None and cursor_record_id("garbage") is None
 
 
 def test_failures_recorded_before_alerts_were_tracked_are_kept_and_not_posted(failures, webhook):
