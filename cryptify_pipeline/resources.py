@@ -10,7 +10,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from cryptify_pipeline.automation.failures import RunFailure, post_alert
+from cryptify_pipeline.automation.alerts import AlertPolicy, Attempt, deliver_due_alerts
+from cryptify_pipeline.automation.failures import NOT_CONFIGURED, PENDING
 from cryptify_pipeline.market.sources import CandleSource, source_for
 from cryptify_pipeline.settings import DEFAULT_GAP_REPAIR_DAYS, DEFAULT_PRICE_JUMP_BOUND, Settings
 from cryptify_pipeline.storage.database import PostgresDatabase
@@ -38,19 +39,55 @@ class MarketData(ConfigurableResource):
         return source_for(self.source, self.exchange_api_url)
 
 
-class FailureAlerts(ConfigurableResource):
-    """Where run failures are announced beyond the log and the run_failures table."""
+_ALERTS = AlertPolicy()
 
+
+class FailureAlerts(ConfigurableResource):
+    """Where run failures are announced beyond the log and the run_failures table, and how
+    hard: each alert is retried with backoff until delivered or ``max_attempts`` is reached."""
+
+    # Its path or query is the webhook's token: build_resources passes it as an EnvVar, and
+    # the UI masks it even when given as a value.
     webhook_url: str | None = Field(
-        default=None, description="POSTed a JSON body per failed run (Slack-compatible text)."
+        default=None,
+        description="POSTed a JSON body per failed run (Slack-compatible text).",
+        json_schema_extra={"dagster__is_secret": True},
+    )
+    timeout_seconds: float = Field(
+        default=_ALERTS.timeout_seconds, description="How long one POST waits for an answer."
+    )
+    max_attempts: int = Field(
+        default=_ALERTS.max_attempts, description="Attempts per alert before it is given up."
+    )
+    first_retry_seconds: float = Field(
+        default=_ALERTS.first_retry_seconds,
+        description="Wait after the first failed attempt; doubled after each next one.",
+    )
+    max_retry_seconds: float = Field(
+        default=_ALERTS.max_retry_seconds, description="Longest wait between two attempts."
+    )
+    tick_budget_seconds: float = Field(
+        default=_ALERTS.tick_budget_seconds,
+        description="Time a sensor tick may spend posting alerts.",
     )
 
-    def send(self, failure: RunFailure) -> bool:
-        """Post ``failure``; False when no webhook is configured."""
+    def policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            timeout_seconds=self.timeout_seconds, max_attempts=self.max_attempts,
+            first_retry_seconds=self.first_retry_seconds, max_retry_seconds=self.max_retry_seconds,
+            tick_budget_seconds=self.tick_budget_seconds,
+        )  # fmt: skip
+
+    def state_of_new_alerts(self) -> str:
+        """PENDING when there is a webhook to post to, else NOT_CONFIGURED."""
+        return PENDING if self.webhook_url else NOT_CONFIGURED
+
+    def deliver_due(self, database: PostgresDatabase) -> list[Attempt]:
+        """Post the alerts whose next attempt is due (none without a webhook)."""
         if not self.webhook_url:
-            return False
-        post_alert(self.webhook_url, failure)
-        return True
+            return []
+        url = database.connection_url()
+        return deliver_due_alerts(url, database.schema_name, self.webhook_url, self.policy())
 
 
 def _env_or_none(name: str, value: str | None) -> EnvVar | None:
