@@ -24,12 +24,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from cryptify_pipeline.storage.urls import (
-    DatabaseUrl,
-    DatabaseUrlError,
-    redact_url,
-    userinfo_problem,
-)
+from cryptify_pipeline.redaction import redact_url
+from cryptify_pipeline.storage.urls import DatabaseUrl, DatabaseUrlError, userinfo_problem
 
 T = TypeVar("T")
 

@@ -26,8 +26,9 @@ from cryptify_pipeline.automation.failures import (
     due_alerts,
     record_alert_attempt,
 )
+from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.urls import DatabaseUrl, redact_url
+from cryptify_pipeline.storage.urls import DatabaseUrl
 
 _RESPONSE_BYTES = 65536  # read (and ignore) at most this much of the webhook's answer
 _RETRYABLE_CLIENT_ERRORS = (408, 425, 429)

@@ -22,8 +22,8 @@ from dagster import (
 )
 
 from cryptify_pipeline.automation.run_tags import describe_partitions
+from cryptify_pipeline.redaction import redact_urls
 from cryptify_pipeline.storage.pg_tables import ensure_schema, qualified_name, table_columns
-from cryptify_pipeline.storage.urls import redact_urls
 
 if TYPE_CHECKING:
     from dagster._utils.error import SerializableErrorInfo

@@ -5,13 +5,12 @@ to psycopg 3, which we do not install, so every URL handed to SQLAlchemy (and so
 dagster-postgres) carries ``+psycopg2``. ADBC and libpq want the plain ``postgresql://`` form.
 
 No error raised here quotes a URL: a refusal names the part that is wrong, never its value
-(what looks like a port may be the tail of a password), and ``redact_url`` is what other
+(what looks like a port may be the tail of a password); ``cryptify_pipeline.redaction`` is what
 modules show of a URL that may hold credentials.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from sqlalchemy.exc import ArgumentError
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"}
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _ACCEPTED = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
-_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
 class DatabaseConnectionError(ConnectionError):
@@ -64,38 +62,6 @@ def _port_problem(raw: str) -> str | None:
     if digits.isdigit() and 0 < int(digits) < 65536:
         return None
     return f"its port is not a number from 1 to 65535; {_ACCEPTED}"
-
-
-def redact_url(raw: str) -> str:
-    """What an error may show of ``raw``: scheme, host and port, with any user:password, path,
-    query and fragment replaced by ``***@``, ``/…`` and ``?…``.
-
-    The path goes too: webhook URLs (Slack's among them) carry their token there. Everything
-    up to the *last* ``@`` counts as credentials, so a password holding ``/``, ``?`` or ``#``
-    is still hidden (over-redacting an ``@`` in a query is the safe mistake).
-    """
-    scheme, separator, rest = raw.strip().rpartition("://")
-    if not separator:
-        scheme, rest = "", raw.strip()
-    shown = f"{scheme}://" if separator else ""
-    if "@" in rest:
-        shown += "***@"
-        rest = rest.rpartition("@")[2]
-    end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
-    shown += rest[:end]
-    if "/" in rest[end:]:
-        shown += "/…"
-    if "?" in rest[end:] or "#" in rest[end:]:
-        shown += "?…"
-    return shown
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with every URL that holds credentials, a query or a fragment redacted
-    (libraries such as ccxt quote the URL they failed to reach, password and key included)."""
-    return _URL_IN_TEXT.sub(
-        lambda url: redact_url(url[0]) if any(c in url[0] for c in "@?#") else url[0], text
-    )
 
 
 class DatabaseUrlError(ValueError):

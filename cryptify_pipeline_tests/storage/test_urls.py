@@ -3,8 +3,9 @@
 import psycopg2
 import pytest
 
+from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.urls import DatabaseConnectionError, DatabaseUrl, redact_url
+from cryptify_pipeline.storage.urls import DatabaseConnectionError, DatabaseUrl
 
 
 @pytest.mark.parametrize(
