@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
+from cryptify_pipeline.ml.signing import KEY_FORM, SigningKey
 from cryptify_pipeline.storage.urls import DatabaseUrl, DatabaseUrlError
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
+MODEL_SIGNING_KEY_FILE = "model-signing.key"  # beside the embedded server's data directory
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
@@ -87,6 +89,10 @@ class Settings:
     executor: str
     celery_broker: str
     celery_backend: str
+    # The key models are signed with, when CRYPTIFY_MODEL_SIGNING_KEY sets it; else the key in
+    # ``model_signing_key_file``, created on first use (``resources.ModelSigning``).
+    model_signing_key: SigningKey | None
+    model_signing_key_file: Path
 
 
 def project_root() -> Path:
@@ -105,9 +111,11 @@ class _Reader:
         value = self.env.get(name)
         return value.strip() if value and value.strip() else None
 
-    def read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+    def read(
+        self, name: str, default: T, parse: Callable[[str], T], expected: str, secret: bool = False
+    ) -> T:
         """``parse(value)``, or ``default`` when unset; ``parse`` refuses a value by raising
-        ValueError, or ``_Refused`` with its own wording."""
+        ValueError, or ``_Refused`` with its own wording. A ``secret`` value is never shown."""
         raw = self.raw(name)
         if raw is None:
             return default
@@ -117,7 +125,8 @@ class _Reader:
             problem = f", {refusal}"
         except ValueError:
             problem = f"; expected {expected}"
-        raise SettingsError(f"{name} is {raw!r}{problem}")
+        shown = "set (its value is not shown)" if secret else repr(raw)
+        raise SettingsError(f"{name} is {shown}{problem}")
 
     def bounded_int(self, name: str, default: int, low: int, high: int) -> int:
         def parse(raw: str) -> int:
@@ -143,12 +152,13 @@ def _matching(pattern: re.Pattern[str]) -> Callable[[str], str]:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default: the process environment)."""
     read = _Reader(os.environ if environ is None else environ)
+    database = _database(read)
     broker = read.read(
         "CRYPTIFY_CELERY_BROKER", DEFAULT_CELERY_BROKER, _matching(_CELERY_BROKER),
         "a Redis or RabbitMQ URL such as redis://localhost:6379/0 or pyamqp://guest@localhost:5672//",
     )  # fmt: skip
     return Settings(
-        database=_database(read),
+        database=database,
         symbols=read.read(
             "CRYPTIFY_SYMBOLS", DEFAULT_SYMBOLS, _symbols,
             "comma-separated BASE/QUOTE pairs of letters and digits, e.g. BTC/USDT,ETH/USDT",
@@ -185,6 +195,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         celery_broker=broker,
         celery_backend=read.raw("CRYPTIFY_CELERY_BACKEND") or _celery_backend(broker),
+        model_signing_key=read.read(
+            "CRYPTIFY_MODEL_SIGNING_KEY", None, SigningKey.parse, KEY_FORM, secret=True
+        ),
+        model_signing_key_file=database.embedded_dir.parent / MODEL_SIGNING_KEY_FILE,
     )  # fmt: skip
 
 
