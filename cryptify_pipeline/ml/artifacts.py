@@ -90,7 +90,9 @@ def save_model(pipeline: Any) -> dict[str, object]:
     try:
         blob = artifact_format.dump(pipeline)
     except ValueError as error:
-        raise ModelIntegrityError(f"cannot store the model as {artifact_format.name}: {error}")
+        raise ModelIntegrityError(
+            f"cannot store the model as {artifact_format.name}: {error}"
+        ) from error
     return {
         "artifact_format": artifact_format.name,
         "pipeline": blob,

@@ -82,9 +82,7 @@ def _rows_to_forecast(
     return rows
 
 
-def _batches_by_model(
-    rows: pd.DataFrame, models: pd.DataFrame
-) -> list[tuple[list, pd.DataFrame]]:
+def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[list, pd.DataFrame]]:
     """(model records, the rows they forecast) pairs; a model that serves several days with the
     same interval (a baseline whose bytes do not change, a model kept while daily training is
     paused) gets all their rows in one batch, so it predicts once."""

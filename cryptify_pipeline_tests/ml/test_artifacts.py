@@ -123,7 +123,9 @@ def test_every_field_a_forecast_reads_is_signed():
 
 def test_a_recorded_hash_that_does_not_match_the_bytes_is_refused(fitted):
     record = fitted["drift"][1] | {"sha256": "0" * 64}
-    with pytest.raises(ModelIntegrityError, match="drift BTC/USDT 6h of 2025-03-31: its bytes hash"):
+    with pytest.raises(
+        ModelIntegrityError, match="drift BTC/USDT 6h of 2025-03-31: its bytes hash"
+    ):
         load_model(record, KEY)
 
 
@@ -141,7 +143,10 @@ def test_other_library_versions_are_refused(fitted):
 
 def test_unsigned_records_are_refused(fitted):
     for signature in (None, float("nan"), ""):
-        with pytest.raises(ModelIntegrityError, match="linear BTC/USDT 6h of 2025-03-31: the artifact is unsigned .*retrain"):
+        with pytest.raises(
+            ModelIntegrityError,
+            match="linear BTC/USDT 6h of 2025-03-31: the artifact is unsigned .*retrain",
+        ):
             load_model(fitted["linear"][1] | {"signature": signature}, KEY)
 
 

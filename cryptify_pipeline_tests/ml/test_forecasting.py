@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
-from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError, sign_models
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import with_targets
@@ -78,4 +78,6 @@ def test_every_row_that_serves_a_forecast_is_verified(setup):
     assert len(forecast(features, both, symbols, *two_days, KEY)) == 25 * 2
     unsigned = next_day.assign(signature=next_day["signature"].where(next_day["model"] != "linear"))
     with pytest.raises(ModelIntegrityError, match="linear BTC/USDT 6h of 2025-04-10: .*unsigned"):
-        forecast(features, pd.concat([models, unsigned], ignore_index=True), symbols, *two_days, KEY)
+        forecast(
+            features, pd.concat([models, unsigned], ignore_index=True), symbols, *two_days, KEY
+        )

@@ -61,7 +61,9 @@ def test_skops_alone_would_trust_more_than_the_zoo(xy, zoo_files):
     lasso = skops.io.dumps(Lasso(alpha=1e-4).fit(xy[0].fillna(0), xy[1]))
     assert skops.io.get_untrusted_types(data=lasso) == []
     assert skops.io.loads(lasso, trusted=[]) is not None
-    with pytest.raises(UntrustedArtifact, match=r"type\(s\) sklearn.linear_model._coordinate_descent.Lasso$"):
+    with pytest.raises(
+        UntrustedArtifact, match=r"type\(s\) sklearn.linear_model._coordinate_descent.Lasso$"
+    ):
         skops_format.loads(lasso)
     # and what skops itself wants trusted beyond its defaults for the zoo is in the list
     for data in zoo_files.values():
@@ -81,7 +83,9 @@ def test_a_file_that_would_run_a_command_is_refused_unbuilt(tmp_path):
 
 def test_a_function_reference_is_refused(xy):
     transformer = skops.io.dumps(FunctionTransformer(func=np.log1p))
-    with pytest.raises(UntrustedArtifact, match=r"numpy.log1p \(as FunctionNode\), .*FunctionTransformer"):
+    with pytest.raises(
+        UntrustedArtifact, match=r"numpy.log1p \(as FunctionNode\), .*FunctionTransformer"
+    ):
         skops_format.loads(transformer)
 
 

@@ -10,8 +10,8 @@ from dagster import AssetsDefinition, Definitions
 from cryptify_pipeline.assets import build_asset_checks, build_assets
 from cryptify_pipeline.automation.run_tags import range_tags
 from cryptify_pipeline.definitions import build_definitions
-from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.ml.signing import SigningKey
+from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import FailureAlerts, MarketData, ModelSigning, PostgresDatabase
 from cryptify_pipeline.settings import DEFAULT_START, load_settings
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
