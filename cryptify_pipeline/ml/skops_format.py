@@ -8,6 +8,9 @@ scikit-learn estimator and more. So every type a file names is checked here agai
 skops's own audit runs with the same list. A file naming anything else (a function, a class from
 another package, ``os.system``) is refused without importing or building anything.
 
+``TreePredictor`` (HistGradientBoosting's trees) is trusted by necessity and checked after
+loading: its node indices must stay inside the tree (``_check_trees``).
+
 skops writes object ids (memory addresses) and the time into its archive, so two dumps of one
 fit differ. ``dumps`` rewrites the archive canonically (ids numbered in order of appearance,
 fixed member names and timestamps): equal fits give equal bytes, hence equal sha256.
@@ -106,9 +109,11 @@ def loads(data: bytes) -> Any:
 
     untrusted_types(data, raise_on_any=True)
     try:
-        return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
+        pipeline = skops.io.loads(data, trusted=list(TRUSTED_TYPES))
     except Exception as error:  # skops's own audit, or a malformed file
         raise UntrustedArtifact(f"skops refused it: {type(error).__name__}: {error}") from None
+    _check_trees(pipeline)
+    return pipeline
 
 
 def untrusted_types(data: bytes, raise_on_any: bool = False) -> list[str]:
@@ -123,6 +128,46 @@ def untrusted_types(data: bytes, raise_on_any: bool = False) -> list[str]:
     if found and raise_on_any:
         raise UntrustedArtifact(f"it names untrusted type(s) {', '.join(found)}")
     return found
+
+
+def _check_trees(pipeline: Any) -> None:
+    """Refuse HistGradientBoosting trees that compiled code could walk out of bounds.
+
+    skops trusts no ``TreePredictor`` by default for this reason: ``predict`` follows a tree's
+    child and feature indices without bounds checks, so a crafted tree (signed by someone who
+    holds the key) could read outside its arrays. Every split must lead to later nodes of the
+    same tree (so a walk also ends) and read an existing feature; the zoo has no categorical
+    splits.
+    """
+    import numpy as np
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    from sklearn.pipeline import Pipeline
+
+    if type(pipeline) is not Pipeline:
+        raise UntrustedArtifact(f"it holds a {type(pipeline).__name__}, not a Pipeline")
+    for _, step in pipeline.steps:
+        for iteration in getattr(step, "_predictors", None) or []:
+            for tree in iteration:
+                nodes = getattr(tree, "nodes", None)
+                if not (
+                    isinstance(nodes, np.ndarray)
+                    and nodes.dtype == PREDICTOR_RECORD_DTYPE
+                    and nodes.ndim == 1
+                    and len(nodes) > 0
+                ):
+                    raise UntrustedArtifact("a tree's nodes are not a tree's node array")
+                split = nodes["is_leaf"] == 0
+                at = np.flatnonzero(split)
+                children = (nodes[child][split].astype(np.int64) for child in ("left", "right"))
+                features = nodes["feature_idx"][split]
+                if (
+                    not all(((c > at) & (c < len(nodes))).all() for c in children)
+                    or not ((features >= 0) & (features < step.n_features_in_)).all()
+                    or nodes["is_categorical"].any()
+                ):
+                    raise UntrustedArtifact(
+                        "a tree's split points outside the tree or its features; refused"
+                    )
 
 
 def _audit(schema: object) -> None:

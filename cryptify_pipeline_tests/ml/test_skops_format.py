@@ -110,3 +110,26 @@ def test_equal_fits_are_equal_bytes_and_load_back(xy, zoo_files):
         )
     first, second = MODEL_ZOO["ridge"]().fit(*xy), MODEL_ZOO["ridge"]().fit(*xy)
     assert skops.io.dumps(first) != skops.io.dumps(second)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("left", 10**6),
+        ("right", 0),
+        ("feature_idx", 99),
+        ("feature_idx", -1),
+        ("is_categorical", 1),
+    ],
+)
+def test_a_tree_that_would_be_walked_out_of_bounds_is_refused(xy, field, value):
+    fitted = MODEL_ZOO["hist_gbm"]().fit(*xy)
+    nodes = fitted["model"]._predictors[3][0].nodes
+    nodes[field][np.flatnonzero(nodes["is_leaf"] == 0)[-1]] = value
+    with pytest.raises(UntrustedArtifact, match="a tree's split points outside"):
+        skops_format.loads(skops_format.dumps(fitted))
+
+
+def test_a_file_of_something_other_than_a_pipeline_is_refused(xy):
+    with pytest.raises(UntrustedArtifact, match="it holds a dict, not a Pipeline"):
+        skops_format.loads(skops_format.dumps({"steps": []}))
