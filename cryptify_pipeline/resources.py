@@ -83,7 +83,7 @@ class ModelSigning(ConfigurableResource):
         raise ValueError("ModelSigning needs a key or a key_file")
 
 
-def _env_or_none(name: str, value: str | None) -> EnvVar | None:
+def _env_or_none(name: str, value: object | None) -> EnvVar | None:
     return EnvVar(name) if value is not None else None
 
 

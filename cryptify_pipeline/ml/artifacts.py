@@ -23,7 +23,8 @@ import json
 import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import version
+from functools import cache
+from importlib import metadata
 from typing import Any
 
 import pandas as pd
@@ -80,7 +81,13 @@ def format_of(pipeline: Any) -> ArtifactFormat:
 
 def library_versions(artifact_format: ArtifactFormat) -> dict[str, str]:
     """This process's versions of the libraries ``artifact_format`` depends on."""
-    return {library: version(library) for library in artifact_format.libraries}
+    return {library: _version(library) for library in artifact_format.libraries}
+
+
+@cache
+def _version(distribution: str) -> str:
+    # looked up once per process: each lookup scans the installed packages
+    return metadata.version(distribution)
 
 
 def save_model(pipeline: Any) -> dict[str, object]:
@@ -98,7 +105,7 @@ def save_model(pipeline: Any) -> dict[str, object]:
         "pipeline": blob,
         "sha256": hashlib.sha256(blob).hexdigest(),
         "library_versions": library_versions(artifact_format),
-        "sklearn_version": version("scikit-learn"),
+        "sklearn_version": _version("scikit-learn"),
         "python_version": platform.python_version(),
     }
 
