@@ -118,7 +118,7 @@ def loads(data: bytes) -> Any:
 
 def untrusted_types(data: bytes, raise_on_any: bool = False) -> list[str]:
     """Every type or node kind ``data`` names that is outside the lists, read from its schema
-    without importing or building anything; with ``raise_on_any``, refuses the first ones."""
+    without importing or building anything; with ``raise_on_any``, refuses a file naming any."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             schema = json.loads(archive.read(_SCHEMA))
