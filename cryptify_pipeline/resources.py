@@ -2,10 +2,13 @@
 
 ``build_resources`` turns the settings into resources once, when the definitions load, so the
 same definitions serve a laptop (embedded Postgres, sample market) and production. URLs that
-may hold secrets are passed as ``EnvVar``s: the UI shows the variable's name, not its value.
+may hold secrets, and the model signing key, are passed as ``EnvVar``s: the UI shows the
+variable's name, not its value.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
@@ -13,11 +16,12 @@ from pydantic import Field
 from cryptify_pipeline.automation.alerts import AlertPolicy, Attempt, deliver_due_alerts
 from cryptify_pipeline.automation.failures import NOT_CONFIGURED, PENDING
 from cryptify_pipeline.market.sources import CandleSource, source_for
+from cryptify_pipeline.ml.signing import SigningKey, SigningKeyError, read_or_create_key_file
 from cryptify_pipeline.settings import DEFAULT_GAP_REPAIR_DAYS, DEFAULT_PRICE_JUMP_BOUND, Settings
 from cryptify_pipeline.storage.database import PostgresDatabase
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
 
-__all__ = ["FailureAlerts", "MarketData", "PostgresDatabase", "build_resources"]
+__all__ = ["FailureAlerts", "MarketData", "ModelSigning", "PostgresDatabase", "build_resources"]
 
 
 class MarketData(ConfigurableResource):
@@ -90,7 +94,33 @@ class FailureAlerts(ConfigurableResource):
         return deliver_due_alerts(url, database.schema_name, self.webhook_url, self.policy())
 
 
-def _env_or_none(name: str, value: str | None) -> EnvVar | None:
+class ModelSigning(ConfigurableResource):
+    """The key models are signed with when trained and verified with before they are loaded.
+
+    ``key`` is CRYPTIFY_MODEL_SIGNING_KEY, passed as an EnvVar so the UI never shows it; without
+    it, the key in ``key_file``, created (mode 0600) by the first process that needs it. Every
+    process of a deployment (webserver, daemon, code server, runs) must see the same key.
+    """
+
+    key: str | None = Field(
+        default=None, description="The key as hex or base64 (CRYPTIFY_MODEL_SIGNING_KEY)."
+    )
+    key_file: str | None = Field(
+        default=None, description="File holding the key when the variable is unset."
+    )
+
+    def signing_key(self) -> SigningKey:
+        if self.key:
+            try:
+                return SigningKey.parse(self.key)
+            except SigningKeyError as error:  # its message never holds the key
+                raise SigningKeyError(f"CRYPTIFY_MODEL_SIGNING_KEY: {error}") from None
+        if self.key_file:
+            return read_or_create_key_file(Path(self.key_file).expanduser())
+        raise ValueError("ModelSigning needs a key or a key_file")
+
+
+def _env_or_none(name: str, value: object | None) -> EnvVar | None:
     return EnvVar(name) if value is not None else None
 
 
@@ -108,5 +138,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
             exchange_api_url=_env_or_none("CRYPTIFY_EXCHANGE_API_URL", settings.exchange_api_url),
             gap_repair_days=settings.gap_repair_days,
             price_jump_bound=settings.price_jump_bound,
+        ),
+        "model_signing": ModelSigning(
+            key=_env_or_none("CRYPTIFY_MODEL_SIGNING_KEY", settings.model_signing_key),
+            key_file=None if settings.model_signing_key else str(settings.model_signing_key_file),
         ),
     }

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from cryptify_pipeline.ml.signing import KEY_FORM, SigningKey
 from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.storage.urls import DatabaseUrl, DatabaseUrlError, userinfo_problem
 
@@ -44,6 +45,7 @@ DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
 DEPLOYMENTS = ("development", "production")
 # Bitcoin's first block: no market has an hourly candle before it.
 EARLIEST_START = datetime(2009, 1, 3, tzinfo=UTC)
+MODEL_SIGNING_KEY_FILE = "model-signing.key"  # beside the embedded server's data directory
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
@@ -96,6 +98,10 @@ class Settings:
     executor: str
     celery_broker: str
     celery_backend: str
+    # The key models are signed with, when CRYPTIFY_MODEL_SIGNING_KEY sets it; else the key in
+    # ``model_signing_key_file``, created on first use (``resources.ModelSigning``).
+    model_signing_key: SigningKey | None
+    model_signing_key_file: Path
 
 
 def project_root() -> Path:
@@ -120,11 +126,11 @@ class _Reader:
         default: T,
         parse: Callable[[str], T],
         expected: str,
-        show: Callable[[str], str] = str,
+        show: Callable[[str], str] = repr,
     ) -> T:
         """``parse(value)``, or ``default`` when unset; ``parse`` refuses a value by raising
         ValueError, or ``_Refused`` with its own wording. A refusal quotes ``show(value)``
-        (``redact_url`` for URLs that may hold credentials)."""
+        (``shown_redacted`` for URLs that may hold credentials, ``shown_secret`` for keys)."""
         raw = self.raw(name)
         if raw is None:
             return default
@@ -134,7 +140,7 @@ class _Reader:
             problem = f", {refusal}"
         except ValueError:
             problem = f"; expected {expected}"
-        raise SettingsError(f"{name} is {show(raw)!r}{problem}")
+        raise SettingsError(f"{name} is {show(raw)}{problem}")
 
     def bounded_int(self, name: str, default: int, low: int, high: int) -> int:
         def parse(raw: str) -> int:
@@ -148,7 +154,7 @@ class _Reader:
         """An http(s) URL, shown redacted in a refusal: it may hold a user:password, a token in
         its query, or (webhooks) a token in its path."""
         expected = f"an http(s) URL such as {example}"
-        return self.read(name, None, _http_url, expected, show=redact_url)
+        return self.read(name, None, _http_url, expected, show=shown_redacted)
 
 
 def _http_url(raw: str) -> str:
@@ -177,13 +183,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     broker = read.read(
         "CRYPTIFY_CELERY_BROKER", DEFAULT_CELERY_BROKER, _matching(_CELERY_BROKER),
         "a Redis or RabbitMQ URL such as redis://localhost:6379/0 or pyamqp://guest@localhost:5672//",
-        show=redact_url,
+        show=shown_redacted,
     )  # fmt: skip
     deployment = read.read(
         "CRYPTIFY_DEPLOYMENT", DEPLOYMENTS[0], _one_of(DEPLOYMENTS), " or ".join(DEPLOYMENTS)
     )
+    database = _database(read, embedded_allowed=deployment != "production")
     return Settings(
-        database=_database(read, embedded_allowed=deployment != "production"),
+        database=database,
         deployment=deployment,
         symbols=read.read(
             "CRYPTIFY_SYMBOLS", DEFAULT_SYMBOLS, _symbols,
@@ -221,6 +228,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         celery_broker=broker,
         celery_backend=read.raw("CRYPTIFY_CELERY_BACKEND") or _celery_backend(broker),
+        model_signing_key=read.read(
+            "CRYPTIFY_MODEL_SIGNING_KEY", None, SigningKey.parse, KEY_FORM, show=shown_secret
+        ),
+        model_signing_key_file=database.embedded_dir.parent / MODEL_SIGNING_KEY_FILE,
     )  # fmt: skip
 
 
@@ -228,6 +239,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return load_settings()
+
+
+def shown_redacted(raw: str) -> str:
+    """A URL as a refusal may quote it: without user:password, path or query."""
+    return repr(redact_url(raw))
+
+
+def shown_secret(raw: str) -> str:
+    return "set (its value is not shown)"
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:

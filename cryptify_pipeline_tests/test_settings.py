@@ -9,6 +9,7 @@ from psycopg2.extensions import parse_dsn
 from sqlalchemy.engine import make_url
 
 from cryptify_pipeline.hours import floor_hour
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.settings import (
     DEFAULT_SCHEMA,
     DEFAULT_START,
@@ -275,3 +276,25 @@ def test_production_code_location_fails_to_load_without_starting_a_database(tmp_
         result.stdout + result.stderr
     )
     assert not (tmp_path / "pg").exists()  # no embedded server was initialised
+
+
+def test_model_signing_key_from_the_variable_or_a_file_beside_the_embedded_server():
+    unset = load_settings({"CRYPTIFY_EMBEDDED_PG_DIR": "/srv/cryptify/pg"})
+    assert unset.model_signing_key is None
+    assert unset.model_signing_key_file == Path("/srv/cryptify/model-signing.key")
+    assert load_settings({}).model_signing_key_file.parts[-2:] == (".cryptify", "model-signing.key")
+    key = "a1" * 32
+    settings = load_settings({"CRYPTIFY_MODEL_SIGNING_KEY": key})
+    assert settings.model_signing_key.key_id == SigningKey.parse(key).key_id
+    assert key not in repr(settings) and key not in str(settings)
+
+
+@pytest.mark.parametrize("value", ["a1" * 16, "hunter2-is-not-a-key!"])
+def test_an_unusable_model_signing_key_is_named_and_never_shown(value):
+    with pytest.raises(SettingsError) as refusal:
+        load_settings({"CRYPTIFY_MODEL_SIGNING_KEY": value})
+    message = str(refusal.value)
+    assert message.startswith("CRYPTIFY_MODEL_SIGNING_KEY is set (its value is not shown)")
+    assert "at least 32 random bytes as hex" in message
+    assert value not in message and "hunter2" not in message
+    assert refusal.value.__cause__ is None and refusal.value.__context__ is None
