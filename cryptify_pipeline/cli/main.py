@@ -78,7 +78,10 @@ def _run(args: argparse.Namespace) -> Any:
     if not args.wait:
         return {"run_id": run_id, "status": client.run(run_id).status}
     run = _wait_for_run(client, run_id)
-    return _run_view(run), 0 if run.status == "SUCCESS" else 1
+    view = _run_view(run)
+    if run.status != "SUCCESS":
+        view["reason"] = _reason(client, run_id)
+    return view, 0 if run.status == "SUCCESS" else 1
 
 
 def _backfill(args: argparse.Namespace) -> Any:

@@ -83,7 +83,7 @@ class TimePartitions:
         if moment > self.parse(self.newest):
             raise PartitionKeyError(
                 f"{key} is in the future: the newest partition of {self.owner} is "
-                f"{self.newest} (a {self.unit}'s partition exists once it has closed)"
+                f"{self.newest} (a partition exists once its {self.unit} has closed)"
             )
         return moment
 

@@ -366,6 +366,7 @@ def test_cli_status_and_logs_of_a_failed_run_show_the_steps_own_error(live, exch
         exchange.faults.clear()
     assert failed.returncode == 1
     run_id = re.search(r"^run id:\s+(\S+)$", failed.stdout, re.MULTILINE)[1]
+    assert re.search(r"^reason:\s+candles: binance: .*Invalid symbol", failed.stdout, re.MULTILINE)
     status = live.cli("status", run_id)
     assert status.returncode == 0, status.stderr
     reason = re.search(r"^reason:\s+(.*)$", status.stdout, re.MULTILINE)[1]

@@ -39,9 +39,9 @@ def test_keys_of_the_partitions_pass():
         (HOURLY, "2025-02-30-10:00", "'2025-02-30-10:00' is not a partition key"),
         (HOURLY, "", "'' is not a partition key"),
         (HOURLY, "2026-11-28-18:00", "2026-11-28-18:00 is in the future: the newest partition "
-         "of collect_job is 2026-11-28-17:00 (a hour's partition exists once it has closed)"),
+         "of collect_job is 2026-11-28-17:00 (a partition exists once its hour has closed)"),
         (DAILY, "2026-11-28", "2026-11-28 is in the future: the newest partition of train_job "
-         "is 2026-11-27 (a day's partition exists once it has closed)"),
+         "is 2026-11-27 (a partition exists once its day has closed)"),
         (DAILY, "2024-12-31", "2024-12-31 is before the first partition of train_job, "
          "2025-01-01 (CRYPTIFY_START)"),
     ],
