@@ -232,10 +232,6 @@ class CryptifyClient:
             )
         return jobs
 
-    def partitions(self, target: str) -> list[TimePartitions]:
-        """The time partitions of a job's assets, or of an asset (``a/b`` for a key path)."""
-        return _time_partitions(target, self._asset_nodes(target))
-
     # -- launching ------------------------------------------------------------------------
 
     def launch_run(
@@ -283,11 +279,15 @@ class CryptifyClient:
     def _check_run_partitions(self, job: str, tags: Mapping[str, str]) -> None:
         if job not in self.job_names():
             raise ClientError(f"no job named {job!r}; `cryptify jobs` lists them")
-        partitions = self.partitions(job)
+        nodes = self._asset_nodes(job)
+        # partitions not by time (static, dynamic) are left for Dagster to check
+        partitions = _time_partitions(job, nodes)
+        partitioned = any(node["isPartitioned"] for node in nodes)
         covered = run_partition_range(tags)
-        if covered is None and partitions:
-            raise ClientError(f"give a partition key: {partitions[0].describe()}")
-        if covered is not None and not partitions:
+        if covered is None and partitioned:
+            about = partitions[0].describe() if partitions else f"{job} is partitioned"
+            raise ClientError(f"give a partition key: {about}")
+        if covered is not None and not partitioned:
             raise ClientError(f"{job} is not partitioned: run it without a partition key")
         if covered is None:
             return
