@@ -42,10 +42,12 @@ from dagster import (
 
 from benchmarks._common import bench_definitions, postgres_instance, report, sql
 from cryptify_pipeline.hours import HOUR, hour_key, last_closed_hour
+from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.forecasting import forecast
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
 from cryptify_pipeline.storage import pg_tables
@@ -120,17 +122,26 @@ def build_tables(days: int, results: dict[str, float]) -> datetime:
     )
     models.insert(0, "day", pd.Timestamp(model_day))
     models["trained_at"] = datetime.now(UTC)
+    signing_key = SigningKey.generate()  # a record is signed for its day: each copy below too
+    models = sign_models(models, signing_key)
     daily = DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), timezone="UTC")
     write("models", models, daily, key(model_day, True), key(model_day, True))
     results["training_seconds"] = round(time.perf_counter() - started, 1)
 
     # the one set of models serves every day of the year (same bytes: predicted once a model)
     started = time.perf_counter()
-    serving = pd.concat(
-        [models.assign(day=pd.Timestamp(first + timedelta(days=d - 1))) for d in range(days + 1)],
-        ignore_index=True,
+    unsigned = models.drop(columns=["signature", "signing_key_id"])
+    serving = sign_models(
+        pd.concat(
+            [
+                unsigned.assign(day=pd.Timestamp(first + timedelta(days=d - 1)))
+                for d in range(days + 1)
+            ],
+            ignore_index=True,
+        ),
+        signing_key,
     )
-    predictions = forecast(features, serving, SYMBOLS, first, last + HOUR)
+    predictions = forecast(features, serving, SYMBOLS, first, last + HOUR, signing_key)
     hourly = HourlyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d-%H:%M"))
     write("predictions", predictions, hourly, key(first), key(last))
     results["forecast_rows"] = len(predictions)

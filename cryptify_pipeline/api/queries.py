@@ -103,7 +103,7 @@ _DAY_SCORE = (
     "json_build_object('day', day, 'symbol', symbol, 'model', coalesce(%(label)s, model),"
     f" 'model_id', model, 'horizon_h', horizon_h, {_SCORE_FIGURES})"
 )
-# every column of a model's record but its pickled bytes (`pipeline`)
+# a model's record: provenance and figures, never its bytes (`pipeline`) nor its signature
 _MODEL_RECORD = (
     "json_build_object('day', day, 'symbol', symbol, 'model', model, 'horizon_h', horizon_h,"
     " 'cutoff', cutoff, 'fit_start', fit_start, 'fit_end', fit_end,"
@@ -112,8 +112,9 @@ _MODEL_RECORD = (
     " 'val_mae', val_mae, 'val_rmse', val_rmse, 'val_r2_vs_zero', val_r2_vs_zero,"
     " 'val_directional_accuracy', val_directional_accuracy, 'interval_low', interval_low,"
     " 'interval_high', interval_high, 'interval_scale_median', interval_scale_median,"
-    " 'sha256', sha256, 'sklearn_version', sklearn_version, 'python_version', python_version,"
-    " 'trained_at', trained_at)"
+    " 'artifact_format', artifact_format, 'sha256', sha256, 'library_versions', library_versions,"
+    " 'sklearn_version', sklearn_version, 'python_version', python_version,"
+    " 'signing_key_id', signing_key_id, 'trained_at', trained_at)"
 )
 
 

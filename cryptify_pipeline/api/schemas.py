@@ -127,9 +127,12 @@ class ModelRecord(_Strict):
     interval_low: float | None
     interval_high: float | None
     interval_scale_median: float | None
+    artifact_format: str = Field(description="How the model is stored, e.g. skops.")
     sha256: str
+    library_versions: dict[str, str] = Field(description="The versions that stored it.")
     sklearn_version: str
     python_version: str
+    signing_key_id: str = Field(description="Which key signed it (an id, not the key).")
     trained_at: datetime
 
 

@@ -16,10 +16,13 @@ from dagster import (
 from pydantic import Field, field_validator
 
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
+from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import NotEnoughData, train_all
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
+from cryptify_pipeline.resources import ModelSigning
 
 
 class TrainConfig(Config):
@@ -67,12 +70,19 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
         kinds={"scikitlearn", "postgres"},
         description=(
             "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
-            "target was known by the end of D, with its sha256, versions, training window, "
+            "target was known by the end of D, stored in skops's format and signed for its row "
+            "with the model signing key, with its sha256, versions, training window, "
             "validation figures and interval quantiles."
         ),
     )
-    def models(context: AssetExecutionContext, features: pd.DataFrame) -> Output[pd.DataFrame]:
+    def models(
+        context: AssetExecutionContext, model_signing: ModelSigning, features: pd.DataFrame
+    ) -> Output[pd.DataFrame]:
         config = config_of(context, TrainConfig)
+        try:
+            key = model_signing.signing_key()
+        except SigningKeyError as error:
+            raise Failure(str(error), allow_retries=False) from None
         window = context.partition_time_window
         rows = with_targets(features)
         trained = []
@@ -86,7 +96,7 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
             except NotEnoughData as error:
                 raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
             records.insert(0, "day", day)
-            trained.append(records)
+            trained.append(sign_models(records, key))
             context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
             day = cutoff
         frame = pd.concat(trained, ignore_index=True)

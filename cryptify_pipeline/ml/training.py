@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from cryptify_pipeline.ml.artifacts import dump_model, runtime_versions
+from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
 from cryptify_pipeline.ml.models import MODEL_ZOO
@@ -70,7 +70,8 @@ def split_rows(
 def train_model(
     model: str, symbol: str, horizon: int, split: Split, cutoff: datetime
 ) -> dict[str, object]:
-    """Fit ``model`` and return its record: bytes, hash, versions, window, validation figures."""
+    """Fit ``model`` and return its record: window, validation figures, interval and the stored
+    model (format, bytes, hash, versions; ``artifacts.sign_models`` signs it)."""
     target = f"target_{horizon}h"
     features = list(MODEL_FEATURES)
     pipeline = MODEL_ZOO[model]()
@@ -82,7 +83,6 @@ def train_model(
     levels = conformal_levels(len(split.validation), horizon)
     lower, upper = np.quantile(((actual - predicted) / scale)[usable], levels)
     figures = accuracy(actual, predicted)
-    blob, sha256 = dump_model(pipeline)
     return {
         "symbol": symbol,
         "model": model,
@@ -102,9 +102,7 @@ def train_model(
         "interval_low": float(lower),
         "interval_high": float(upper),
         "interval_scale_median": float(np.median(scale[usable])),
-        "pipeline": blob,
-        "sha256": sha256,
-        **runtime_versions(),
+        **save_model(pipeline),
     }
 
 
