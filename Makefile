@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DAGSTER_PORT ?= 3000
+API_PORT ?= 8000
 
 .PHONY: install dev test test-quick lint bench db-stop clean
 
@@ -14,10 +16,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# fills the recent weeks (candles through leaderboard) on the first run, then serves the UI
+# fills the recent weeks (candles through leaderboard) on the first run, then serves the Dagster
+# UI and, beside it, the data API with its dashboard; one Ctrl-C stops both
 dev: $(STAMP)
 	$(BIN)/python -m cryptify_pipeline.bootstrap
-	$(BIN)/dagster dev
+	$(BIN)/cryptify api --port $(API_PORT) & api=$$!; \
+	trap 'kill $$api 2>/dev/null' INT TERM EXIT; \
+	$(BIN)/dagster dev --port $(DAGSTER_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile

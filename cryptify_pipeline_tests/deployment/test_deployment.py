@@ -23,6 +23,7 @@ BIN = Path(sys.executable).parent
 COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 DAGSTER_SERVICES = ("code-server", "webserver", "daemon", "celery-worker")
+IMAGE_SERVICES = (*DAGSTER_SERVICES, "api")
 
 
 def env_names_in_instance() -> set[str]:
@@ -35,8 +36,8 @@ def env_names_in_instance() -> set[str]:
 
 
 def test_compose_has_the_services_and_they_share_the_image():
-    assert {"postgres", "code-server", "webserver", "daemon"} <= set(SERVICES)
-    images = {SERVICES[name]["image"] for name in DAGSTER_SERVICES}
+    assert {"postgres", "code-server", "webserver", "daemon", "api"} <= set(SERVICES)
+    images = {SERVICES[name]["image"] for name in IMAGE_SERVICES}
     assert images == {"${CRYPTIFY_IMAGE:-cryptify-pipeline:0.1.0}"}
     assert SERVICES["code-server"]["build"]["dockerfile"] == "docker/Dockerfile"
 
@@ -78,6 +79,20 @@ def test_every_variable_the_instance_reads_is_set_for_the_dagster_services():
     for name in DAGSTER_SERVICES:
         missing = needed - set(SERVICES[name]["environment"])
         assert not missing, f"{name} lacks {sorted(missing)}"
+
+
+def test_the_api_service_serves_the_tables_with_a_health_check():
+    api = SERVICES["api"]
+    assert api["command"] == ["cryptify", "api", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["ports"] == ["${CRYPTIFY_API_BIND:-127.0.0.1}:${CRYPTIFY_API_PORT:-8000}:8000"]
+    assert "http://127.0.0.1:8000/health" in " ".join(api["healthcheck"]["test"])
+    assert api["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    environment = api["environment"]
+    assert {"DATABASE_URL", "CRYPTIFY_SCHEMA", "CRYPTIFY_SYMBOLS"} <= set(environment)
+    assert {"CRYPTIFY_API_DATABASE_URL", "CRYPTIFY_API_CORS_ORIGINS"} <= set(environment)
+    assert (
+        environment["CRYPTIFY_SCHEMA"] == SERVICES["code-server"]["environment"]["CRYPTIFY_SCHEMA"]
+    )
 
 
 def test_every_compose_variable_is_in_the_env_example():
@@ -147,6 +162,31 @@ def code_server(tmp_path):
     process.terminate()
     process.wait(30)
     log.close()
+
+
+@pytest.mark.live
+def test_the_api_service_command_passes_its_health_check(tmp_path):
+    """The api service's own command on a free local port, probed by its own health check."""
+    port = free_port()
+    command = list(SERVICES["api"]["command"])
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = str(port)
+    env = subprocess_env(CRYPTIFY_SCHEMA=f"ds_{uuid.uuid4().hex[:8]}")  # empty: still healthy
+    probe = list(SERVICES["api"]["healthcheck"]["test"][1:])
+    probe = [sys.executable, *probe[1:-1], probe[-1].replace(":8000/", f":{port}/")]
+    with (tmp_path / "api.log").open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN / command[0]), *command[1:]], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(probe, capture_output=True).returncode != 0:
+            assert process.poll() is None, (tmp_path / "api.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the api did not answer its health check"
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 @pytest.mark.live
