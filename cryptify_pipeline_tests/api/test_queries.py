@@ -85,12 +85,8 @@ def reader_role():
     """A login role, dropped afterwards (roles belong to the whole server)."""
     role, password = f"cryptify_api_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     run_sql(f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
-    url = suite_database_url()
-    parts = url.parts()
-    reader = DatabaseUrl.from_parts(
-        host=parts["host"], port=parts["port"] or 5432, user=role, password=password,
-        database=url.database,
-    )  # fmt: skip
+    # the same server however it is reached (host and port, or a socket for the embedded one)
+    reader = suite_database_url().with_credentials(role, password)
     yield role, reader
     run_sql(f"DROP OWNED BY {role}")
     run_sql(f"DROP ROLE {role}")
