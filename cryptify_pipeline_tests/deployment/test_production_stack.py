@@ -214,7 +214,7 @@ def test_collect_job_runs_in_its_own_container(stack):
     stack.engine.timed("collect_job in its container", time.monotonic() - started)
 
     container = stack.inspect(run.tags["docker/container_id"])
-    assert container["Config"]["Image"] == stack.image == run.tags["docker/image"]
+    assert container["Config"]["Image"] == stack.image == run.tags["dagster/image"]
     assert container["Config"]["Labels"]["dagster/run_id"] == run_id
     assert container["HostConfig"]["NetworkMode"] == "host"
     # no health check inherited from the code server's image, and kept after it exited
