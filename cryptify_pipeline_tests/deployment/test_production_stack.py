@@ -213,7 +213,10 @@ def test_collect_job_runs_in_its_own_container(stack):
     assert run.status == "SUCCESS", [e.message for e in stack.client.logs(run_id)][-10:]
     stack.engine.timed("collect_job in its container", time.monotonic() - started)
 
-    container = stack.inspect(run.tags["docker/container_id"])
+    container_id = run.tags["docker/container_id"]
+    # the run worker reports success just before its process (the container) ends
+    assert _wait(lambda: not stack.inspect(container_id)["State"]["Running"], 120)
+    container = stack.inspect(container_id)
     assert container["Config"]["Image"] == stack.image == run.tags["dagster/image"]
     assert container["Config"]["Labels"]["dagster/run_id"] == run_id
     assert container["HostConfig"]["NetworkMode"] == "host"
