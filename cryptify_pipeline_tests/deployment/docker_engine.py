@@ -111,6 +111,9 @@ def docker_engine(parent: Path | None = None) -> Iterator[Engine]:
     root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent))
     (root / OWNER_FILE).write_text(str(os.getpid()))
     engine = None
+    # a SIGTERM (a CI timeout, kill) unwinds through the finally below instead of leaving
+    # dockerd and GBs behind; SIGKILL cannot, which `clean` after the test covers
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         engine = _start(root)
         yield engine
@@ -119,6 +122,11 @@ def docker_engine(parent: Path | None = None) -> Iterator[Engine]:
             engine.stop()
         else:
             _stop_root(root, None, None)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame) -> None:
+    raise SystemExit(f"terminated by signal {signum}")
 
 
 def default_parent() -> Path:
@@ -242,18 +250,19 @@ def pip_build_secrets(folder: Path) -> list[str]:
         match = re.match(r"^[^.]*\.([\w-]+)='(.*)'$", line.strip())
         if match:
             found[match[1]] = match[2]
-    lines, secrets = [], []
+    settings, secrets = {}, []
     cert = found.get("cert")
     if cert and Path(cert).is_file():
-        lines.append("cert = /run/secrets/pip-ca.pem")
+        settings["cert"] = "/run/secrets/pip-ca.pem"
         secrets += ["--secret", f"id=pip-ca.pem,src={cert}"]
     for key in ("index-url", "extra-index-url"):
         urls = [url for url in found.get(key, "").split() if url.startswith(("http:", "https:"))]
         if urls:
-            lines.append(f"{key} = {' '.join(urls)}")
-    for key in ("trusted-host", "timeout", "default-timeout", "retries"):
+            settings[key] = " ".join(urls)
+    for key in ("trusted-host", "default-timeout", "timeout", "retries"):
         if key in found:
-            lines.append(f"{key.replace('default-', '')} = {found[key]}")
+            settings[key.removeprefix("default-")] = found[key]
+    lines = [f"{key} = {value}" for key, value in settings.items()]
     if not lines:
         return []
     folder.mkdir(parents=True, exist_ok=True)
@@ -345,6 +354,8 @@ def _start(root: Path) -> Engine:
         engine = Engine(root=root, storage_driver=driver, process=process, cli=cli)
         if _wait_until_up(engine, timeout=120):
             engine.timed(f"dockerd up ({driver})", time.monotonic() - started)
+            if driver == "vfs":
+                print("[deploy] vfs copies every layer: expect ~18 GB and a much slower test")
             return engine
         last_error = (root / f"dockerd-{driver}.log").read_text()[-2000:]
         _stop_root(root, process.pid, None, delete=False)
