@@ -8,7 +8,7 @@ What differs from a production host, and why: the engine is private to the test
 (``standins/``); every container uses the host network through ``compose.host-network.yml``,
 since this machine may send traffic only to loopback; the exchange is the local fake Binance.
 
-Root only, about ten minutes and a few GB of disk, so it runs under ``make test-deploy``, not
+Root only, about five minutes and a few GB of disk, so it runs under ``make test-deploy``, not
 ``make test`` (README, Tests).
 """
 
@@ -50,7 +50,7 @@ pytestmark = [
     pytest.mark.timeout(3600),
     pytest.mark.skipif(
         os.environ.get("CRYPTIFY_DEPLOY_TEST") != "1",
-        reason="the Docker engine test runs under make test-deploy (root, ~10 min, GBs of disk)",
+        reason="the Docker engine test runs under make test-deploy (root, ~5 min, GBs of disk)",
     ),
 ]
 
