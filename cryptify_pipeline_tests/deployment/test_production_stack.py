@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -141,6 +142,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             "CRYPTIFY_AUTOMATION": "off",
             "CRYPTIFY_GAP_REPAIR_DAYS": str(GAP_REPAIR_DAYS),
             "CRYPTIFY_PRICE_JUMP_BOUND": str(PRICE_JUMP_BOUND),
+            "CRYPTIFY_MODEL_SIGNING_KEY": secrets.token_hex(32),
             "CRYPTIFY_TEST_POSTGRES_IMAGE": postgres,
             "CRYPTIFY_TEST_POSTGRES_PORT": str(free_port()),
             "CRYPTIFY_TEST_CODE_SERVER_PORT": str(free_port()),
