@@ -136,7 +136,7 @@ def _db_action(args: argparse.Namespace) -> Any:
 
     database = get_settings().database
     if args.action == "url":
-        from cryptify_pipeline.storage.database import database_url
+        from cryptify_pipeline.storage.database_url import database_url
 
         url = database_url().libpq
         # plain, so that `psql "$(cryptify db url)"` works
@@ -147,7 +147,7 @@ def _db_action(args: argparse.Namespace) -> Any:
             "one: start and stop it with its own tools"
         )
     if args.action == "start":
-        from cryptify_pipeline.storage.database import database_url
+        from cryptify_pipeline.storage.database_url import database_url
 
         return {"url": database_url().libpq, "data_dir": str(database.embedded_dir)}
     stopped = stop_embedded_server(database.embedded_dir)

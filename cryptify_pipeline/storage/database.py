@@ -1,7 +1,7 @@
 """How steps, checks and sensors reach the project database: the ``PostgresDatabase`` resource.
 
 The URL of a process (``database_url``) and its resolution live in ``database_url.py``, free of
-Dagster, and are re-exported here.
+Dagster, for the data API too.
 """
 
 from __future__ import annotations
@@ -22,14 +22,10 @@ from cryptify_pipeline.settings import (
     DatabaseSettings,
 )
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.database_url import (
-    database_url,
-    embedded_database_url,
-    resolve_database_url,
-)
+from cryptify_pipeline.storage.database_url import embedded_database_url
 from cryptify_pipeline.storage.urls import DatabaseUrl
 
-__all__ = ["PostgresDatabase", "database_url", "embedded_database_url", "resolve_database_url"]
+__all__ = ["PostgresDatabase"]
 
 
 class PostgresDatabase(ConfigurableResource):
