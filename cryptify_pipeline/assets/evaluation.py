@@ -17,8 +17,10 @@ from dagster import (
 from pydantic import Field, field_validator
 
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
+from cryptify_pipeline.ml.models import ZERO_RETURN
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
 from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.significance import SIGNIFICANCE, significantly_better
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.partitions import Partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
@@ -109,8 +111,9 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
         kinds={"postgres"},
         description=(
             "Per symbol and horizon, every model over the recent days (30 by default) and all "
-            "time, ranked by RMSE, with skill against the zero-return forecast; and a plot of the "
-            "last week's forecasts of the best model."
+            "time: its figures on its own rows, skill against the zero forecast and drift, a "
+            "Diebold-Mariano test against zero, and a rank by RMSE on the rows the current models "
+            "share; and a plot of the last week's forecasts of the best model."
         ),
     )
     def leaderboard(
@@ -123,11 +126,8 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
             f"leaderboard ({recent})": MetadataValue.md(
                 board[board["window"] == recent].to_markdown(index=False, floatfmt=".4g")
             ),
-            "how to read": MetadataValue.md(
-                "RMSE of log-return forecasts; `skill_vs_zero` > 0 means better than saying the "
-                "price stays where it is. At these horizons a realistic model has R2 near zero and "
-                "50-55% directional accuracy: far above that is a bug until proven otherwise."
-            ),
+            "better than zero?": MetadataValue.md(significance_text(board, recent)),
+            "how to read": MetadataValue.md(HOW_TO_READ),
         }
         plot = _recent_forecast_plot(database, board, config)
         if plot:
@@ -135,6 +135,46 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
         return Output(board, metadata=metadata)
 
     return [forecast_metrics, leaderboard]
+
+
+HOW_TO_READ = (
+    "RMSE of log-return forecasts, each model's figures on its own rows. `skill_vs_zero` > 0 "
+    "means better than saying the price stays where it is, `skill_vs_drift` > 0 better than "
+    "repeating the training mean. `dm_stat` > 0 means lower squared errors than the zero "
+    "forecast; `dm_p_value` is the one-sided Diebold-Mariano p-value (Newey-West variance, h-1 "
+    f"lags): a model is called better than zero below {SIGNIFICANCE:.0%} divided by the number "
+    "of models tested for that symbol and horizon (Bonferroni). `rank` compares the models "
+    "scored on the window's last day on the `rank_rows` rows they all share. At these horizons "
+    "a realistic model has R2 near zero and 50-55% directional accuracy: far above that is a "
+    "bug until proven otherwise."
+)
+
+
+def better_than_zero(board: pd.DataFrame, window: str) -> dict[tuple[str, int], list[str]]:
+    """Per (symbol, horizon), the models significantly better than zero in ``window``."""
+    tested = board[(board["window"] == window) & (board["model"] != ZERO_RETURN)]
+    return {
+        (symbol, int(horizon)): significantly_better(
+            dict(zip(group["model"], group["dm_p_value"], strict=True))
+        )
+        for (symbol, horizon), group in tested.groupby(["symbol", "horizon_h"], sort=True)
+    }
+
+
+def significance_text(board: pd.DataFrame, window: str) -> str:
+    """Per symbol and horizon, the models significantly better than zero in ``window``; says so
+    plainly when there are none."""
+    better = better_than_zero(board, window)
+    if not better:
+        return "nothing scored"
+    lines = [
+        f"- {symbol} {horizon}h: "
+        + (", ".join(models) if models else "no model is significantly better than zero")
+        for (symbol, horizon), models in better.items()
+    ]
+    if not any(better.values()):
+        lines.insert(0, f"**No model is significantly better than the zero forecast ({window}).**")
+    return "\n".join(lines)
 
 
 def _recent_forecast_plot(
@@ -154,8 +194,15 @@ def _recent_forecast_plot(
     candles = database.read_time_range("candles", start, end + timedelta(hours=1))
     if forecasts.empty:
         return None
+    better = [
+        f"{', '.join(models)} ({symbol})"
+        for (symbol, h), models in better_than_zero(board, recent).items()
+        if h == horizon and models
+    ]
     title = (
         f"{model}, {horizon}h forecasts of the last {config.plot_lookback_hours} hours "
-        f"(best {recent} RMSE)"
-    )
+        f"(best {recent} RMSE; "
+        + (f"better than zero: {', '.join(better)})" if better else
+           "no model significantly better than zero)")
+    )  # fmt: skip
     return as_markdown_image(forecast_plot_png(forecasts, candles, title), title)

@@ -79,8 +79,14 @@ def test_leaderboard_puts_baselines_beside_models(chain):
     assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp"}
     zero = next(row for row in board if row[0] == "zero_return")
     assert zero[3] == 0.0 and zero[4] == 48
+    tested = run_sql(
+        f'SELECT count(*) FROM "{schema}".leaderboard WHERE model <> \'zero_return\''
+        " AND dm_stat IS NOT NULL AND dm_p_value BETWEEN 0 AND 1"
+    )[0][0]
+    assert tested == 2 * 2 * 2 * 5  # symbols x horizons x windows x models but zero
     metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
+    assert "BTC/USDT 6h: " in metadata["better than zero?"].value
     assert metadata["last 168 hours"].value.startswith("![")  # the plot, as an inline PNG
 
 
