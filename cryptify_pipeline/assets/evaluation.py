@@ -73,7 +73,10 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
             )
         days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
         frame = pd.concat(
-            [score_day(predictions, candles, day.to_pydatetime()) for day in days],
+            [
+                score_day(predictions, candles, day.to_pydatetime(), warn=context.log.warning)
+                for day in days
+            ],
             ignore_index=True,
         )
         if frame.empty:

@@ -9,6 +9,7 @@ needs the forecasts in time order, through each day's hourly loss differentials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -30,22 +31,26 @@ BOARD_COLUMNS = (
 )  # fmt: skip
 
 
-def score_day(predictions: pd.DataFrame, candles: pd.DataFrame, day: datetime) -> pd.DataFrame:
+def score_day(
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    day: datetime,
+    warn: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Accuracy of the forecasts made on ``day``, per symbol, model and horizon.
 
-    Every model is scored on the same rows: the (symbol, ts, horizon) forecasts that every
-    model made and whose target candle exists. Beside each model: the zero forecast's and
-    drift's figures on those rows, and ``loss_diff``, the hourly series the Diebold-Mariano test
-    pools over days (hour of the day -> zero's squared error minus the model's; None where not
-    scored).
+    Per symbol and horizon, every model is scored on the same rows: the hours at which every
+    model of that symbol and horizon forecast and whose target candle exists. An hour some
+    model lacks is dropped for all of them and named through ``warn``; other symbols and
+    horizons keep theirs. Beside each model: the zero forecast's and drift's figures on those
+    rows, and ``loss_diff``, the hourly series the Diebold-Mariano test pools over days (hour
+    of the day -> zero's squared error minus the model's; None where not scored).
     """
     made = predictions[(predictions["ts"] >= day) & (predictions["ts"] < day + timedelta(days=1))]
     closes = candles.set_index(["symbol", "ts"])["close"]
     realised_close = closes.reindex(pd.MultiIndex.from_frame(made[["symbol", "target_ts"]]))
     made = made.assign(realised_close=realised_close.to_numpy()).dropna(subset=["realised_close"])
-    key = ["symbol", "ts", "horizon_h"]
-    model_count = made.groupby(key)["model"].transform("nunique")
-    made = made[model_count == made["model"].nunique()]
+    made = shared_rows(made, warn or (lambda message: None))
     made = made.assign(realised_log_return=np.log(made["realised_close"] / made["close"]))
     rows = [
         {"day": day, "symbol": symbol, "model": model, "horizon_h": horizon,
@@ -61,6 +66,30 @@ def score_day(predictions: pd.DataFrame, candles: pd.DataFrame, day: datetime) -
     for column in ("mae", "rmse", "sse"):
         scores[f"{column}_drift"] = drift[column].reindex(index).to_numpy()
     return scores
+
+
+def shared_rows(made: pd.DataFrame, warn: Callable[[str], None]) -> pd.DataFrame:
+    """The rows of hours at which every model of their symbol and horizon forecast; each
+    (symbol, horizon) that loses hours is named through ``warn`` with the models missing."""
+    key = ["symbol", "horizon_h"]
+    models_of_group = made.groupby(key)["model"].transform("nunique")
+    models_at_hour = made.groupby([*key, "ts"])["model"].transform("nunique")
+    complete = models_at_hour == models_of_group
+    for (symbol, horizon), dropped in made[~complete].groupby(key, sort=True):
+        group = made[(made["symbol"] == symbol) & (made["horizon_h"] == horizon)]
+        hours = sorted(dropped["ts"].unique())
+        absent = []
+        for model, forecasts in group.groupby("model", sort=True):
+            made_at = set(forecasts["ts"])
+            missing = [hour for hour in hours if hour not in made_at]
+            if missing:
+                shown = ", ".join(f"{h:%H:%M}" for h in missing[:6])
+                absent.append(f"{model} at {shown}{' ...' if len(missing) > 6 else ''}")
+        warn(
+            f"{symbol} {horizon}h: {len(hours)} hour(s) of {hours[0]:%Y-%m-%d} dropped from every "
+            f"model's scores, for lack of a forecast by {'; '.join(absent)}"
+        )
+    return made[complete]
 
 
 def _scores(group: pd.DataFrame, day: datetime) -> dict[str, object]:

@@ -80,7 +80,7 @@ def test_leaderboard_puts_baselines_beside_models(chain):
     zero = next(row for row in board if row[0] == "zero_return")
     assert zero[3] == 0.0 and zero[4] == 48
     tested = run_sql(
-        f'SELECT count(*) FROM "{schema}".leaderboard WHERE model <> \'zero_return\''
+        f"SELECT count(*) FROM \"{schema}\".leaderboard WHERE model <> 'zero_return'"
         " AND dm_stat IS NOT NULL AND dm_p_value BETWEEN 0 AND 1"
     )[0][0]
     assert tested == 2 * 2 * 2 * 5  # symbols x horizons x windows x models but zero

@@ -87,8 +87,48 @@ def test_scores_use_the_same_rows_for_every_model():
     rows = [{**base, "ts": ts, "target_ts": ts + 6 * HOUR, "model": "zero_return"} for ts in hours]
     rows += [{**base, "ts": ts, "target_ts": ts + 6 * HOUR, "model": "linear"} for ts in hours[:2]]
     candles = pd.DataFrame({"symbol": "BTC/USDT", "ts": hours + 6 * HOUR, "close": 101.0})
-    scores = score_day(pd.DataFrame(rows), candles, DAY)
+    warnings = []
+    scores = score_day(pd.DataFrame(rows), candles, DAY, warn=warnings.append)
     assert scores["n"].tolist() == [2, 2]  # the hour only one model forecast is left out
+    assert warnings == [
+        "BTC/USDT 6h: 1 hour(s) of 2025-04-10 dropped from every model's scores, for lack of a "
+        "forecast by linear at 02:00"
+    ]
+
+
+def test_a_symbol_missing_one_model_keeps_its_other_rows():
+    hours = pd.date_range(DAY, periods=4, freq="h")
+    base = {"close": 100.0, "pred_log_return": 0.0, "pred_price": 100.0, "lower": 90.0,
+            "upper": 110.0}  # fmt: skip
+    plan = {
+        ("BTC/USDT", 6): {"zero_return": hours, "linear": hours},
+        ("ETH/USDT", 6): {"zero_return": hours, "linear": hours[[0, 2, 3]]},  # linear lacks 01:00
+        ("ETH/USDT", 24): {"zero_return": hours},  # no linear at all for ETH at 24 h
+        ("SOL/USDT", 6): {"zero_return": hours},  # no linear at all for SOL
+    }
+    rows = [
+        {**base, "symbol": symbol, "horizon_h": horizon, "model": model, "ts": ts,
+         "target_ts": ts + horizon * HOUR}
+        for (symbol, horizon), models in plan.items()
+        for model, made in models.items()
+        for ts in made
+    ]  # fmt: skip
+    candles = pd.concat(
+        [pd.DataFrame({"symbol": s, "ts": hours + h * HOUR, "close": 101.0}) for s, h in plan]
+    )
+    warnings = []
+    scores = score_day(pd.DataFrame(rows), candles, DAY, warn=warnings.append)
+    n = scores.set_index(["symbol", "horizon_h", "model"])["n"].to_dict()
+    assert n == {
+        ("BTC/USDT", 6, "linear"): 4, ("BTC/USDT", 6, "zero_return"): 4,
+        ("ETH/USDT", 6, "linear"): 3, ("ETH/USDT", 6, "zero_return"): 3,
+        ("ETH/USDT", 24, "zero_return"): 4,
+        ("SOL/USDT", 6, "zero_return"): 4,
+    }  # fmt: skip
+    assert warnings == [
+        "ETH/USDT 6h: 1 hour(s) of 2025-04-10 dropped from every model's scores, for lack of a "
+        "forecast by linear at 01:00"
+    ]
 
 
 def test_leaderboard_pools_days_exactly_and_ranks_by_rmse():
