@@ -12,11 +12,16 @@ from pydantic import Field
 
 from cryptify_pipeline.automation.failures import RunFailure, post_alert
 from cryptify_pipeline.market.sources import CandleSource, source_for
-from cryptify_pipeline.settings import DEFAULT_GAP_REPAIR_DAYS, DEFAULT_PRICE_JUMP_BOUND, Settings
+from cryptify_pipeline.settings import (
+    DEFAULT_GAP_REPAIR_DAYS,
+    DEFAULT_INTERVAL_LEVEL,
+    DEFAULT_PRICE_JUMP_BOUND,
+    Settings,
+)
 from cryptify_pipeline.storage.database import PostgresDatabase
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
 
-__all__ = ["FailureAlerts", "MarketData", "PostgresDatabase", "build_resources"]
+__all__ = ["FailureAlerts", "Forecasting", "MarketData", "PostgresDatabase", "build_resources"]
 
 
 class MarketData(ConfigurableResource):
@@ -36,6 +41,15 @@ class MarketData(ConfigurableResource):
 
     def candle_source(self) -> CandleSource:
         return source_for(self.source, self.exchange_api_url)
+
+
+class Forecasting(ConfigurableResource):
+    """How forecasts are made: the coverage level their intervals are calibrated for."""
+
+    interval_level: float = Field(
+        default=DEFAULT_INTERVAL_LEVEL,
+        description="Coverage the intervals are calibrated for (CRYPTIFY_INTERVAL_LEVEL).",
+    )
 
 
 class FailureAlerts(ConfigurableResource):
@@ -72,4 +86,5 @@ def build_resources(settings: Settings) -> dict[str, object]:
             gap_repair_days=settings.gap_repair_days,
             price_jump_bound=settings.price_jump_bound,
         ),
+        "forecasting": Forecasting(interval_level=settings.interval_level),
     }

@@ -34,6 +34,7 @@ DEFAULT_DB_USER = "postgres"
 DEFAULT_SOURCE = "sample"
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
+DEFAULT_INTERVAL_LEVEL = 0.9
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
 
@@ -87,6 +88,7 @@ class Settings:
     executor: str
     celery_broker: str
     celery_backend: str
+    interval_level: float = DEFAULT_INTERVAL_LEVEL
 
 
 def project_root() -> Path:
@@ -185,6 +187,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         celery_broker=broker,
         celery_backend=read.raw("CRYPTIFY_CELERY_BACKEND") or _celery_backend(broker),
+        interval_level=read.read(
+            "CRYPTIFY_INTERVAL_LEVEL", DEFAULT_INTERVAL_LEVEL, _interval_level,
+            "a coverage level between 0.5 and 0.99, e.g. 0.9",
+        ),
     )  # fmt: skip
 
 
@@ -279,6 +285,13 @@ def _price_jump_bound(raw: str) -> float:
     if not 0 < bound < 10:
         raise ValueError
     return bound
+
+
+def _interval_level(raw: str) -> float:
+    level = float(raw)
+    if not 0.5 <= level <= 0.99:
+        raise ValueError
+    return level
 
 
 def _celery_backend(broker: str) -> str:

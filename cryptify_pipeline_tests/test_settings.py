@@ -92,6 +92,14 @@ def test_market_and_automation_settings():
     assert load_settings({"CRYPTIFY_SOURCE": "file:~/klines/*.zip"}).source == "file:~/klines/*.zip"
 
 
+def test_interval_level():
+    assert load_settings({}).interval_level == 0.9
+    assert load_settings({"CRYPTIFY_INTERVAL_LEVEL": "0.8"}).interval_level == 0.8
+    for refused in ("90%", "1", "0.2", "nan"):
+        with pytest.raises(SettingsError, match="CRYPTIFY_INTERVAL_LEVEL is .*between 0.5 and"):
+            load_settings({"CRYPTIFY_INTERVAL_LEVEL": refused})
+
+
 def test_start_date_only_means_midnight_utc():
     assert load_settings({"CRYPTIFY_START": "2024-03-01"}).start == datetime(2024, 3, 1, tzinfo=UTC)
 

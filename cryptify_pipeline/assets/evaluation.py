@@ -45,8 +45,9 @@ class LeaderboardConfig(Config):
         return horizon
 
 
-def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
-    """``forecast_metrics`` on ``partitions``' days, and the ``leaderboard`` over all of them."""
+def evaluation_assets(partitions: Partitions, interval_level: float) -> list[AssetsDefinition]:
+    """``forecast_metrics`` on ``partitions``' days, and the ``leaderboard`` over all of them;
+    ``interval_level`` labels them."""
 
     @asset(
         partitions_def=partitions.daily,
@@ -57,7 +58,9 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
         kinds={"postgres"},
         description=(
             "Forecasts made on day D scored against the candles they forecast (through D+1), per "
-            "symbol, model and horizon, every model on the same rows, with the baselines' figures."
+            "symbol, model and horizon, every model of a symbol and horizon on the same rows: "
+            f"accuracy, coverage of the {interval_level:.0%} intervals, the zero forecast's and "
+            "drift's figures on those rows, and the hourly loss differentials against zero."
         ),
     )
     def forecast_metrics(
@@ -116,7 +119,8 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
             "Per symbol and horizon, every model over the recent days (30 by default) and all "
             "time: its figures on its own rows, skill against the zero forecast and drift, a "
             "Diebold-Mariano test against zero, and a rank by RMSE on the rows the current models "
-            "share; and a plot of the last week's forecasts of the best model."
+            f"share, and the coverage of the {interval_level:.0%} intervals; and a plot of the "
+            "last week's forecasts of the best model."
         ),
     )
     def leaderboard(

@@ -18,8 +18,9 @@ from pydantic import Field, field_validator
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, train_all
+from cryptify_pipeline.ml.training import NotEnoughData, min_calibration_windows, train_all
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
+from cryptify_pipeline.resources import Forecasting
 
 
 class TrainConfig(Config):
@@ -54,8 +55,9 @@ class TrainConfig(Config):
         return models
 
 
-def models_asset(partitions: Partitions) -> AssetsDefinition:
-    """The ``models`` asset on ``partitions``' days."""
+def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
+    """The ``models`` asset on ``partitions``' days; ``interval_level`` (the deployment's
+    setting, which its ``forecasting`` resource also carries) labels it."""
 
     @asset(
         partitions_def=partitions.daily,
@@ -68,10 +70,13 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
         description=(
             "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
             "target was known by the end of D, with its sha256, versions, training window, "
-            "validation figures and interval quantiles."
+            f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
+            "of the volatility at the forecast's hour), or none where too few held-out windows."
         ),
     )
-    def models(context: AssetExecutionContext, features: pd.DataFrame) -> Output[pd.DataFrame]:
+    def models(
+        context: AssetExecutionContext, forecasting: Forecasting, features: pd.DataFrame
+    ) -> Output[pd.DataFrame]:
         config = config_of(context, TrainConfig)
         window = context.partition_time_window
         rows = with_targets(features)
@@ -81,8 +86,9 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
             cutoff = day + timedelta(days=1)
             try:
                 records = train_all(
-                    rows, cutoff, config.horizons, config.models, config.training_days
-                )
+                    rows, cutoff, config.horizons, config.models, config.training_days,
+                    interval_level=forecasting.interval_level,
+                )  # fmt: skip
             except NotEnoughData as error:
                 raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
             records.insert(0, "day", day)
@@ -92,10 +98,23 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
         frame = pd.concat(trained, ignore_index=True)
         frame["trained_at"] = datetime.now(UTC)
         summary = (
-            frame.groupby(["model", "horizon_h"])[["val_rmse", "val_r2_vs_zero"]]
-            .mean()
+            frame.groupby(["model", "horizon_h"])
+            .agg(
+                val_rmse=("val_rmse", "mean"),
+                val_r2_vs_zero=("val_r2_vs_zero", "mean"),
+                interval_windows=("interval_windows", "min"),
+                uncalibrated=("interval_calibrated", lambda calibrated: int((~calibrated).sum())),
+            )
             .reset_index()
         )
+        if not frame["interval_calibrated"].all():
+            uncalibrated = frame[~frame["interval_calibrated"]]
+            context.log.warning(
+                f"{len(uncalibrated)} model(s) have no {forecasting.interval_level:.0%} interval: "
+                f"fewer than {min_calibration_windows(forecasting.interval_level)} independent "
+                "held-out windows (horizons "
+                f"{sorted(uncalibrated['horizon_h'].unique().tolist())}); train on more days"
+            )
         return Output(
             frame,
             metadata={

@@ -18,8 +18,8 @@ from cryptify_pipeline.partitions import Partitions, previous_day_model
 from cryptify_pipeline.resources import MarketData
 
 
-def predictions_asset(partitions: Partitions) -> AssetsDefinition:
-    """The ``predictions`` asset on ``partitions``' hours."""
+def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
+    """The ``predictions`` asset on ``partitions``' hours; ``interval_level`` labels it."""
 
     @asset(
         partitions_def=partitions.hourly,
@@ -35,7 +35,8 @@ def predictions_asset(partitions: Partitions) -> AssetsDefinition:
         description=(
             "Every model's forecast of the log return to ts + h, made at hour ts with the models "
             "trained through the end of the previous day: price = close * exp(return), with the "
-            "90% interval from validation residuals. Kept forever, realised or not."
+            f"model's split-conformal {interval_level:.0%} interval (none where uncalibrated). "
+            "Kept forever, realised or not."
         ),
     )
     def predictions(

@@ -6,18 +6,20 @@ rest, purged again so that no fitted target reaches into the held-out period, an
 rows give the validation figures and the interval. The stored model is exactly the one that was
 validated and calibrated.
 
-The interval is the 5% and 95% quantiles of the held-out residuals, each divided by the
-volatility known at its hour (``volatility_168h * sqrt(h)``), with the split-conformal
-finite-sample correction (``conformal_levels``); a forecast multiplies them back by the
-volatility at its own hour. Plain quantiles of raw residuals covered 84-89% on the sample
-market, least at 24 h, where the held-out weeks hold the fewest independent windows.
+The interval is split-conformal (``conformal_interval``): held-out residuals divided by the
+volatility known at their hour (``volatility_168h * sqrt(h)``), one per non-overlapping h-hour
+window, and the finite-sample order statistic for the level; a forecast multiplies the bounds
+back by the volatility at its own hour. With too few windows for the level there is no interval:
+the record says ``interval_calibrated = False`` and the bounds are NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -31,7 +33,6 @@ from cryptify_pipeline.ml.targets import purge
 VALIDATION_FRACTION = 0.2
 MIN_FIT_ROWS = 100
 MIN_VALIDATION_ROWS = 24
-INTERVAL_QUANTILES = (0.05, 0.95)
 
 
 class NotEnoughData(ValueError):
@@ -68,9 +69,10 @@ def split_rows(
 
 
 def train_model(
-    model: str, symbol: str, horizon: int, split: Split, cutoff: datetime
+    model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float
 ) -> dict[str, object]:
-    """Fit ``model`` and return its record: bytes, hash, versions, window, validation figures."""
+    """Fit ``model`` and return its record: bytes, hash, versions, window, validation figures
+    and the interval calibrated for ``interval_level``."""
     target = f"target_{horizon}h"
     features = list(MODEL_FEATURES)
     pipeline = MODEL_ZOO[model]()
@@ -79,8 +81,10 @@ def train_model(
     actual = split.validation[target].to_numpy()
     scale = interval_scale(split.validation, horizon)
     usable = np.isfinite(scale) & (scale > 0)
-    levels = conformal_levels(len(split.validation), horizon)
-    lower, upper = np.quantile(((actual - predicted) / scale)[usable], levels)
+    interval = conformal_interval(
+        ((actual - predicted) / scale)[usable], split.validation["ts"][usable], horizon,
+        interval_level,
+    )  # fmt: skip
     figures = accuracy(actual, predicted)
     blob, sha256 = dump_model(pipeline)
     return {
@@ -99,25 +103,62 @@ def train_model(
         "val_rmse": figures["rmse"],
         "val_r2_vs_zero": figures["r2_vs_zero"],
         "val_directional_accuracy": figures["directional_accuracy"],
-        "interval_low": float(lower),
-        "interval_high": float(upper),
-        "interval_scale_median": float(np.median(scale[usable])),
+        "interval_level": interval_level,
+        "interval_windows": interval.windows,
+        "interval_calibrated": interval.calibrated,
+        "interval_low": interval.low,
+        "interval_high": interval.high,
+        "interval_scale_median": float(np.median(scale[usable])) if usable.any() else np.nan,
         "pipeline": blob,
         "sha256": sha256,
         **runtime_versions(),
     }
 
 
-def conformal_levels(rows: int, horizon: int) -> tuple[float, float]:
-    """Quantile levels for a 90% interval from ``rows`` held-out residuals.
+@dataclass(frozen=True)
+class Interval:
+    """Bounds in units of the forecast's volatility (NaN when not calibrated), and the number
+    of independent held-out windows they were calibrated on."""
 
-    Sample quantiles of n draws cover less than their level when n is small; the split-conformal
-    correction takes level (1 - a)(1 + 1/n). Targets h hours ahead overlap, so n is the number
-    of non-overlapping h-hour windows, not of rows: about 36 for a 24 h horizon by default.
+    low: float
+    high: float
+    windows: int
+    calibrated: bool
+
+
+def conformal_rank(level: float, windows: int) -> int:
+    """k = ceil((n + 1)(1 - a/2)): the upper bound is the k-th smallest of n scores (the lower
+    the k-th largest), so each tail misses with probability at most a/2 for exchangeable
+    scores, and on average exactly 1 - k / (n + 1)."""
+    tail = (1 - Fraction(level).limit_denominator(10_000)) / 2
+    return math.ceil((windows + 1) * (1 - tail))
+
+
+def min_calibration_windows(level: float) -> int:
+    """The fewest windows for which the k-th smallest score exists (k <= n): 19 at 90%, 39 at
+    95%. With fewer, no order statistic is far enough out, and the interval is uncalibrated."""
+    windows = 1
+    while conformal_rank(level, windows) > windows:
+        windows += 1
+    return windows
+
+
+def conformal_interval(scores: np.ndarray, ts: pd.Series, horizon: int, level: float) -> Interval:
+    """Split-conformal bounds from held-out scaled residuals ``scores`` at hours ``ts``.
+
+    Residuals h hours ahead made every hour overlap, so they are not exchangeable; those of
+    non-overlapping windows nearly are. The scores used are one per h-hour window, counted back
+    from the newest held-out hour (whose window is the most recent), and n is their number.
     """
-    windows = max(rows // horizon, 1)
-    upper = min(1.0, INTERVAL_QUANTILES[1] * (1 + 1 / windows))
-    return 1.0 - upper, upper
+    scores = np.asarray(scores, float)
+    newest = ts.max()
+    hours_back = ((newest - ts) // timedelta(hours=1)).to_numpy()
+    windows = np.sort(scores[hours_back % horizon == 0])
+    n = len(windows)
+    if n < min_calibration_windows(level):
+        return Interval(np.nan, np.nan, n, False)
+    k = conformal_rank(level, n)
+    return Interval(float(windows[n - k]), float(windows[k - 1]), n, True)
 
 
 def interval_scale(rows: pd.DataFrame, horizon: int) -> np.ndarray:
@@ -127,9 +168,10 @@ def interval_scale(rows: pd.DataFrame, horizon: int) -> np.ndarray:
 
 def train_all(
     rows: pd.DataFrame, cutoff: datetime, horizons: Iterable[int], models: Iterable[str],
-    window_days: int | None = None,
+    window_days: int | None = None, *, interval_level: float,
 ) -> pd.DataFrame:  # fmt: skip
-    """Every (symbol, horizon, model) record at ``cutoff``, one row each.
+    """Every (symbol, horizon, model) record at ``cutoff``, one row each, with intervals
+    calibrated for ``interval_level``.
 
     Models are per symbol: symbols differ in volatility regime, and one symbol's model needs
     nothing from another's rows.
@@ -138,5 +180,8 @@ def train_all(
     for symbol, group in rows.groupby("symbol", sort=True):
         for horizon in horizons:
             split = split_rows(group, horizon, cutoff, window_days)  # shared by every model
-            records += [train_model(model, str(symbol), horizon, split, cutoff) for model in models]
+            records += [
+                train_model(model, str(symbol), horizon, split, cutoff, interval_level)
+                for model in models
+            ]
     return pd.DataFrame.from_records(records)

@@ -52,6 +52,12 @@ def test_every_stage_succeeds_and_writes(chain):
     assert count("models") == 3 * 2 * 2 * 6  # days x symbols x horizons x models
     assert count("predictions") == 72 * 2 * 2 * 6  # hours x symbols x horizons x models
     assert count("forecast_metrics") == 2 * 2 * 2 * 6
+    # 14 days hold out ~66 hours: 11 windows of 6 h, too few for 90%; no interval is claimed
+    intervals = run_sql(
+        "SELECT DISTINCT interval_level, interval_calibrated, interval_low IS NULL"
+        f' FROM "{schema}".models'
+    )
+    assert intervals == [(0.9, False, True)]
 
 
 def test_forecasts_use_the_previous_days_models(chain):
