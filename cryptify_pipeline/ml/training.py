@@ -3,8 +3,10 @@
 The rows are those whose target is known at the cut-off (the purge), optionally only the last
 ``window_days``. The last ``VALIDATION_FRACTION`` of them is held out: the model is fitted on the
 rest, purged again so that no fitted target reaches into the held-out period, and the held-out
-rows give the validation figures and the interval. The stored model is exactly the one that was
-validated and calibrated.
+rows give the validation figures and the interval. The minimums count the rows actually fitted
+and held out, after that purge. The stored model is exactly the one that was validated and
+calibrated. Boosted models choose their rounds the same way, one level down: on the last part
+of the fitted rows, purged (``fit_model``).
 
 The interval is split-conformal (``conformal_interval``): held-out residuals divided by the
 volatility known at their hour (``volatility_168h * sqrt(h)``), one per non-overlapping h-hour
@@ -20,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +30,7 @@ import pandas as pd
 from cryptify_pipeline.ml.artifacts import dump_model, runtime_versions
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
 from cryptify_pipeline.ml.targets import purge
 
 VALIDATION_FRACTION = 0.2
@@ -48,24 +51,58 @@ class Split:
 def split_rows(
     rows: pd.DataFrame, horizon: int, cutoff: datetime, window_days: int | None
 ) -> Split:
-    """Purged training rows at ``cutoff``, split into fitting and held-out validation rows."""
+    """Purged training rows at ``cutoff``, split into fitting and held-out validation rows;
+    too few of either after the hold-out and its purge is a ``NotEnoughData``."""
     known = purge(rows, horizon, cutoff).sort_values("ts")
     # only complete rows: a feature still warming up (or after a gap) is NaN, and a column that
     # is NaN in every fitted row cannot be learned from; forecasts impute, training does not
     known = known[known[list(MODEL_FEATURES)].notna().all(axis=1)]
     if window_days is not None:
         known = known[known["ts"] >= cutoff - timedelta(days=window_days)]
-    if len(known) < MIN_FIT_ROWS + MIN_VALIDATION_ROWS:
+    split = hold_out_last(known, horizon, VALIDATION_FRACTION)
+    if len(split.fit) < MIN_FIT_ROWS or len(split.validation) < MIN_VALIDATION_ROWS:
         raise NotEnoughData(
             f"{len(known)} complete rows with known {horizon}h targets before "
-            f"{cutoff:%Y-%m-%d %H:%M}; need at least {MIN_FIT_ROWS + MIN_VALIDATION_ROWS} "
-            f"(backfill more history: features need {LOOKBACK_HOURS} hours of candles first)"
+            f"{cutoff:%Y-%m-%d %H:%M} leave {len(split.fit)} to fit and "
+            f"{len(split.validation)} to validate after holding out the last "
+            f"{VALIDATION_FRACTION:.0%} and purging {horizon} h; need at least {MIN_FIT_ROWS} "
+            f"and {MIN_VALIDATION_ROWS} (backfill more history: features need "
+            f"{LOOKBACK_HOURS} hours of candles first)"
         )
-    validation_start = known["ts"].iloc[int(len(known) * (1 - VALIDATION_FRACTION))]
-    validation = known[known["ts"] >= validation_start]
-    # a fitted target log(close[t+h] / close[t]) must not reach into the held-out period
-    fit = known[known["ts"] + timedelta(hours=horizon) <= validation_start]
-    return Split(fit=fit, validation=validation)
+    return split
+
+
+def hold_out_last(rows: pd.DataFrame, horizon: int, fraction: float) -> Split:
+    """The last ``fraction`` of ``rows`` (in time order) held out, and the earlier rows whose
+    target ends before it: a target log(close[t+h] / close[t]) must not reach into it."""
+    if rows.empty:
+        return Split(fit=rows, validation=rows)
+    start = rows["ts"].iloc[min(int(len(rows) * (1 - fraction)), len(rows) - 1)]
+    return Split(
+        fit=rows[rows["ts"] + timedelta(hours=horizon) <= start],
+        validation=rows[rows["ts"] >= start],
+    )
+
+
+def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | None]:
+    """``model`` fitted on ``fit``, and its boosting rounds if it has them.
+
+    A boosted model's rounds are chosen on the last ``VALIDATION_FRACTION`` of the fitted rows
+    (time-ordered, purged by the horizon, never the held-out validation rows): the round with
+    the lowest error there, then a fit on all the rows with that many rounds.
+    """
+    features, target = list(MODEL_FEATURES), f"target_{horizon}h"
+    boosted = BOOSTED.get(model)
+    rounds = None
+    if boosted is not None:
+        inner = hold_out_last(fit, horizon, VALIDATION_FRACTION)
+        probe = boosted.build(boosted.most).fit(inner.fit[features], inner.fit[target].to_numpy())
+        losses = boosted.losses(
+            probe, inner.validation[features], inner.validation[target].to_numpy()
+        )
+        rounds = int(np.argmin(losses)) + 1
+    pipeline = MODEL_ZOO[model]() if rounds is None else boosted.build(rounds)
+    return pipeline.fit(fit[features], fit[target].to_numpy()), rounds
 
 
 def train_model(
@@ -75,8 +112,7 @@ def train_model(
     and the interval calibrated for ``interval_level``."""
     target = f"target_{horizon}h"
     features = list(MODEL_FEATURES)
-    pipeline = MODEL_ZOO[model]()
-    pipeline.fit(split.fit[features], split.fit[target].to_numpy())
+    pipeline, rounds = fit_model(model, split.fit, horizon)
     predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
     scale = interval_scale(split.validation, horizon)
@@ -98,6 +134,7 @@ def train_model(
         "validation_end": split.validation["ts"].max(),
         "fit_rows": len(split.fit),
         "validation_rows": len(split.validation),
+        "boosting_rounds": rounds,
         "features": features,
         "val_mae": figures["mae"],
         "val_rmse": figures["rmse"],
@@ -184,4 +221,7 @@ def train_all(
                 train_model(model, str(symbol), horizon, split, cutoff, interval_level)
                 for model in models
             ]
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame["boosting_rounds"] = frame["boosting_rounds"].astype("Int64")
+    return frame

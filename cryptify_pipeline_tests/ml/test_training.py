@@ -11,12 +11,14 @@ from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError, load_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
 from cryptify_pipeline.ml.forecasting import forecast
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import (
     NotEnoughData,
     conformal_interval,
     conformal_rank,
+    fit_model,
+    hold_out_last,
     min_calibration_windows,
     split_rows,
     train_all,
@@ -47,6 +49,7 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
         assert len(record.sha256) == 64 and record.sklearn_version and record.python_version
         assert list(record.features) == list(MODEL_FEATURES)
         assert record.fit_rows > 100 and record.validation_rows > 24
+        assert (record.boosting_rounds is pd.NA) == (record.model != "hist_gbm")
         assert np.isfinite(record.val_rmse)
         # 30 days hold out ~143 hours: 24 windows of 6 h (enough for 90%), 12 of 12 h, 6 of 24 h
         assert record.interval_windows == -(-record.validation_rows // record.horizon_h)
@@ -115,9 +118,47 @@ def test_too_little_history_is_a_named_error(rows):
     three_days_in = CUTOFF - timedelta(days=37)
     with pytest.raises(
         NotEnoughData,
-        match="rows with known 24h targets before 2025-02-23 00:00; need at least 124",
+        match="48 complete rows with known 24h targets before 2025-02-23 00:00 leave 15 to fit "
+        "and 10 to validate after holding out the last 20% and purging 24 h; need at least 100 "
+        "and 24",
     ):
         split_rows(rows[rows["symbol"] == "BTC/USDT"], 24, three_days_in, None)
+
+
+def test_the_fit_minimum_counts_the_rows_fitted_after_the_hold_out_and_purge(rows):
+    btc = rows[rows["symbol"] == "BTC/USDT"]
+    newest_known = CUTOFF - timedelta(hours=25)  # the newest row whose 24 h target is known
+
+    def last(count: int) -> pd.DataFrame:
+        return btc[(btc["ts"] > newest_known - count * HOUR) & (btc["ts"] <= newest_known)]
+
+    # 130 complete rows: enough before the split (100 + 24), but the last 26 are held out and
+    # the 23 before them purged (a target may end where the held-out period starts), so only 81
+    # would be fitted
+    with pytest.raises(NotEnoughData, match="130 complete .* leave 81 to fit and 26 to validate"):
+        split_rows(last(130), 24, CUTOFF, None)
+    split = split_rows(last(160), 24, CUTOFF, None)  # 32 held out, 23 purged: 105 fitted
+    assert (len(split.fit), len(split.validation)) == (105, 32)
+
+
+def test_boosting_rounds_are_chosen_on_the_last_fitted_rows_purged(rows):
+    split = split_rows(rows[rows["symbol"] == "ETH/USDT"], 12, CUTOFF, 30)
+    pipeline, rounds = fit_model("hist_gbm", split.fit, 12)
+    assert 1 <= rounds <= BOOSTED["hist_gbm"].most
+    assert pipeline[-1].n_iter_ == rounds and not pipeline[-1].do_early_stopping_
+    # the same choice by hand: the last 20% of the fitted rows, the 12 before them purged
+    inner = hold_out_last(split.fit, 12, 0.2)
+    assert inner.fit["ts"].max() + 12 * HOUR <= inner.validation["ts"].min()
+    assert inner.validation["ts"].max() == split.fit["ts"].max()
+    probe = BOOSTED["hist_gbm"].build(BOOSTED["hist_gbm"].most)
+    probe.fit(inner.fit[list(MODEL_FEATURES)], inner.fit["target_12h"].to_numpy())
+    losses = [
+        np.mean((inner.validation["target_12h"].to_numpy() - p) ** 2)
+        for p in probe[-1].staged_predict(inner.validation[list(MODEL_FEATURES)])
+    ]
+    assert rounds == int(np.argmin(losses)) + 1
+    _, none = fit_model("ridge", split.fit, 12)
+    assert none is None
 
 
 def test_conformal_rank_and_the_fewest_windows_per_level():

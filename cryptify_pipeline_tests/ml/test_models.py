@@ -1,0 +1,44 @@
+"""The zoo's models are configured to converge, and none stops early on shuffled rows."""
+
+import warnings
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
+from cryptify_pipeline.ml.targets import HORIZONS, with_targets
+from cryptify_pipeline.ml.training import fit_model, split_rows
+
+CUTOFF = datetime(2025, 9, 1, tzinfo=UTC)
+TRAINING_DAYS = 180  # the models asset's default
+
+
+@pytest.fixture(scope="module")
+def rows():
+    start = CUTOFF - timedelta(days=TRAINING_DAYS + 2)
+    candles = SampleMarket().fetch(
+        ["BTC/USDT"], start - LOOKBACK_HOURS * timedelta(hours=1), CUTOFF
+    )
+    return with_targets(build_features(candles, start, CUTOFF))
+
+
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_the_mlp_converges_on_the_sample_market(rows, horizon):
+    split = split_rows(rows, horizon, CUTOFF, TRAINING_DAYS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        pipeline, _ = fit_model("mlp", split.fit, horizon)
+    network = pipeline[-1].regressor_
+    assert network.n_iter_ < network.max_iter
+
+
+def test_no_model_holds_out_shuffled_rows():
+    # sklearn's own early stopping holds out a shuffled part of overlapping targets
+    for name, build in MODEL_ZOO.items():
+        model = build()[-1]
+        model = getattr(model, "regressor", model)
+        assert getattr(model, "early_stopping", False) is False, name
+    assert set(BOOSTED) <= set(MODEL_ZOO)
