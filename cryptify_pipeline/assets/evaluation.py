@@ -6,9 +6,11 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetsDefinition,
     AutomationCondition,
     Config,
+    DagsterEventType,
     Failure,
     MetadataValue,
     Output,
@@ -17,6 +19,7 @@ from dagster import (
 from pydantic import Field, field_validator
 
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
+from cryptify_pipeline.hours import describe_runs, hour_key
 from cryptify_pipeline.ml.models import ZERO_RETURN
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
 from cryptify_pipeline.ml.scoring import rank_models, score_day
@@ -74,6 +77,15 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
                 f"closed, at {scorable_at:%Y-%m-%d %H:%M} UTC",
                 allow_retries=False,
             )
+        made = predictions[(predictions["ts"] >= window.start) & (predictions["ts"] < window.end)]
+        _fail_on_uncollected_targets(context, made)
+        holes = _targets_without_candles(made, candles)
+        if holes:
+            context.log.warning(
+                f"{len(holes)} forecast target(s) have no candle although their hour was "
+                f"collected (the source had none), scored without: {', '.join(holes[:10])}"
+                + (" ..." if len(holes) > 10 else "")
+            )
         days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
         frame = pd.concat(
             [
@@ -90,6 +102,7 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
             frame,
             metadata={
                 "scored_forecasts": int(frame["n"].sum()),
+                "targets_without_candles": len(holes),
                 "by_model": MetadataValue.md(
                     frame.groupby(["model", "horizon_h"])[
                         ["rmse", "r2_vs_zero", "directional_accuracy", "coverage"]
@@ -142,6 +155,33 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
         return Output(board, metadata=metadata)
 
     return [forecast_metrics, leaderboard]
+
+
+def _fail_on_uncollected_targets(context: AssetExecutionContext, made: pd.DataFrame) -> None:
+    """Fails naming the target candle hours that have not been collected yet: the day is scored
+    once they are (gap repair collects them, the missing_scores sensor then scores it)."""
+    targets = sorted(pd.Timestamp(ts).to_pydatetime() for ts in made["target_ts"].unique())
+    collected = context.instance.get_latest_storage_id_by_partition(
+        AssetKey("candles"),
+        DagsterEventType.ASSET_MATERIALIZATION,
+        {hour_key(ts) for ts in targets},
+    )
+    uncollected = [ts for ts in targets if hour_key(ts) not in collected]
+    if uncollected:
+        raise Failure(
+            f"{len(uncollected)} candle hour(s) these forecasts are scored against have not been "
+            f"collected yet: {describe_runs(uncollected)}; gap repair collects them, and the "
+            "missing_scores sensor scores the day once they are in",
+            allow_retries=False,
+        )
+
+
+def _targets_without_candles(made: pd.DataFrame, candles: pd.DataFrame) -> list[str]:
+    """'SYMBOL HOUR' of the forecast targets whose candle does not exist."""
+    wanted = made[["symbol", "target_ts"]].drop_duplicates()
+    have = pd.MultiIndex.from_frame(candles[["symbol", "ts"]])
+    absent = wanted[~pd.MultiIndex.from_frame(wanted).isin(have)]
+    return [f"{symbol} {ts:%Y-%m-%d %H:%M}" for symbol, ts in absent.itertuples(index=False)]
 
 
 HOW_TO_READ = (

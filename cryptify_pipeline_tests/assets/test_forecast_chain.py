@@ -33,7 +33,8 @@ def chain(instance):
     schema = "test_chain_" + datetime.now(UTC).strftime("%H%M%S%f")
     fast = {"ops": {"models": {"config": {"training_days": 14, "horizons": [6, 24]}}}}
     steps = [
-        run(instance, schema, ["candles", "features"], "2025-01-01-00:00", "2025-02-06-23:00"),
+        # collected up to noon on 5 Feb: the forecasts of 4 Feb are not scorable yet
+        run(instance, schema, ["candles", "features"], "2025-01-01-00:00", "2025-02-05-12:00"),
         run(instance, schema, ["models"], "2025-02-01", "2025-02-03", fast),
         run(instance, schema, ["predictions"], "2025-02-02-00:00", "2025-02-04-23:00"),
         run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-03"),
@@ -98,9 +99,9 @@ def test_leaderboard_puts_baselines_beside_models(chain):
 
 def test_missing_model_day_fails_naming_it(chain, instance):
     schema, _ = chain
-    result = run(instance, schema, ["predictions"], "2025-02-06-00:00", "2025-02-06-01:00")
+    result = run(instance, schema, ["predictions"], "2025-02-05-00:00", "2025-02-05-01:00")
     assert not result.success
-    assert "no models trained through the end of 2025-02-05" in failure(result)
+    assert "no models trained through the end of 2025-02-04" in failure(result)
 
 
 def test_scoring_waits_for_the_next_day_to_close(chain, instance):
@@ -116,3 +117,25 @@ def test_rescoring_keeps_every_forecast(chain, instance):
     before = run_sql(f'SELECT count(*) FROM "{schema}".predictions')
     assert run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-02").success
     assert run_sql(f'SELECT count(*) FROM "{schema}".predictions') == before
+
+
+def test_scoring_fails_naming_target_candles_not_collected_then_scores_once_they_are(
+    chain, instance
+):
+    schema, _ = chain
+    # the forecasts of 4 Feb are scored against candles up to 23:00 on 5 Feb
+    waiting = run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04")
+    assert not waiting.success
+    assert (
+        "11 candle hour(s) these forecasts are scored against have not been collected yet: "
+        "2025-02-05-13:00..2025-02-05-23:00" in failure(waiting)
+    )
+    collected = run(
+        instance, schema, ["candles", "features"], "2025-02-05-13:00", "2025-02-05-23:00"
+    )
+    assert collected.success
+    assert run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04").success
+    assert run_sql(
+        f"SELECT sum(n) FROM \"{schema}\".forecast_metrics WHERE day = '2025-02-04'"
+        " AND model = 'zero_return'"
+    ) == [(24 * 2 * 2,)]  # hours x symbols x horizons
