@@ -224,32 +224,44 @@ def significance_text(board: pd.DataFrame, window: str) -> str:
     return "\n".join(lines)
 
 
+def best_models(board: pd.DataFrame, window: str, horizon: int) -> dict[str, str]:
+    """Per symbol, its own best model at ``horizon`` in ``window``: rank 1 on the rows the
+    current models share (a calm symbol's best model says nothing about a wild one's)."""
+    ranked = board[(board["window"] == window) & (board["horizon_h"] == horizon)]
+    ranked = ranked[ranked["rank"].notna()].sort_values(["symbol", "rank", "model"])
+    return ranked.groupby("symbol", sort=True)["model"].first().to_dict()
+
+
 def _recent_forecast_plot(
     database: PostgresDatabase, board: pd.DataFrame, config: LeaderboardConfig
 ) -> str | None:
     recent, horizon = f"{config.recent_days}d", config.plot_horizon_h
-    best = board[(board["window"] == recent) & (board["horizon_h"] == horizon)]
-    if best.empty:
-        return None
-    model = best.sort_values("rmse")["model"].iloc[0]
+    best = best_models(board, recent, horizon)
     end = database.latest_ts("candles")
-    if end is None:
+    if not best or end is None:
         return None
     start = end - timedelta(hours=config.plot_lookback_hours)
     forecasts = database.read_time_range("predictions", start, end)
-    forecasts = forecasts[(forecasts["model"] == model) & (forecasts["horizon_h"] == horizon)]
-    candles = database.read_time_range("candles", start, end + timedelta(hours=1))
+    chosen = pd.MultiIndex.from_tuples(list(best.items()))
+    forecasts = forecasts[
+        (forecasts["horizon_h"] == horizon)
+        & pd.MultiIndex.from_frame(forecasts[["symbol", "model"]]).isin(chosen)
+    ]
     if forecasts.empty:
         return None
-    better = [
-        f"{', '.join(models)} ({symbol})"
-        for (symbol, h), models in better_than_zero(board, recent).items()
-        if h == horizon and models
-    ]
+    candles = database.read_time_range("candles", start, end + timedelta(hours=1))
+    better = better_than_zero(board, recent)
+    panels = {
+        symbol: f"{symbol}: {model}, best {recent} RMSE; "
+        + (
+            f"significantly better than zero: {', '.join(models)}"
+            if (models := better.get((symbol, horizon)))
+            else "no model significantly better than zero"
+        )
+        for symbol, model in best.items()
+    }
     title = (
-        f"{model}, {horizon}h forecasts of the last {config.plot_lookback_hours} hours "
-        f"(best {recent} RMSE; "
-        + (f"better than zero: {', '.join(better)})" if better else
-           "no model significantly better than zero)")
-    )  # fmt: skip
-    return as_markdown_image(forecast_plot_png(forecasts, candles, title), title)
+        f"{horizon}h forecasts of the last {config.plot_lookback_hours} hours, each symbol's "
+        "best model"
+    )
+    return as_markdown_image(forecast_plot_png(forecasts, candles, title, panels), title)

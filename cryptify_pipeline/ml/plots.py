@@ -2,12 +2,19 @@
 
 import base64
 import io
+from collections.abc import Mapping
 
 import pandas as pd
 
 
-def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: str) -> bytes:
-    """One panel per symbol: realised close, and each forecast placed at its target time."""
+def forecast_plot_png(
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    title: str,
+    panel_titles: Mapping[str, str] | None = None,
+) -> bytes:
+    """One panel per symbol: realised close, and each forecast placed at its target time;
+    ``panel_titles`` names each panel (default: the symbol)."""
     # imported on use: matplotlib costs half a second in every process that loads the code
     import matplotlib
 
@@ -23,7 +30,7 @@ def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: s
                           alpha=0.25, label=interval_label(forecast))  # fmt: skip
         axis.plot(forecast["target_ts"], forecast["pred_price"], lw=1, label="forecast")
         axis.plot(realised["ts"], realised["close"], lw=1.2, color="black", label="realised")
-        axis.set_title(symbol, fontsize=9)
+        axis.set_title((panel_titles or {}).get(symbol, symbol), fontsize=9)
         axis.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     figure.suptitle(title, fontsize=10)

@@ -94,7 +94,8 @@ def test_leaderboard_puts_baselines_beside_models(chain):
     metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
     assert "BTC/USDT 6h: " in metadata["better than zero?"].value
-    assert metadata["last 168 hours"].value.startswith("![")  # the plot, as an inline PNG
+    plot = metadata["last 168 hours"].value
+    assert plot.startswith("![6h forecasts of the last 168 hours, each symbol's best model]")
 
 
 def test_missing_model_day_fails_naming_it(chain, instance):
