@@ -17,7 +17,7 @@ from cryptify_pipeline.definitions import build_definitions
 from cryptify_pipeline.hours import hour_key
 from cryptify_pipeline.settings import load_settings
 from cryptify_pipeline_tests.support.database import subprocess_env
-from cryptify_pipeline_tests.support.instances import own_instance, report
+from cryptify_pipeline_tests.support.instances import isolated, own_instance, report
 
 defs = build_definitions(load_settings({}))
 
@@ -48,7 +48,7 @@ def tick_result(name: str, tick: datetime, collected: list[str] = ()):
             scheduled_execution_time=tick,
             repository_def=defs.get_repository_def(),
         )
-        return schedule.evaluate_tick(context)
+        return isolated(schedule.evaluate_tick, context)
 
 
 def test_train_schedule_trains_through_yesterday_at_half_past_midnight():

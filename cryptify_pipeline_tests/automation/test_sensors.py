@@ -20,7 +20,7 @@ from cryptify_pipeline.automation.sensors import (
 )
 from cryptify_pipeline.hours import day_key, floor_hour, hour_key, hours_between
 from cryptify_pipeline_tests.support import pipeline
-from cryptify_pipeline_tests.support.instances import own_instance, report
+from cryptify_pipeline_tests.support.instances import isolated, own_instance, report
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
 FIRST_HOUR = datetime(2025, 1, 1, tzinfo=UTC)
@@ -80,7 +80,7 @@ def test_sensor_requests_exactly_the_missing_hours(schema):
             ).success
         sensor = defs.get_sensor_def("candle_gap_repair")
         with build_sensor_context(instance=instance, resources=resources) as context:
-            requests = sensor(context)
+            requests = isolated(sensor, context)
     assert [
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in requests
@@ -180,9 +180,9 @@ def test_missing_forecasts_sensor_requests_the_hours_left_unforecast(schema):
         with build_sensor_context(
             instance=instance, resources=pipeline.resources(schema)
         ) as context:
-            [request] = sensor(context)
+            [request] = isolated(sensor, context)
             report(instance, "predictions", hour_keys(day, day + timedelta(hours=2)))
-            done = sensor(context)
+            done = isolated(sensor, context)
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
         key(day),
         key(day + timedelta(hours=2)),
@@ -205,7 +205,7 @@ def test_missing_scores_sensor_waits_for_late_candles_and_rescores_when_they_arr
             with build_sensor_context(
                 instance=instance, resources=pipeline.resources(schema)
             ) as context:
-                return sensor(context)
+                return isolated(sensor, context)
 
         report(instance, "predictions", hour_keys(day, day + timedelta(hours=23)))
         report(instance, "candles", [k for k in hour_keys(first_target, last_target)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextvars
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from dagster import AssetMaterialization, DagsterInstance, instance_for_test
 
 from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -34,3 +38,14 @@ def report(instance: DagsterInstance, asset: str, partitions) -> None:
     """Record materialisations of ``asset``'s ``partitions`` as if runs had written them."""
     for partition in partitions:
         instance.report_runless_asset_event(AssetMaterialization(asset, partition=partition))
+
+
+def isolated(evaluate: Callable[..., T], *args) -> T:
+    """``evaluate(*args)`` (a schedule's or sensor's tick) in a copy of the context.
+
+    A tick given an instance with a ref opens its own instance from the ref, which sets
+    Dagster's current definitions-state storage, a context variable, and never closes it; once
+    that instance is gone, every later definitions load in the process fails on its dead
+    weakref. In a copied context the variable does not outlive the tick.
+    """
+    return contextvars.copy_context().run(evaluate, *args)
