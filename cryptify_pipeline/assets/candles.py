@@ -17,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from cryptify_pipeline.assets.columns import CANDLES, described
 from cryptify_pipeline.market.candles import (
     describe_missing,
     drop_forming,
@@ -45,7 +46,7 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
         partitions_def=partitions.hourly,
         backfill_policy=BackfillPolicy.single_run(),
         pool="candles",
-        metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
+        metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"], **described(CANDLES)},
         group_name="market",
         kinds={"postgres"},
         description=(

@@ -18,6 +18,8 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from cryptify_pipeline.assets import columns
+from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.hours import describe_runs, hour_key
 from cryptify_pipeline.ml.models import ZERO_RETURN
@@ -56,7 +58,11 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
         partitions_def=partitions.daily,
         pool="forecast_metrics",
         ins={"predictions": AssetIn(), "candles": AssetIn(partition_mapping=realised_next_day)},
-        metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+        metadata={
+            "partition_expr": "day",
+            "primary_key": ["day", "symbol", "model", "horizon_h"],
+            **described(columns.FORECAST_METRICS),
+        },
         group_name="evaluation",
         kinds={"postgres"},
         description=(
@@ -118,6 +124,7 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
         ins={"forecast_metrics": AssetIn()},
         config_schema=constrained_config(LeaderboardConfig),
         pool="leaderboard",
+        metadata=described(columns.leaderboard(interval_level)),
         # not eager(): that waits until no upstream partition is missing, and old unscored days
         # always are; the leaderboard is a summary, so any new score is reason to refresh it,
         # unless evaluate_job already refreshed it with those scores

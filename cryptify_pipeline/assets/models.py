@@ -15,6 +15,8 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from cryptify_pipeline.assets import columns
+from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
@@ -64,7 +66,11 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         config_schema=constrained_config(TrainConfig),
         pool="models",
         ins={"features": AssetIn(partition_mapping=training_window)},
-        metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+        metadata={
+            "partition_expr": "day",
+            "primary_key": ["day", "symbol", "model", "horizon_h"],
+            **described(columns.models(interval_level)),
+        },
         group_name="forecasting",
         kinds={"scikitlearn", "postgres"},
         description=(

@@ -12,6 +12,8 @@ from dagster import (
     asset,
 )
 
+from cryptify_pipeline.assets import columns
+from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
 from cryptify_pipeline.partitions import Partitions, previous_day_model
@@ -29,6 +31,7 @@ def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDe
         metadata={
             "partition_expr": "ts",
             "primary_key": ["symbol", "ts", "model", "horizon_h"],
+            **described(columns.predictions(interval_level)),
         },
         group_name="forecasting",
         kinds={"postgres"},

@@ -9,7 +9,8 @@ from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
-ASSETS = list(pipeline.assets().values())
+ASSETS_BY_NAME = pipeline.assets()
+ASSETS = list(ASSETS_BY_NAME.values())
 
 
 def run(instance, schema, selection, first=None, last=None, config=None):
@@ -59,6 +60,23 @@ def test_every_stage_succeeds_and_writes(chain):
         f' FROM "{schema}".models'
     )
     assert intervals == [(0.9, False, True)]
+
+
+def test_every_column_of_every_asset_is_described(chain):
+    _, steps = chain
+    written = {}
+    for step in steps:
+        for event in step.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            schema = materialization.metadata["dagster/column_schema"].schema
+            written[materialization.asset_key.to_user_string()] = schema.columns
+    assert set(written) == set(ASSETS_BY_NAME)
+    for name, columns in written.items():
+        undescribed = [column.name for column in columns if not column.description]
+        assert not undescribed, (name, undescribed)
+        described = ASSETS_BY_NAME[name].metadata_by_key[ASSETS_BY_NAME[name].key]
+        # and no description of a column the table does not have
+        assert set(described["column_descriptions"]) == {c.name for c in columns}, name
 
 
 def test_forecasts_use_the_previous_days_models(chain):
