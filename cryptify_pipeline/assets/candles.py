@@ -8,6 +8,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
+    Config,
     Failure,
     Jitter,
     MetadataValue,
@@ -16,17 +17,21 @@ from dagster import (
     RetryRequested,
     asset,
 )
+from pydantic import Field
 
 from cryptify_pipeline.assets.columns import CANDLES, described
+from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.market.candles import (
+    describe_hours,
     describe_missing,
     drop_forming,
+    lost_candles,
     missing_candles,
     validate_candles,
 )
 from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.resources import MarketData
+from cryptify_pipeline.resources import MarketData, PostgresDatabase
 
 # Transient exchange trouble (network, 5xx, 429) that outlasts the in-call retries gets the
 # whole step retried later with this policy's backoff; everything else fails once.
@@ -39,6 +44,19 @@ EXCHANGE_RETRY_POLICY = RetryPolicy(
 )
 
 
+class CandlesConfig(Config):
+    """Knob of collect_job's candles step: whether a source may shrink what is stored."""
+
+    delete_candles_the_source_lacks: bool = Field(
+        default=False,
+        description=(
+            "Replace the partitions even where the source returns fewer candles than are "
+            "stored, deleting the stored candles it lacks (a delisted market, a symbol removed "
+            "from CRYPTIFY_SYMBOLS). Off: such a run fails and writes nothing."
+        ),
+    )
+
+
 def candles_asset(partitions: Partitions) -> AssetsDefinition:
     """The ``candles`` asset on ``partitions``' hours."""
 
@@ -46,6 +64,7 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
         partitions_def=partitions.hourly,
         backfill_policy=BackfillPolicy.single_run(),
         pool="candles",
+        config_schema=constrained_config(CandlesConfig),
         metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"], **described(CANDLES)},
         group_name="market",
         kinds={"postgres"},
@@ -55,7 +74,10 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
             "where each came from ('sample' is the synthetic market, not real prices)."
         ),
     )
-    def candles(context: AssetExecutionContext, market: MarketData) -> Output[pd.DataFrame]:
+    def candles(
+        context: AssetExecutionContext, market: MarketData, database: PostgresDatabase
+    ) -> Output[pd.DataFrame]:
+        config = config_of(context, CandlesConfig)
         window = context.partition_time_window
         now = datetime.now(UTC)
         if window.end > now:
@@ -75,15 +97,48 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
         except (SourceError, ValueError) as error:  # bad symbol, malformed data, invalid candles
             raise Failure(str(error), allow_retries=False) from error
 
+        # Writing replaces the partitions' rows: decide before anything is written whether
+        # that would delete stored candles. Steps writing candles run one at a time (the
+        # `candles` pool), so nothing changes the rows between this read and the write.
+        lost = lost_candles(_stored(database, window.start, window.end), frame)
+        if not lost.empty:
+            described = _describe_lost(lost, market.symbols, source.name)
+            if not config.delete_candles_the_source_lacks:
+                raise Failure(
+                    f"{described}; refusing to delete them, nothing was written. If the source "
+                    "really has no such candles (a delisted market), rerun with run config "
+                    "ops: {candles: {config: {delete_candles_the_source_lacks: true}}}",
+                    allow_retries=False,
+                )
+            context.log.warning(f"{described}; deleting them (delete_candles_the_source_lacks)")
+
         missing = missing_candles(frame, market.symbols, window.start, window.end)
         if not missing.empty:
             context.log.warning(
                 f"{len(missing)} candle(s) missing from {source.name}:\n{describe_missing(missing)}"
             )
         frame = frame.assign(source=source.name, ingested_at=pd.Timestamp(now))
-        return Output(frame, metadata=_metadata(frame, market.symbols, source.name, missing))
+        metadata = _metadata(frame, market.symbols, source.name, missing)
+        return Output(frame, metadata={**metadata, "deleted_candles": len(lost)})
 
     return candles
+
+
+def _stored(database: PostgresDatabase, start: datetime, end: datetime) -> pd.DataFrame:
+    """The (symbol, ts) stored in [start, end); none when the table is empty or absent."""
+    latest = database.latest_ts("candles")
+    if latest is None or latest < start:  # the hourly run's usual case: a new hour
+        return pd.DataFrame({"symbol": pd.Series(dtype="str"), "ts": pd.Series(dtype="object")})
+    return database.read_time_range("candles", start, end, ["symbol", "ts"])
+
+
+def _describe_lost(lost: pd.DataFrame, symbols: list[str], source: str) -> str:
+    dropped = sorted(set(lost["symbol"]) - set(symbols))
+    unconfigured = f" ({', '.join(dropped)} no longer configured)" if dropped else ""
+    return (
+        f"{source} returned no candle for {len(lost)} stored candle(s): "
+        f"{describe_hours(lost)}{unconfigured}"
+    )
 
 
 def _metadata(

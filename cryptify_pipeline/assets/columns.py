@@ -99,10 +99,15 @@ def models(level: float) -> dict[str, str]:
         "at the forecast's hour (null if uncalibrated).",
         "interval_scale_median": "Median held-out volatility * sqrt(h): stands in for a "
         "forecast hour without a week of history.",
-        "pipeline": "The fitted scikit-learn pipeline, serialised.",
-        "sha256": "sha256 of the serialised pipeline: loading refuses other bytes.",
-        "sklearn_version": "scikit-learn version that trained it: loading refuses another.",
+        "artifact_format": "How the model is stored, hence which loader reads it (skops).",
+        "pipeline": "The fitted model in its artifact format (bytes).",
+        "sha256": "sha256 of the stored bytes: loading refuses other bytes.",
+        "library_versions": "Versions of the libraries that wrote it: loading refuses others.",
+        "sklearn_version": "scikit-learn version that trained it.",
         "python_version": "Python version that trained it.",
+        "signature": "HMAC-SHA256 under the model signing key of the bytes and the fields a "
+        "forecast takes from this row: loading refuses a row it does not verify.",
+        "signing_key_id": "Id of the key that signed it (tells keys apart; not trusted).",
         "trained_at": "When the model was trained (UTC).",
     }
 

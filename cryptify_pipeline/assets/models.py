@@ -18,11 +18,13 @@ from pydantic import Field, field_validator
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
+from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import NotEnoughData, min_calibration_windows, train_all
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
-from cryptify_pipeline.resources import Forecasting
+from cryptify_pipeline.resources import Forecasting, ModelSigning
 
 
 class TrainConfig(Config):
@@ -75,15 +77,23 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         kinds={"scikitlearn", "postgres"},
         description=(
             "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
-            "target was known by the end of D, with its sha256, versions, training window, "
+            "target was known by the end of D, stored in skops's format and signed for its row "
+            "with the model signing key, with its sha256, versions, training window, "
             f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
             "of the volatility at the forecast's hour), or none where too few held-out windows."
         ),
     )
     def models(
-        context: AssetExecutionContext, forecasting: Forecasting, features: pd.DataFrame
+        context: AssetExecutionContext,
+        model_signing: ModelSigning,
+        forecasting: Forecasting,
+        features: pd.DataFrame,
     ) -> Output[pd.DataFrame]:
         config = config_of(context, TrainConfig)
+        try:
+            key = model_signing.signing_key()
+        except SigningKeyError as error:
+            raise Failure(str(error), allow_retries=False) from None
         window = context.partition_time_window
         rows = with_targets(features)
         trained = []
@@ -98,7 +108,7 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             except NotEnoughData as error:
                 raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
             records.insert(0, "day", day)
-            trained.append(records)
+            trained.append(sign_models(records, key))
             context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
             day = cutoff
         frame = pd.concat(trained, ignore_index=True)

@@ -16,8 +16,9 @@ from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
+from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.partitions import Partitions, previous_day_model
-from cryptify_pipeline.resources import MarketData
+from cryptify_pipeline.resources import MarketData, ModelSigning
 
 
 def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
@@ -37,21 +38,24 @@ def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDe
         kinds={"postgres"},
         description=(
             "Every model's forecast of the log return to ts + h, made at hour ts with the models "
-            "trained through the end of the previous day: price = close * exp(return), with the "
-            f"model's split-conformal {interval_level:.0%} interval (none where uncalibrated). "
-            "Kept forever, realised or not."
+            "trained through the end of the previous day, each loaded only if the model signing "
+            "key signed it for its row: price = close * exp(return), with the model's "
+            f"split-conformal {interval_level:.0%} interval (none where uncalibrated). Kept "
+            "forever, realised or not."
         ),
     )
     def predictions(
         context: AssetExecutionContext,
         market: MarketData,
+        model_signing: ModelSigning,
         features: pd.DataFrame,
         models: pd.DataFrame,
     ) -> Output[pd.DataFrame]:
         window = context.partition_time_window
         try:
-            frame = forecast(features, models, market.symbols, window.start, window.end)
-        except (MissingInputs, ModelIntegrityError) as error:
+            key = model_signing.signing_key()
+            frame = forecast(features, models, market.symbols, window.start, window.end, key)
+        except (MissingInputs, ModelIntegrityError, SigningKeyError) as error:
             raise Failure(str(error), allow_retries=False) from error
         latest = frame[frame["ts"] == frame["ts"].max()]
         return Output(

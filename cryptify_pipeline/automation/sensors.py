@@ -1,5 +1,6 @@
 """Sensors: forecasts after each collection, repairs of what was missed (candles, forecasts,
-scores), run-failure records, and the one that evaluates automation conditions."""
+scores), run-failure records and their alerts, and the one that evaluates automation
+conditions."""
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -11,21 +12,28 @@ from dagster import (
     AutomationConditionSensorDefinition,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
-    RunFailureSensorContext,
     RunRequest,
     RunsFilter,
     RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
-    run_failure_sensor,
     run_status_sensor,
     sensor,
 )
 
-from cryptify_pipeline.automation.failures import describe_failure, record_run_failure
+from cryptify_pipeline.automation.failures import (
+    DELIVERED,
+    cursor_for,
+    cursor_record_id,
+    describe_failure,
+    failure_events_after,
+    latest_failure_record_id,
+    record_run_failure,
+)
 from cryptify_pipeline.automation.jobs import Jobs
 from cryptify_pipeline.automation.run_tags import (
     PARTITION_NAME_TAG,
@@ -58,6 +66,8 @@ IN_PROGRESS = [
     DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
 ]  # fmt: skip
+# Failed runs recorded per tick of record_run_failures (more wait for the next tick).
+FAILURES_PER_TICK = 25
 
 
 def hour_ranges(
@@ -173,6 +183,18 @@ def partition_request(run_key: str, first: str, last: str, **tags: str) -> RunRe
     if first == last:
         return RunRequest(run_key=run_key, partition_key=first, tags=tags)
     return RunRequest(run_key=run_key, tags={**range_tags(first, last), **tags})
+
+
+def in_code_location(context: SensorEvaluationContext, run: DagsterRun) -> bool:
+    """Whether ``run`` belongs to the sensor's code location and repository (both None for a
+    run executed in process and a sensor evaluated directly, as Dagster's own run-status
+    sensors match them)."""
+    origin = run.remote_job_origin
+    location = context.code_location_origin
+    return (
+        origin.repository_origin.code_location_origin.location_name if origin else None,
+        origin.repository_origin.repository_name if origin else None,
+    ) == (location.location_name if location else None, context.repository_name)
 
 
 def build_sensors(
@@ -304,26 +326,53 @@ def build_sensors(
             for first, last in ranges
         ]
 
-    @run_failure_sensor(
+    # A plain sensor with its own cursor, not run_failure_sensor: that one calls its function
+    # only for new failures and moves its cursor past a failure even when the function
+    # raised, so an alert whose POST failed was lost. Here the cursor moves only once the
+    # failures are committed to run_failures, and every tick retries the pending alerts.
+    @sensor(
         minimum_interval_seconds=10,
         default_status=status,
         description=(
             "Logs every failed run and records it in the run_failures table; with "
-            "CRYPTIFY_ALERT_WEBHOOK_URL set, also posts it there as JSON."
+            "CRYPTIFY_ALERT_WEBHOOK_URL set, also posts it there as JSON, retrying with "
+            "backoff until delivered (alert_state in run_failures)."
         ),
     )
     def record_run_failures(
-        context: RunFailureSensorContext, database: PostgresDatabase, alerts: FailureAlerts
-    ) -> None:
-        failure = describe_failure(context)
-        context.log.error(
-            f"run {failure.run_id} of {failure.job_name} failed"
-            f"{f' [{failure.partitions}]' if failure.partitions else ''}: {failure.message}"
+        context: SensorEvaluationContext, database: PostgresDatabase, alerts: FailureAlerts
+    ) -> SkipReason:
+        after = cursor_record_id(context.cursor)
+        if after is None:  # a new sensor starts from now, as Dagster's run-status sensors do
+            context.update_cursor(cursor_for(latest_failure_record_id(context.instance)))
+            return SkipReason("started: runs that fail from now on are recorded")
+        events = failure_events_after(context.instance, after, FAILURES_PER_TICK)
+        failures = [
+            describe_failure(context.instance, event.run, event.event)
+            for event in events
+            if event.run is not None and in_code_location(context, event.run)
+        ]
+        if failures:
+            with pg_tables.transaction(database.connection_url()) as connection:
+                for failure in failures:
+                    record_run_failure(
+                        connection, database.schema_name, failure, alerts.state_of_new_alerts()
+                    )
+        for failure in failures:
+            context.log.error(
+                f"run {failure.run_id} of {failure.job_name} failed"
+                f"{f' [{failure.partitions}]' if failure.partitions else ''}: {failure.message}"
+            )
+        if events:
+            context.update_cursor(cursor_for(events[-1].record_id))
+        attempts = alerts.deliver_due(database)
+        for attempt in attempts:
+            (context.log.info if attempt.state == DELIVERED else context.log.warning)(str(attempt))
+        delivered = sum(attempt.state == DELIVERED for attempt in attempts)
+        return SkipReason(
+            f"{len(failures)} failed run(s) recorded; {delivered} of {len(attempts)} alert "
+            "post(s) delivered"
         )
-        with pg_tables.transaction(database.connection_url()) as connection:
-            record_run_failure(connection, database.schema_name, failure)
-        if alerts.send(failure):
-            context.log.info(f"alert for run {failure.run_id} posted")
 
     # Dagster's own automation sensor starts stopped; this one runs by default, so assets with
     # an automation condition (the leaderboard, after new scores) update themselves.

@@ -1,24 +1,42 @@
-"""A small client for the Dagster webserver: ``DagsterGraphQLClient`` where it has the method,
-raw GraphQL where it does not (listing jobs and runs, logs, backfills, materialisations)."""
+"""A small client for the Dagster webserver's GraphQL API: launching, watching and stopping
+runs and backfills, and what it knows of jobs, assets and their partitions.
 
+Every request goes through ``query``, with a short connect timeout and a bounded read timeout,
+so that an unreachable host, a server that never answers, an HTML page or an answer without
+data is one ``ClientError`` saying so, never a traceback or a minute's wait.
+"""
+
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from cryptify_pipeline.automation.run_tags import (
     MAX_RUNTIME_SECONDS_TAG,
     PARTITION_NAME_TAG,
     TRIGGER_TAG,
     describe_partitions,
+    run_partition_range,
 )
+from cryptify_pipeline.cli.partition_keys import (
+    PartitionKeyError,
+    TimePartitions,
+    check_key,
+    check_range,
+)
+from cryptify_pipeline.cli.step_errors import graphql_chain, own_error
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 3000
+# a webserver answers in well under a second; a dead host should not hold a terminal long
+CONNECT_TIMEOUT_SECONDS = 3.0
+REQUEST_TIMEOUT_SECONDS = 20.0
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+# letters, digits, dots, hyphens (and underscores, as in docker compose service names)
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
 
 class ClientError(Exception):
@@ -47,61 +65,131 @@ class LogEvent:
     event_type: str
     step_key: str | None
     message: str
+    error: str | None = None  # the event's own error (a failed step's), as people read it
 
 
 _RUN_FIELDS = "runId jobName status startTime endTime tags { key value }"
 _ERRORS = "... on PythonError { message } ... on RunNotFoundError { message }"
+_ERROR_CHAIN = "className message cause { className message cause { className message } }"
+# what an asset node says about its partitions: the key format, the first two and newest keys
+_PARTITION_FIELDS = """assetKey { path } isPartitioned partitionDefinition { type fmt }
+  first: partitionKeyConnection(limit: 2, ascending: true) { results }
+  newest: partitionKeyConnection(limit: 1, ascending: false) { results }"""
 
 
 class CryptifyClient:
     """Operations on a running Dagster webserver (``dagster dev`` or ``dagster-webserver``)."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, timeout: float = 60):
-        self.url = f"http://{host}:{port}/graphql"
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ):
+        self.url = f"http://{_url_host(host)}:{_port(port)}/graphql"
         self.timeout = timeout
-        self.dagster = DagsterGraphQLClient(host, port_number=port, timeout=int(timeout))
+        self._timeouts = (connect_timeout, timeout)
+        self._session = requests.Session()
         self._repository: tuple[str, str] | None = None
+        self._job_names: frozenset[str] | None = None
 
     def query(self, document: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Run one GraphQL document; errors become a ``ClientError``."""
+        """Run one GraphQL document and return its ``data``; every failure is a ``ClientError``."""
         try:
-            response = requests.post(
+            response = self._session.post(
                 self.url, json={"query": document, "variables": variables or {}},
-                timeout=self.timeout,
+                timeout=self._timeouts,
             )  # fmt: skip
+        except requests.ConnectTimeout:
+            raise ClientError(
+                f"cannot reach the Dagster webserver at {self.url}: no connection within "
+                f"{self._timeouts[0]:g} s (are --host/--port right?)"
+            ) from None
         except requests.ConnectionError:
             raise ClientError(
                 f"cannot reach the Dagster webserver at {self.url}: is it running "
                 "(make dev, or dagster-webserver), and are --host/--port right?"
             ) from None
-        if response.status_code != 200 and "application/json" not in response.headers.get(
-            "content-type", ""
-        ):
-            raise ClientError(f"{self.url} answered HTTP {response.status_code}")
-        body = response.json()
-        if body.get("errors"):
-            raise ClientError("; ".join(error["message"] for error in body["errors"]))
-        return body["data"]
+        except requests.Timeout:
+            raise ClientError(
+                f"{self.url} did not answer within {self.timeout:g} s: is it the Dagster "
+                "webserver? (a busy one may need a longer --request-timeout)"
+            ) from None
+        except requests.RequestException as error:
+            raise ClientError(f"cannot send a request to {self.url}: {error}") from None
+        return self._data(response)
+
+    def _data(self, response: requests.Response) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise ClientError(
+                f"{self.url} answered HTTP {status} with {kind}, not GraphQL JSON: is it the "
+                "Dagster webserver (check --host/--port)?"
+            )
+        if errors := body.get("errors"):
+            messages = [e.get("message", str(e)) if isinstance(e, dict) else str(e) for e in errors]
+            raise ClientError("; ".join(messages) if isinstance(errors, list) else str(errors))
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ClientError(
+                f"{self.url} answered HTTP {status} without data: is it the Dagster webserver?"
+            )
+        return data
+
+    def _field(self, document: str, variables: Mapping[str, Any] | None, field: str) -> Any:
+        """``query``'s ``data[field]``, which must be there."""
+        value = self.query(document, variables).get(field)
+        if not isinstance(value, dict | list):
+            raise ClientError(f"{self.url} answered without {field}: is it the Dagster webserver?")
+        return value
+
+    def _result(
+        self, document: str, variables: Mapping[str, Any] | None, field: str, expected: str
+    ) -> dict[str, Any]:
+        """``data[field]``, which must be of GraphQL type ``expected``; else its message."""
+        value = self._field(document, variables, field)
+        if not isinstance(value, dict):
+            raise ClientError(f"{self.url} answered {field} with {value!r}")
+        if value.get("__typename") != expected:
+            raise ClientError(value.get("message") or f"{field}: {value.get('__typename')}")
+        return value
 
     # -- what can run ---------------------------------------------------------------------
 
     def repository(self) -> tuple[str, str]:
         """(location name, repository name) of the code location; the project has one."""
         if self._repository is None:
-            data = self.query(
+            data = self._field(
                 "{ repositoriesOrError { __typename ... on RepositoryConnection"
-                " { nodes { name location { name } } } ... on PythonError { message } } }"
-            )["repositoriesOrError"]
+                " { nodes { name location { name } pipelines { name } } }"
+                " ... on PythonError { message } } }",
+                None,
+                "repositoriesOrError",
+            )
             nodes = data.get("nodes") or []
             if not nodes:
                 raise ClientError(f"no code location loaded: {data.get('message', 'none found')}")
             self._repository = (nodes[0]["location"]["name"], nodes[0]["name"])
+            self._job_names = frozenset(
+                job["name"] for job in nodes[0]["pipelines"] if not job["name"].startswith("__")
+            )
         return self._repository
+
+    def job_names(self) -> frozenset[str]:
+        """The launchable jobs (not Dagster's implicit asset jobs)."""
+        self.repository()
+        assert self._job_names is not None
+        return self._job_names
 
     def jobs(self) -> list[dict[str, Any]]:
         """The launchable jobs with their description, tags and schedules."""
-        location, repository = self.repository()
-        data = self.query(
+        data = self._result(
             """query Jobs($selector: RepositorySelector!) {
               repositoryOrError(repositorySelector: $selector) {
                 __typename
@@ -114,10 +202,10 @@ class CryptifyClient:
                 ... on RepositoryNotFoundError { message }
               }
             }""",
-            {"selector": {"repositoryLocationName": location, "repositoryName": repository}},
-        )["repositoryOrError"]
-        if data["__typename"] != "Repository":
-            raise ClientError(data.get("message", data["__typename"]))
+            {"selector": self._repository_selector()},
+            "repositoryOrError",
+            "Repository",
+        )
         jobs = []
         for job in data["jobs"]:
             if job["name"].startswith("__"):  # Dagster's implicit asset jobs
@@ -154,30 +242,81 @@ class CryptifyClient:
         timeout_seconds: int | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
-        """Queue a run of ``job``; returns its run id. Invalid config is refused here."""
+        """Queue a run of ``job``; returns its run id. A partition key that ``job`` does not
+        have, or a missing one, and invalid config are refused here: no run is created."""
         run_tags = dict(tags or {})
         if partition is not None:
             run_tags[PARTITION_NAME_TAG] = partition
         if timeout_seconds is not None:
             run_tags[MAX_RUNTIME_SECONDS_TAG] = str(timeout_seconds)
-        location, repository = self.repository()
+        self._check_run_partitions(job, run_tags)
+        data = self._field(
+            """mutation Launch($params: ExecutionParams!) {
+              launchRun(executionParams: $params) {
+                __typename
+                ... on LaunchRunSuccess { run { runId } }
+                ... on RunConfigValidationInvalid { errors { message } }
+                ... on InvalidStepError { invalidStepKey }
+                ... on InvalidOutputError { stepKey invalidOutputName }
+                ... on Error { message }
+              }
+            }""",
+            {
+                "params": {
+                    "selector": {**self._repository_selector(), "jobName": job},
+                    "runConfigData": dict(run_config or {}),
+                    "executionMetadata": {
+                        "tags": [{"key": key, "value": value} for key, value in run_tags.items()]
+                    },
+                }
+            },
+            "launchRun",
+        )
+        if data.get("__typename") == "LaunchRunSuccess":
+            return data["run"]["runId"]
+        raise ClientError(_launch_error(job, data))
+
+    def _check_run_partitions(self, job: str, tags: Mapping[str, str]) -> None:
+        if job not in self.job_names():
+            raise ClientError(f"no job named {job!r}; `cryptify jobs` lists them")
+        nodes = self._asset_nodes(job)
+        # partitions not by time (static, dynamic) are left for Dagster to check
+        partitions = _time_partitions(job, nodes)
+        partitioned = any(node["isPartitioned"] for node in nodes)
+        covered = run_partition_range(tags)
+        if covered is None and partitioned:
+            about = partitions[0].describe() if partitions else f"{job} is partitioned"
+            raise ClientError(f"give a partition key: {about}")
+        if covered is not None and not partitioned:
+            raise ClientError(f"{job} is not partitioned: run it without a partition key")
+        if covered is None:
+            return
         try:
-            return self.dagster.submit_job_execution(
-                job,
-                repository_location_name=location,
-                repository_name=repository,
-                run_config=dict(run_config or {}),
-                tags=run_tags,
-            )
-        except DagsterGraphQLClientError as error:
-            raise ClientError(_launch_error(job, error)) from None
+            first, last = covered
+            if first == last:
+                check_key(partitions, first)
+            else:
+                check_range(partitions, first, last)
+        except PartitionKeyError as error:
+            raise ClientError(str(error)) from None
 
     def launch_backfill(self, targets: str | Sequence[str], first: str, last: str) -> str:
         """Backfill partitions ``first``..``last`` of assets, or of every asset of jobs; returns
-        the backfill id. Assets with a single-run policy get one run for the whole range."""
+        the backfill id. Assets with a single-run policy get one run for the whole range.
+        Keys that a target does not have and a reversed range are refused here."""
         names = [targets] if isinstance(targets, str) else list(targets)
-        jobs = {job["name"] for job in self.jobs()}
-        nodes = [node for name in names for node in self._asset_nodes(name, jobs)]
+        nodes = []
+        for name in names:
+            target_nodes = self._asset_nodes(name)
+            if not any(node["isPartitioned"] for node in target_nodes):
+                raise ClientError(f"{name} is not partitioned: there is no range to backfill")
+            # partitions not by time (static, dynamic) are left for Dagster to check
+            partitions = _time_partitions(name, target_nodes)
+            try:
+                check_range(partitions, first, last)
+            except PartitionKeyError as error:
+                raise ClientError(str(error)) from None
+            nodes += target_nodes
         target = " ".join(names)
         partitions_by_assets = [
             {
@@ -188,15 +327,12 @@ class CryptifyClient:
             }
             for node in nodes
         ]
-        data = self.query(
+        data = self._field(
             """mutation Backfill($params: LaunchBackfillParams!) {
               launchPartitionBackfill(backfillParams: $params) {
                 __typename
                 ... on LaunchBackfillSuccess { backfillId }
-                ... on PartitionKeysNotFoundError { message }
-                ... on InvalidSubsetError { message }
-                ... on PythonError { message }
-                ... on UnauthorizedError { message }
+                ... on Error { message }
               }
             }""",
             {
@@ -206,78 +342,74 @@ class CryptifyClient:
                     "tags": [{"key": TRIGGER_TAG, "value": "cli"}],
                 }
             },
-        )["launchPartitionBackfill"]
-        if data["__typename"] != "LaunchBackfillSuccess":
+            "launchPartitionBackfill",
+        )
+        if data.get("__typename") != "LaunchBackfillSuccess":
             raise ClientError(f"backfill of {target} refused: {data.get('message', data)}")
         return data["backfillId"]
 
     def backfill_status(self, backfill_id: str) -> str:
-        data = self.query(
+        data = self._result(
             """query B($id: String!) { partitionBackfillOrError(backfillId: $id) {
                  __typename ... on PartitionBackfill { status }
                  ... on BackfillNotFoundError { message } ... on PythonError { message } } }""",
             {"id": backfill_id},
-        )["partitionBackfillOrError"]
-        if data["__typename"] != "PartitionBackfill":
-            raise ClientError(data.get("message", data["__typename"]))
+            "partitionBackfillOrError",
+            "PartitionBackfill",
+        )
         return data["status"]
 
-    def _asset_nodes(self, target: str, jobs: set[str]) -> list[dict[str, Any]]:
-        location, repository = self.repository()
-        fields = "assetKey { path } isPartitioned"
+    def _asset_nodes(self, target: str) -> list[dict[str, Any]]:
+        """The asset nodes of a job, or the node of an asset, with their partitions."""
+        jobs = self.job_names()
         if target in jobs:
-            return self.query(
+            return self._field(
                 f"""query Nodes($job: PipelineSelector!) {{
-                  assetNodes(pipeline: $job) {{ {fields} }} }}""",
-                {
-                    "job": {
-                        "repositoryLocationName": location,
-                        "repositoryName": repository,
-                        "pipelineName": target,
-                    }
-                },
-            )["assetNodes"]
-        nodes = self.query(
+                  assetNodes(pipeline: $job) {{ {_PARTITION_FIELDS} }} }}""",
+                {"job": {**self._repository_selector(), "pipelineName": target}},
+                "assetNodes",
+            )
+        nodes = self._field(
             f"""query Nodes($keys: [AssetKeyInput!]) {{
-              assetNodes(assetKeys: $keys) {{ {fields} }} }}""",
+              assetNodes(assetKeys: $keys) {{ {_PARTITION_FIELDS} }} }}""",
             {"keys": [{"path": target.split("/")}]},
-        )["assetNodes"]
+            "assetNodes",
+        )
         if not nodes:
             raise ClientError(
                 f"{target!r} is neither a job ({', '.join(sorted(jobs))}) nor an asset"
             )
         return nodes
 
+    def _repository_selector(self) -> dict[str, str]:
+        location, repository = self.repository()
+        return {"repositoryLocationName": location, "repositoryName": repository}
+
     def start_sensor(self, name: str) -> str:
         """Start a sensor (e.g. one that is stopped by default); returns its new status."""
-        location, repository = self.repository()
-        data = self.query(
+        data = self._field(
             """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
                  __typename ... on Sensor { sensorState { status } }
                  ... on SensorNotFoundError { message } ... on PythonError { message }
                  ... on UnauthorizedError { message } } }""",
-            {
-                "selector": {
-                    "repositoryLocationName": location,
-                    "repositoryName": repository,
-                    "sensorName": name,
-                }
-            },
-        )["startSensor"]
-        if data["__typename"] != "Sensor":
+            {"selector": {**self._repository_selector(), "sensorName": name}},
+            "startSensor",
+        )
+        if data.get("__typename") != "Sensor":
             raise ClientError(f"cannot start sensor {name}: {data.get('message', data)}")
         return data["sensorState"]["status"]
 
     # -- watching and stopping ------------------------------------------------------------
 
     def run(self, run_id: str) -> Run:
-        data = self.query(
+        data = self._field(
             f"""query R($id: ID!) {{ runOrError(runId: $id) {{
                  __typename ... on Run {{ {_RUN_FIELDS} }} {_ERRORS} }} }}""",
             {"id": run_id},
-        )["runOrError"]
-        if data["__typename"] != "Run":
-            raise ClientError(data.get("message", f"run {run_id} not found"))
+            "runOrError",
+        )
+        if data.get("__typename") != "Run":
+            raise ClientError(data.get("message") or f"run {run_id} not found")
         return _run(data)
 
     def runs(
@@ -288,46 +420,52 @@ class CryptifyClient:
             run_filter["pipelineName"] = job
         if statuses:
             run_filter["statuses"] = [status.upper() for status in statuses]
-        data = self.query(
+        data = self._result(
             f"""query Runs($filter: RunsFilter, $limit: Int) {{
                  runsOrError(filter: $filter, limit: $limit) {{
                    __typename ... on Runs {{ results {{ {_RUN_FIELDS} }} }}
                    ... on InvalidPipelineRunsFilterError {{ message }}
                    ... on PythonError {{ message }} }} }}""",
             {"filter": run_filter, "limit": limit},
-        )["runsOrError"]
-        if data["__typename"] != "Runs":
-            raise ClientError(data.get("message", data["__typename"]))
+            "runsOrError",
+            "Runs",
+        )
         return [_run(run) for run in data["results"]]
 
     def cancel(self, run_id: str) -> None:
         """Terminate a run (a queued run is simply dequeued)."""
-        try:
-            self.dagster.terminate_run(run_id)
-        except DagsterGraphQLClientError as error:
-            raise ClientError(f"cannot cancel {run_id}: {error.body or error}") from None
+        data = self._field(
+            """mutation Cancel($id: String!) { terminateRun(runId: $id) {
+                 __typename ... on Error { message } } }""",
+            {"id": run_id},
+            "terminateRun",
+        )
+        if data.get("__typename") != "TerminateRunSuccess":
+            raise ClientError(f"cannot cancel {run_id}: {data.get('message') or data}")
 
     def logs(self, run_id: str) -> list[LogEvent]:
         events: list[LogEvent] = []
         cursor = None
         while True:
-            data = self.query(
-                """query Logs($id: ID!, $cursor: String) {
-                  logsForRun(runId: $id, afterCursor: $cursor, limit: 1000) {
+            data = self._field(
+                f"""query Logs($id: ID!, $cursor: String) {{
+                  logsForRun(runId: $id, afterCursor: $cursor, limit: 1000) {{
                     __typename
-                    ... on EventConnection {
+                    ... on EventConnection {{
                       cursor hasMore
-                      events { __typename
-                        ... on MessageEvent { timestamp level stepKey message } }
-                    }
-                    ... on RunNotFoundError { message }
-                    ... on PythonError { message }
-                  }
-                }""",
+                      events {{ __typename
+                        ... on MessageEvent {{ timestamp level stepKey message }}
+                        ... on ErrorEvent {{ error {{ {_ERROR_CHAIN} }} }} }}
+                    }}
+                    ... on RunNotFoundError {{ message }}
+                    ... on PythonError {{ message }}
+                  }}
+                }}""",
                 {"id": run_id, "cursor": cursor},
-            )["logsForRun"]
-            if data["__typename"] != "EventConnection":
-                raise ClientError(data.get("message", f"run {run_id} not found"))
+                "logsForRun",
+            )
+            if data.get("__typename") != "EventConnection":
+                raise ClientError(data.get("message") or f"run {run_id} not found")
             events += [
                 LogEvent(
                     timestamp=float(event["timestamp"]) / 1000,
@@ -335,6 +473,7 @@ class CryptifyClient:
                     event_type=event["__typename"],
                     step_key=event.get("stepKey"),
                     message=event["message"],
+                    error=own_error(graphql_chain(event["error"])) if event.get("error") else None,
                 )
                 for event in data["events"]
                 if "message" in event
@@ -345,14 +484,14 @@ class CryptifyClient:
 
     def materialized_partitions(self, asset: str, limit: int = 10_000) -> list[str]:
         """Partition keys of ``asset``'s latest materialisations, newest first."""
-        data = self.query(
+        data = self._result(
             """query M($key: AssetKeyInput!, $limit: Int) { assetOrError(assetKey: $key) {
                  __typename ... on Asset { assetMaterializations(limit: $limit) { partition } }
                  ... on AssetNotFoundError { message } } }""",
             {"key": {"path": asset.split("/")}, "limit": limit},
-        )["assetOrError"]
-        if data["__typename"] != "Asset":
-            raise ClientError(data.get("message", f"asset {asset} not found"))
+            "assetOrError",
+            "Asset",
+        )
         return [m["partition"] for m in data["assetMaterializations"] if m["partition"]]
 
 
@@ -369,6 +508,40 @@ def _run(data: Mapping[str, Any]) -> Run:
     )
 
 
+def _time_partitions(owner: str, nodes: Sequence[Mapping[str, Any]]) -> list[TimePartitions]:
+    """The distinct time partitions of ``nodes`` (a job's assets usually share one)."""
+    found: dict[tuple, TimePartitions] = {}
+    for node in nodes:
+        definition = node.get("partitionDefinition") or {}
+        if definition.get("type") != "TIME_WINDOW" or not definition.get("fmt"):
+            continue
+        first = [*((node.get("first") or {}).get("results") or []), None, None]
+        newest = [*((node.get("newest") or {}).get("results") or []), None]
+        partitions = TimePartitions(owner, definition["fmt"], first[0], newest[0], first[1])
+        found.setdefault((partitions.fmt, first[0], first[1], newest[0]), partitions)
+    return list(found.values())
+
+
+def _url_host(host: str) -> str:
+    """``host`` for a URL, refused unless it is a host name or an IP address."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        if not _HOST_NAME.match(host):
+            raise ClientError(
+                f"host {host!r} is not a host name or an IP address: give the host alone "
+                "(e.g. --host localhost --port 3000), not a URL"
+            ) from None
+        return host
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ClientError(f"port {port} is not a TCP port (1-65535)")
+    return port
+
+
 # How Dagster reports a config that failed a ConstrainedShape (run_config.py): the problems sit
 # between the exception's name and its stack trace.
 _POST_PROCESSING = re.compile(
@@ -378,15 +551,15 @@ _POST_PROCESSING = re.compile(
 )
 
 
-def _launch_error(job: str, error: DagsterGraphQLClientError) -> str:
-    kind = error.args[0] if error.args else ""
-    body = error.body if error.body is not None else (error.args[1] if len(error.args) > 1 else "")
-    if kind in {"RunConfigValidationInvalid", "PipelineConfigValidationInvalid"} and body:
-        messages = [item.get("message", str(item)) for item in body]
+def _launch_error(job: str, result: Mapping[str, Any]) -> str:
+    """Why ``launchRun`` refused ``job``, from its result."""
+    kind = result.get("__typename", "")
+    if kind == "RunConfigValidationInvalid":
+        messages = [error.get("message", str(error)) for error in result.get("errors") or []]
         return f"{job}: run config refused: " + " | ".join(m.strip() for m in messages)
-    if kind == "JobNotFoundError" or "NotFound" in str(kind):
+    if kind == "PipelineNotFoundError":
         return f"no job named {job!r}; `cryptify jobs` lists them"
-    text = body if isinstance(body, str) else str(body)
+    text = str(result.get("message") or result)
     if refused := _POST_PROCESSING.search(text):
         problems = "; ".join(refused["problems"].strip().splitlines())
         return f"{job}: run config refused at {refused['path']}: {problems}"

@@ -9,19 +9,19 @@
     cryptify logs RUN_ID
     cryptify db url|start|stop
 
-Every command takes --host/--port (default localhost:3000) and --json. Errors are one line on
-stderr and exit status 1.
+Every command takes --host/--port (default localhost:3000), --request-timeout and --json. People
+get aligned tables, scripts --json. Errors are one line on stderr and exit status 1, and nothing
+is launched when a partition key, a range or a run config is wrong.
 """
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -29,10 +29,12 @@ from cryptify_pipeline.automation.run_tags import MAX_RUNTIME_SECONDS_TAG
 from cryptify_pipeline.cli.client import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    REQUEST_TIMEOUT_SECONDS,
     ClientError,
     CryptifyClient,
     Run,
 )
+from cryptify_pipeline.cli.output import render
 
 POLL_SECONDS = 1.0
 
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output, status = result
     else:
         output, status = result, 0
-    _print(output, args.json)
+    print(render(args.command_name, output, args.json))
     return status
 
 
@@ -76,7 +78,10 @@ def _run(args: argparse.Namespace) -> Any:
     if not args.wait:
         return {"run_id": run_id, "status": client.run(run_id).status}
     run = _wait_for_run(client, run_id)
-    return _run_view(run), 0 if run.status == "SUCCESS" else 1
+    view = _run_view(run)
+    if run.status != "SUCCESS":
+        view["reason"] = _reason(client, run_id)
+    return view, 0 if run.status == "SUCCESS" else 1
 
 
 def _backfill(args: argparse.Namespace) -> Any:
@@ -113,13 +118,20 @@ def _logs(args: argparse.Namespace) -> Any:
 
 
 def _db(args: argparse.Namespace) -> Any:
-    from cryptify_pipeline.settings import SettingsError, get_settings
-    from cryptify_pipeline.storage.embedded import stop_embedded_server
+    from cryptify_pipeline.settings import SettingsError
+    from cryptify_pipeline.storage.embedded import StalePidFile
 
     try:
-        database = get_settings().database
-    except SettingsError as error:
+        return _db_action(args)
+    except (SettingsError, StalePidFile) as error:
         raise CommandError(str(error)) from None
+
+
+def _db_action(args: argparse.Namespace) -> Any:
+    from cryptify_pipeline.settings import get_settings
+    from cryptify_pipeline.storage.embedded import stop_embedded_server
+
+    database = get_settings().database
     if args.action == "url":
         from cryptify_pipeline.storage.database import database_url
 
@@ -143,14 +155,19 @@ def _db(args: argparse.Namespace) -> Any:
 
 
 def _client(args: argparse.Namespace) -> CryptifyClient:
-    return CryptifyClient(args.host, args.port)
+    return CryptifyClient(args.host, args.port, timeout=args.request_timeout)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise CommandError(f"cannot read run config {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"run config {path} is not a text file: byte {error.object[error.start]:#04x} at "
+            f"offset {error.start} is not UTF-8 (give a YAML or JSON file)"
+        ) from None
     except yaml.YAMLError as error:
         raise CommandError(f"run config {path} is not valid YAML or JSON: {error}") from None
     if not isinstance(config, dict):
@@ -165,10 +182,19 @@ def _wait_for_run(client: CryptifyClient, run_id: str) -> Run:
 
 
 def _reason(client: CryptifyClient, run_id: str) -> str | None:
-    """Why a run failed or was cancelled: the last error-level or cancellation message."""
-    for event in reversed(client.logs(run_id)):
+    """Why a run failed or was cancelled: each failed step's own error, else the last
+    error-level or cancellation message (a time limit, a crashed run worker)."""
+    events = client.logs(run_id)
+    step_errors = [
+        f"{event.step_key}: {event.error}" if event.step_key else event.error
+        for event in events
+        if event.event_type == "ExecutionStepFailureEvent" and event.error
+    ]
+    if step_errors:
+        return "\n".join(step_errors)
+    for event in reversed(events):
         if event.level in {"ERROR", "CRITICAL"} or "Cancel" in event.event_type:
-            return event.message.strip().splitlines()[0]
+            return event.error or event.message.strip().splitlines()[0]
     return None
 
 
@@ -190,40 +216,19 @@ def _time(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _print(output: Any, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(output, indent=2, default=str))
-    elif isinstance(output, str):
-        print(output)
-    elif isinstance(output, list):
-        if not output:
-            print("(none)")
-        elif all(isinstance(row, dict) and "message" in row for row in output):
-            for row in output:  # log lines
-                when = datetime.fromtimestamp(row["timestamp"], UTC).strftime("%H:%M:%S")
-                step = f" {row['step_key']}" if row["step_key"] else ""
-                print(f"{when} {row['level']:<8}{step} {row['message']}")
-        else:
-            for row in output:
-                print("  ".join(f"{key}={_text(value)}" for key, value in row.items()))
-    else:
-        for key, value in output.items():
-            print(f"{key}: {_text(value)}")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "-"
-    return "-" if value is None else str(value)
-
-
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--host", default=DEFAULT_HOST, help=f"webserver host ({DEFAULT_HOST})")
-    common.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
+    common.add_argument(
+        "--port", type=_positive_int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})"
+    )
+    common.add_argument(
+        "--request-timeout", type=_positive_float, default=REQUEST_TIMEOUT_SECONDS, metavar="S",
+        help=f"seconds to wait for the webserver's answer ({REQUEST_TIMEOUT_SECONDS:g})",
+    )  # fmt: skip
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    parser = argparse.ArgumentParser(prog="cryptify", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="cryptify", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -260,10 +265,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors too are one line on stderr and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _positive_int(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {raw!r}")
     return int(raw)
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, not {raw!r}")
+    return value
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ def empty_candles() -> pd.DataFrame:
     return typed_candles(pd.DataFrame({column: [] for column in SOURCE_COLUMNS}))
 
 
-def typed_candles(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame``'s source columns with the contract's dtypes, sorted by symbol and time."""
+def typed_candles(frame: pd.DataFrame, sort: bool = True) -> pd.DataFrame:
+    """``frame``'s source columns with the contract's dtypes, sorted by symbol and time (or in
+    ``frame``'s order, with its index)."""
     typed = pd.DataFrame(
         {
             "ts": pd.to_datetime(frame["ts"], utc=True).astype("datetime64[us, UTC]"),
@@ -40,6 +41,8 @@ def typed_candles(frame: pd.DataFrame) -> pd.DataFrame:
             "trades": frame["trades"].astype("Int64"),
         }
     )
+    if not sort:
+        return typed
     return typed.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
 
 
@@ -52,40 +55,69 @@ def validate_candles(
     frame: pd.DataFrame, symbols: Sequence[str], start: datetime, end: datetime
 ) -> None:
     """Raise naming symbol, hour and rule for the first candle that breaks a rule."""
-    rules: list[tuple[str, pd.Series]] = [
-        ("symbol is not configured", ~frame["symbol"].isin(list(symbols))),
-        ("timestamp is not on the hour", frame["ts"] != frame["ts"].dt.floor("h")),
+    rules = [
+        ("symbol is not configured", ~frame["symbol"].isin(list(symbols)).to_numpy()),
         (
             f"timestamp is outside the partition [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
-            (frame["ts"] < start) | (frame["ts"] >= end),
+            ((frame["ts"] < start) | (frame["ts"] >= end)).to_numpy(),
         ),
-        ("duplicate (symbol, ts)", frame.duplicated(["symbol", "ts"], keep=False)),
+        *row_rules(frame),
     ]
+    if (broken := first_broken(rules)) is not None:
+        rule, mask = broken
+        rows = frame[mask]
+        first = rows.iloc[0]
+        raise CandleValidationError(
+            f"{first['symbol']} {pd.Timestamp(first['ts']):%Y-%m-%d %H:%M}: {rule} "
+            f"({len(rows)} candle(s) break this rule; nothing was written)\n"
+            + rows.head(5).to_string(index=False)
+        )
+
+
+def row_rules(frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """The rules a candle keeps whatever was asked for, each with the rows that break it."""
     numbers = frame[[*PRICE_COLUMNS, "volume"]].to_numpy(dtype="float64")
-    rules += [
-        ("NaN or infinite price or volume", pd.Series(~np.isfinite(numbers).all(axis=1))),
-        ("non-positive price", pd.Series((numbers[:, :4] <= 0).any(axis=1))),
+    rules = [
+        ("timestamp is not on the hour", frame["ts"] != frame["ts"].dt.floor("h")),
+        ("duplicate (symbol, ts)", frame.duplicated(["symbol", "ts"], keep=False)),
+        ("NaN or infinite price or volume", ~np.isfinite(numbers).all(axis=1)),
+        ("non-positive price", (numbers[:, :4] <= 0).any(axis=1)),
         ("high < max(open, close)", frame["high"] < frame[["open", "close"]].max(axis=1)),
         ("low > min(open, close)", frame["low"] > frame[["open", "close"]].min(axis=1)),
         ("negative volume", frame["volume"] < 0),
         ("negative or infinite quote volume", _bad_optional(frame["quote_volume"])),
+        ("negative trade count", (frame["trades"] < 0).fillna(False)),
     ]
-    for rule, broken in rules:
-        broken = broken.to_numpy(dtype=bool)
-        if broken.any():
-            rows = frame[broken]
-            first = rows.iloc[0]
-            raise CandleValidationError(
-                f"{first['symbol']} {pd.Timestamp(first['ts']):%Y-%m-%d %H:%M}: {rule} "
-                f"({len(rows)} candle(s) break this rule; nothing was written)\n"
-                + rows.head(5).to_string(index=False)
-            )
+    return [(rule, np.asarray(broken, dtype=bool)) for rule, broken in rules]
+
+
+def first_broken(rules: list[tuple[str, np.ndarray]]) -> tuple[str, np.ndarray] | None:
+    """The first rule that some row breaks, with the rows that break it."""
+    return next(((rule, mask) for rule, mask in rules if mask.any()), None)
 
 
 def _bad_optional(values: pd.Series) -> pd.Series:
     present = values.dropna()
     return pd.Series((present < 0) | ~np.isfinite(present), index=present.index).reindex(
         values.index, fill_value=False
+    )
+
+
+def lost_candles(stored: pd.DataFrame, fetched: pd.DataFrame) -> pd.DataFrame:
+    """The (symbol, ts) pairs of ``stored`` that ``fetched`` lacks: what replacing ``stored`` by
+    ``fetched`` would delete."""
+    before = pd.MultiIndex.from_frame(_keys(stored))
+    after = pd.MultiIndex.from_frame(_keys(fetched))
+    lost = before.difference(after).to_frame(index=False)
+    return _keys(lost).sort_values(["symbol", "ts"], ignore_index=True)
+
+
+def _keys(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "symbol": frame["symbol"].astype("str"),
+            "ts": pd.to_datetime(frame["ts"], utc=True).astype("datetime64[us, UTC]"),
+        }
     )
 
 
@@ -110,6 +142,14 @@ def describe_missing(missing: pd.DataFrame, limit: int = 100) -> str:
     for symbol, group in missing.groupby("symbol", sort=True):
         lines.append(f"| {symbol} | {_hour_runs(group['ts'].sort_values().tolist(), limit)} |")
     return "\n".join(lines)
+
+
+def describe_hours(pairs: pd.DataFrame, limit: int = 20) -> str:
+    """(symbol, ts) pairs as one line: ``BTC/USDT 2025-02-03 00:00 to 05:00; ETH/USDT ...``."""
+    return "; ".join(
+        f"{symbol} {_hour_runs(group['ts'].sort_values().tolist(), limit)}"
+        for symbol, group in pairs.groupby("symbol", sort=True)
+    )
 
 
 def _hour_runs(hours: list[pd.Timestamp], limit: int) -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from cryptify_pipeline.market.candles import drop_forming, empty_candles, typed_candles
 from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
+from cryptify_pipeline.redaction import redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -193,5 +194,6 @@ def _iso(ms: Any) -> str:
 
 
 def _short(error: Exception, limit: int = 300) -> str:
-    text = str(error)
+    # ccxt quotes the URL it failed to reach, credentials and query tokens included
+    text = redact_urls(str(error))
     return text if len(text) <= limit else text[:limit] + "..."

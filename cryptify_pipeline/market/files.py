@@ -1,49 +1,48 @@
 """Hourly candles from files: Binance's public kline dumps and plain OHLCV CSVs.
 
-``CRYPTIFY_SOURCE=file:<dir or glob>``. Two formats, told apart by their first line:
+``CRYPTIFY_SOURCE=file:<dir or glob>``. A directory is searched recursively for ``.csv`` and
+``.zip`` files; a glob must match only such files. Binance dumps (``BTCUSDT-1h-2024-01.csv``
+monthly, ``BTCUSDT-1h-2024-01-15.csv`` daily) come as ``.csv`` or the ``.zip`` they are
+published in; the formats are in ``candle_csv``.
 
-- Binance dumps (``BTCUSDT-1h-2024-01.csv`` monthly, ``BTCUSDT-1h-2024-01-15.csv`` daily), as
-  ``.csv`` or the ``.zip`` they are published in, with or without a header row: ``open_time,
-  open, high, low, close, volume, close_time, quote_volume, count, ...``. Spot dumps switched
-  ``open_time`` from milliseconds to microseconds in 2025; the unit is read off each value.
-- Plain CSV with a header ``timestamp,open,high,low,close,volume`` (more columns are ignored);
-  ``timestamp`` is ISO 8601 (UTC unless it says otherwise) or epoch seconds/ms/us.
-
-The symbol comes from the file name: ``BTCUSDT...``, ``BTC-USDT...`` and ``btc_usdt...`` all
-name ``BTC/USDT``. Files whose name carries a date outside the asked range are not opened.
+The symbol comes from the file name, exactly (``symbol_for_file``). Files whose name carries a
+date outside the asked range are not opened. What is read is bounded: a file, or the ``.csv``
+members of a zip together, may hold at most ``MAX_FILE_BYTES`` uncompressed (a zip's sizes are
+checked before anything is decompressed), and ``candle_csv.MAX_ROWS`` rows.
 """
 
 from __future__ import annotations
 
 import glob
-import io
 import logging
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
-import numpy as np
 import pandas as pd
 
+from cryptify_pipeline.market.candle_csv import CandleFileError, read_candle_csv
 from cryptify_pipeline.market.candles import empty_candles, typed_candles
-from cryptify_pipeline.market.sources import SourceError
+
+__all__ = ["MAX_FILE_BYTES", "CandleFileError", "FileSource", "symbol_for_file"]
 
 log = logging.getLogger(__name__)
 
+# A monthly 1h dump is ~110 KB and 22 years of hours ~35 MB; a zip member that expands past
+# this is refused before it is decompressed (a 727 KB zip once expanded to 3.4 GB in memory).
+MAX_FILE_BYTES = 64 * 2**20
+_SIZE_CAP = f"a candle file may hold at most {MAX_FILE_BYTES // 2**20} MiB uncompressed"
+_SUFFIXES = {".csv", ".zip"}
 _DUMP_NAME = re.compile(
     r"-(?P<interval>\d+[smhdwM])-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?$"
 )
-_BINANCE_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-]  # fmt: skip
-_PLAIN_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
-
-
-class CandleFileError(SourceError):
-    """A file that cannot be read as hourly candles; names the file and the problem."""
+# what reading a damaged or unsupported zip member raises (zlib.error: corrupt deflate data;
+# RuntimeError: encrypted; NotImplementedError: unknown compression; EOFError: truncated)
+_ZIP_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 
 class FileSource:
@@ -56,21 +55,27 @@ class FileSource:
     def files(self) -> list[Path]:
         path = Path(self.location).expanduser()
         if path.is_dir():
-            found = [p for p in path.rglob("*") if p.suffix.lower() in {".csv", ".zip"}]
+            found = [p for p in path.rglob("*") if p.suffix.lower() in _SUFFIXES]
         else:
             found = [Path(p) for p in glob.glob(str(path), recursive=True)]
         if not found:
             raise CandleFileError(f"no .csv or .zip files at {self.location!r}")
+        for candidate in found:
+            _refuse_unless_candle_file(candidate, self.location)
         return sorted(found)
 
     def fetch(self, symbols: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
         frames = []
         for path in self.files():
             symbol = symbol_for_file(path, symbols)
-            if symbol is None or not _may_cover(path, start, end):
+            if symbol is None:
+                log.debug("skipping %s: its name is not one of %s", path, list(symbols))
                 continue
-            for member, text in _csv_texts(path):
-                frame = read_candle_csv(text, symbol, source_name=member)
+            if not _may_cover(path, start, end):
+                continue
+            for name, text in _csv_texts(path):
+                # every row of the file is checked before the asked hours are cut out of it
+                frame = read_candle_csv(text, symbol, source_name=name)
                 frames.append(frame[(frame["ts"] >= start) & (frame["ts"] < end)])
         if not frames:
             return empty_candles()
@@ -79,11 +84,47 @@ class FileSource:
         return typed_candles(pd.concat(frames).drop_duplicates())
 
 
+def _refuse_unless_candle_file(path: Path, location: str) -> None:
+    if path.is_dir():
+        raise CandleFileError(
+            f"{path}: is a directory; {location!r} must match .csv or .zip files "
+            "(or name a directory alone to read every .csv and .zip file under it)"
+        )
+    if not path.is_file():
+        raise CandleFileError(f"{path}: not a regular file")
+    if path.suffix.lower() not in _SUFFIXES:
+        raise CandleFileError(f"{path}: not a .csv or .zip file; {location!r} matched it")
+
+
+def symbol_forms(symbol: str) -> tuple[str, ...]:
+    """How a file name may spell ``BASE/QUOTE``: ``BASEQUOTE``, ``BASE-QUOTE``, ``BASE_QUOTE``."""
+    base, quote = symbol.upper().split("/")
+    return (f"{base}{quote}", f"{base}-{quote}", f"{base}_{quote}")
+
+
 def symbol_for_file(path: Path, symbols: Sequence[str]) -> str | None:
-    """The configured symbol the file name starts with (longest match), if any."""
-    compact = re.sub(r"[^A-Z0-9]", "", path.name.upper())
-    matches = [s for s in symbols if compact.startswith(s.replace("/", ""))]
-    return max(matches, key=len) if matches else None
+    """The configured symbol ``path`` is named after, if any.
+
+    The name up to its first ``.`` (case-insensitive) must be one of the symbol's forms, or
+    start with one followed by ``-`` or ``_``: ``BTCUSDT-1h-2024-01.zip``, ``BTC-USDT.csv`` and
+    ``btc_usdt_hourly.csv`` are BTC/USDT; ``BTCUSDTPERP-1h-2024-01.zip`` is not, nor is
+    ``BTCUSDC-1h-2024-01.zip`` BTC/USD.
+    """
+    stem = path.name.split(".", 1)[0].upper()
+    matches = sorted(
+        {
+            symbol
+            for symbol in symbols
+            for form in symbol_forms(symbol)
+            if stem == form or stem.startswith((f"{form}-", f"{form}_"))
+        }
+    )
+    if len(matches) > 1:
+        raise CandleFileError(
+            f"{path}: the name fits {' and '.join(matches)}; name it BASE-QUOTE (e.g. "
+            f"{symbol_forms(matches[0])[1]}.csv)"
+        )
+    return matches[0] if matches else None
 
 
 def _may_cover(path: Path, start: datetime, end: datetime) -> bool:
@@ -94,97 +135,72 @@ def _may_cover(path: Path, start: datetime, end: datetime) -> bool:
         log.warning("skipping %s: interval %s, not 1h", path, match["interval"])
         return False
     year, month = int(match["year"]), int(match["month"])
-    if match["day"]:
-        first = datetime(year, month, int(match["day"]), tzinfo=UTC)
-        last = first + pd.Timedelta(days=1)
-    else:
-        first = datetime(year, month, 1, tzinfo=UTC)
-        last = first + pd.DateOffset(months=1)
+    try:
+        if match["day"]:
+            first = datetime(year, month, int(match["day"]), tzinfo=UTC)
+            last = first + pd.Timedelta(days=1)
+        else:
+            first = datetime(year, month, 1, tzinfo=UTC)
+            last = first + pd.DateOffset(months=1)
+    except ValueError:
+        raise CandleFileError(f"{path}: its name's date is not a date") from None
     return first < end and last > start
 
 
 def _csv_texts(path: Path) -> Iterator[tuple[str, str]]:
-    if path.suffix.lower() != ".zip":
-        yield str(path), path.read_text()
-        return
+    """(name, text) of the file, or of each ``.csv`` member of a zip (``archive.zip!member``)."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                if member.lower().endswith(".csv"):
-                    yield f"{path}!{member}", archive.read(member).decode()
+        if path.suffix.lower() != ".zip":
+            _refuse_size(path.stat().st_size, str(path))
+            with path.open("rb") as stream:
+                yield str(path), _decode(_read_capped(stream, str(path)), str(path))
+            return
+        yield from _zip_texts(path)
+    except OSError as error:
+        raise CandleFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _zip_texts(path: Path) -> Iterator[tuple[str, str]]:
+    try:
+        archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise CandleFileError(f"{path}: not a readable zip archive") from None
+    with archive:
+        members = [
+            m for m in archive.infolist() if m.filename.lower().endswith(".csv") and not m.is_dir()
+        ]
+        if not members:
+            raise CandleFileError(f"{path}: the zip holds no .csv file")
+        # the sizes the archive declares; zipfile never returns more than a member declares
+        _refuse_size(sum(m.file_size for m in members), f"{path} (its .csv members)")
+        for member in members:
+            name = f"{path}!{member.filename}"
+            try:
+                with archive.open(member) as stream:
+                    data = _read_capped(stream, name)
+            except _ZIP_DATA_ERRORS as error:
+                problem = f"corrupt or unsupported zip data ({error})"
+                raise CandleFileError(f"{name}: {problem}") from None
+            yield name, _decode(data, name)
 
 
-def read_candle_csv(text: str, symbol: str, source_name: str = "<text>") -> pd.DataFrame:
-    """One file's candles as source columns (not yet validated)."""
-    first_line = text.lstrip().split("\n", 1)[0].lower()
-    fields = [f.strip() for f in first_line.split(",")]
+def _refuse_size(size: int, name: str) -> None:
+    if size > MAX_FILE_BYTES:
+        raise CandleFileError(f"{name}: {size:,} bytes uncompressed; {_SIZE_CAP}")
+
+
+def _read_capped(stream: BinaryIO, name: str) -> bytes:
+    data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise CandleFileError(f"{name}: more than {MAX_FILE_BYTES:,} bytes; {_SIZE_CAP}")
+    return data
+
+
+def _decode(data: bytes, name: str) -> str:
     try:
-        if "timestamp" in fields:
-            return _read_plain(text, symbol)
-        return _read_binance(text, symbol, has_header=not _is_number(fields[0]))
-    except CandleFileError as error:
-        raise CandleFileError(f"{source_name}: {error}") from None
-    except (ValueError, KeyError, pd.errors.ParserError) as error:
-        raise CandleFileError(f"{source_name}: not a kline or OHLCV CSV ({error})") from None
-
-
-def _is_number(field: str) -> bool:
-    try:
-        float(field)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_binance(text: str, symbol: str, has_header: bool) -> pd.DataFrame:
-    raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str)
-    if raw.shape[1] < 6:
-        raise CandleFileError(f"{raw.shape[1]} columns; a kline row has at least 6")
-    raw = raw.iloc[:, : len(_BINANCE_COLUMNS)]
-    raw.columns = _BINANCE_COLUMNS[: raw.shape[1]]
-    return typed_candles(
-        pd.DataFrame(
-            {
-                "ts": epoch_to_utc(pd.to_numeric(raw["open_time"]).to_numpy()),
-                "symbol": symbol,
-                **{c: pd.to_numeric(raw[c]) for c in ("open", "high", "low", "close", "volume")},
-                "quote_volume": pd.to_numeric(raw["quote_volume"])
-                if "quote_volume" in raw
-                else np.nan,
-                "trades": pd.to_numeric(raw["count"]) if "count" in raw else pd.NA,
-            }
-        )
-    )
-
-
-def _read_plain(text: str, symbol: str) -> pd.DataFrame:
-    raw = pd.read_csv(io.StringIO(text), dtype=str)
-    raw.columns = [c.strip().lower() for c in raw.columns]
-    missing = [c for c in _PLAIN_COLUMNS if c not in raw.columns]
-    if missing:
-        raise CandleFileError(f"missing column(s) {', '.join(missing)}; need {_PLAIN_COLUMNS}")
-    stamps = raw["timestamp"].str.strip()
-    if stamps.map(_is_number).all():
-        ts = epoch_to_utc(pd.to_numeric(stamps).to_numpy())
-    else:
-        ts = pd.to_datetime(stamps, utc=True, format="ISO8601")
-    return typed_candles(
-        pd.DataFrame(
-            {
-                "ts": ts,
-                "symbol": symbol,
-                **{c: pd.to_numeric(raw[c]) for c in ("open", "high", "low", "close", "volume")},
-                "quote_volume": np.nan,
-                "trades": pd.NA,
-            }
-        )
-    )
-
-
-def epoch_to_utc(values: np.ndarray) -> pd.DatetimeIndex:
-    """Epoch numbers to UTC times, reading each value's unit off its size (s, ms or us)."""
-    values = values.astype("float64")
-    as_us = np.where(values >= 1e14, values, np.where(values >= 1e11, values * 1e3, values * 1e6))
-    return pd.to_datetime(as_us.astype("int64"), unit="us", utc=True)
+        return data.decode("utf-8-sig")  # a byte-order mark (spreadsheet exports) is dropped
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise CandleFileError(
+            f"{name}: line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})"
+        ) from None

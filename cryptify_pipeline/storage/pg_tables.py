@@ -74,7 +74,8 @@ def qualified_name(schema: str, table: str) -> str:
 def transaction(url: DatabaseUrl, application_name: str = "cryptify") -> Iterator[adbc.Connection]:
     """One connection, one transaction: committed on success, rolled back on any error."""
     separator = "&" if "?" in url.libpq else "?"
-    connection = adbc.connect(f"{url.libpq}{separator}application_name={application_name}")
+    with url.errors_redacted():
+        connection = adbc.connect(f"{url.libpq}{separator}application_name={application_name}")
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET TIME ZONE 'UTC'")

@@ -1,18 +1,67 @@
-"""Postgres connection URLs: parsing, normalisation and safe display.
+"""Postgres connection URLs: parsing, normalisation and safe display; URLs redacted for errors.
 
 This is the one place where URLs are normalised. SQLAlchemy 2.1 maps a bare ``postgresql://``
 to psycopg 3, which we do not install, so every URL handed to SQLAlchemy (and so to
 dagster-postgres) carries ``+psycopg2``. ADBC and libpq want the plain ``postgresql://`` form.
+
+No error raised here quotes a URL: a refusal names the part that is wrong, never its value
+(what looks like a port may be the tail of a password); ``cryptify_pipeline.redaction`` is what
+modules show of a URL that may hold credentials.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"}
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_ACCEPTED = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+
+
+class DatabaseConnectionError(ConnectionError):
+    """A driver's error whose message held the database password, with the password removed."""
+
+
+def userinfo_problem(raw: str) -> str | None:
+    """Why the user:password part of ``raw`` cannot be read unambiguously, or None.
+
+    An unencoded ``@`` in a password, or a ``/``, ``?`` or ``#`` before the ``@``, is read
+    differently by libpq, SQLAlchemy and urllib (libpq connected to host ``ss@db`` for password
+    ``p@ss``), so such URLs are refused. A ``:`` in a password is read alike by all three
+    (RFC 3986 allows it), so it is accepted.
+    """
+    rest = raw.partition("://")[2]
+    end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
+    authority, after = rest[:end], rest[end:]
+    if authority.count("@") > 1:
+        return "its password (or user) holds an unencoded '@'; percent-encode it as %40"
+    if "@" in after:
+        return (
+            "its password (or user) holds an unencoded '/', '?' or '#', or an '@' follows the "
+            "host; percent-encode them as %2F, %3F, %23 and %40"
+        )
+    return None
+
+
+def _port_problem(raw: str) -> str | None:
+    rest = raw.partition("://")[2]
+    end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
+    host = rest[:end].rpartition("@")[2]
+    if "," in host:
+        return "it names several hosts; name one"
+    port = host.rpartition("]")[2] if host.startswith("[") else host
+    if ":" not in port:
+        return None
+    digits = port.rpartition(":")[2]
+    if digits.isdigit() and 0 < int(digits) < 65536:
+        return None
+    return f"its port is not a number from 1 to 65535; {_ACCEPTED}"
 
 
 class DatabaseUrlError(ValueError):
@@ -27,13 +76,16 @@ class DatabaseUrl:
 
     @classmethod
     def parse(cls, raw: str, *, source: str = "database URL") -> DatabaseUrl:
-        """Parse ``raw``; ``source`` names where it came from in error messages."""
+        """Parse ``raw``; ``source`` names where it came from in error messages, which never
+        quote the URL."""
+        raw = raw.strip()
+        for problem in (userinfo_problem(raw), _port_problem(raw)):
+            if problem:
+                raise DatabaseUrlError(f"{source}: {problem}")
         try:
-            url = make_url(raw.strip())
-        except ArgumentError:
-            raise DatabaseUrlError(
-                f"{source} is not a URL; expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
-            ) from None
+            url = make_url(raw)
+        except (ArgumentError, ValueError):
+            raise DatabaseUrlError(f"{source} is not a URL; {_ACCEPTED}") from None
         if url.drivername not in _POSTGRES_SCHEMES:
             raise DatabaseUrlError(
                 f"{source} has scheme {url.drivername!r}; expected postgresql:// "
@@ -41,6 +93,13 @@ class DatabaseUrl:
             )
         if not url.database:
             raise DatabaseUrlError(f"{source} names no database; expected .../DBNAME at the end")
+        if "\x00" in f"{url.username}{url.password}{url.database}":
+            raise DatabaseUrlError(f"{source} holds %00 (NUL), which Postgres cannot take")
+        sslmode = url.query.get("sslmode")
+        if sslmode is not None and sslmode not in SSL_MODES:
+            raise DatabaseUrlError(
+                f"{source} has sslmode={sslmode!r}; expected one of {', '.join(SSL_MODES)}"
+            )
         return cls(url.set(drivername="postgresql+psycopg2"))
 
     @classmethod
@@ -81,6 +140,29 @@ class DatabaseUrl:
     def libpq(self) -> str:
         """The URL for libpq clients (ADBC, psql, psycopg2.connect), password included."""
         return self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def redact(self, message: str) -> str:
+        """``message`` with this URL's password taken out (plain and percent-encoded)."""
+        password = self._url.password
+        if not password:
+            return message
+        rendered = URL.create("x", "u", password).render_as_string(hide_password=False)
+        forms = {password, quote(password, safe=""), rendered.removeprefix("x://u:")[:-1]}
+        for form in sorted(forms, key=len, reverse=True):
+            message = message.replace(form, "***")
+        return message
+
+    @contextmanager
+    def errors_redacted(self) -> Iterator[None]:
+        """Re-raise an error whose message holds the password as ``DatabaseConnectionError``
+        without it (libpq quotes a password it cannot decode, such as one holding %00)."""
+        try:
+            yield
+        except Exception as error:
+            redacted = self.redact(str(error))
+            if redacted == str(error):
+                raise
+            raise DatabaseConnectionError(f"{type(error).__name__}: {redacted}") from None
 
     def with_database(self, database: str) -> DatabaseUrl:
         return DatabaseUrl(self._url.set(database=database))

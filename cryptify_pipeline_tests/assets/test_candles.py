@@ -1,5 +1,6 @@
 """The candles asset through real Dagster runs on Postgres, with each source."""
 
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.resources import MarketData
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
-from cryptify_pipeline_tests.support.dumps import binance_dump
+from cryptify_pipeline_tests.support.dumps import HEADER, binance_dump, set_field, write_zip
 from cryptify_pipeline_tests.support.fake_binance import FakeBinance
 from cryptify_pipeline_tests.support.pipeline import SYMBOLS, range_tags
 
@@ -39,7 +40,11 @@ def stored(schema: str) -> pd.DataFrame:
 
 
 def sample() -> MarketData:
-    return MarketData(source="sample", symbols=SYMBOLS)
+    return sample_of(SYMBOLS)
+
+
+def sample_of(symbols: list[str]) -> MarketData:
+    return MarketData(source="sample", symbols=symbols)
 
 
 def test_sample_partition_is_written_labelled_and_idempotent(instance, schema):
@@ -130,9 +135,138 @@ def test_invalid_candle_fails_the_run_and_writes_nothing(instance, schema, tmp_p
     )
     assert not result.success
     error = str(result.get_step_failure_events()[0].step_failure_data.error)
-    assert "BTC/USDT 2025-02-03 01:00: high < max(open, close)" in error
+    assert "BTCUSDT.csv: line 3: high < max(open, close) (BTC/USDT 2025-02-03 01:00" in error
     pd.testing.assert_frame_equal(stored(schema), before)
     assert _step_attempts(instance, result.run_id) == 1  # bad data is not retried
+
+
+FEB_DUMP = "BTCUSDT-1h-2025-02.csv"
+SIX_HOURS = range_tags("2025-02-03-00:00", "2025-02-03-05:00")
+
+
+def february(folder) -> MarketData:
+    folder.mkdir()
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (folder / FEB_DUMP).write_text(text)
+    return MarketData(source=f"file:{folder}", symbols=["BTC/USDT"])
+
+
+def failure(result) -> str:
+    return str(result.get_step_failure_events()[0].step_failure_data.error)
+
+
+def _header_only(folder):
+    (folder / FEB_DUMP).write_text(HEADER + "\n")
+
+
+def _other_symbol_only(folder):
+    (folder / "ETHUSDT-1h-2025-02.csv").write_text(
+        binance_dump("ETH/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)[0]
+    )
+
+
+def _other_market_only(folder):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (folder / "BTCUSDTPERP-1h-2025-02.csv").write_text(text)
+
+
+def _two_hours_short(folder):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    lines = text.split("\n")
+    del lines[50:52]  # 2025-02-03 02:00 and 03:00
+    (folder / FEB_DUMP).write_text("\n".join(lines))
+
+
+def _corrupt_time(value):
+    def write(folder):
+        text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+        (folder / FEB_DUMP).write_text(set_field(text, 300, 0, value))  # 2025-02-13 11:00
+
+    return write
+
+
+def _corrupt_zip(folder):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    path = write_zip(folder / "BTCUSDT-1h-2025-02.zip", FEB_DUMP, text)
+    data = bytearray(path.read_bytes())
+    data[200:260] = bytes(b ^ 0x5A for b in data[200:260])
+    path.write_bytes(bytes(data))
+
+
+LOST = "returned no candle for"
+UNREADABLE = f"{FEB_DUMP}: line 300: open time is not an epoch time from 2009-01-01 to now:"
+
+
+@pytest.mark.parametrize(
+    ("write_folder", "error"),
+    [
+        (_header_only, f"{LOST} 6 stored candle(s): BTC/USDT 2025-02-03 00:00 to 05:00; "
+                       "refusing to delete them, nothing was written"),
+        (_other_symbol_only, f"{LOST} 6 stored candle(s): BTC/USDT 2025-02-03 00:00 to 05:00"),
+        (_other_market_only, f"{LOST} 6 stored candle(s): BTC/USDT 2025-02-03 00:00 to 05:00"),
+        (_two_hours_short, f"{LOST} 2 stored candle(s): BTC/USDT 2025-02-03 02:00 to 03:00"),
+        (_corrupt_time("1e25"), f"{UNREADABLE} '1e25'"),
+        (_corrupt_time("-5"), f"{UNREADABLE} '-5'"),
+        (_corrupt_zip, f"BTCUSDT-1h-2025-02.zip!{FEB_DUMP}: corrupt or unsupported zip data"),
+    ],
+)  # fmt: skip
+def test_a_source_never_silently_shrinks_the_stored_candles(
+    instance, schema, tmp_path, write_folder, error
+):
+    assert collect(instance, schema, february(tmp_path / "good"), tags=SIX_HOURS).success
+    before = stored(schema)
+    assert len(before) == 6
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_folder(bad)
+    result = collect(
+        instance, schema, MarketData(source=f"file:{bad}", symbols=["BTC/USDT"]), tags=SIX_HOURS
+    )
+    assert not result.success
+    assert error in failure(result)
+    pd.testing.assert_frame_equal(stored(schema), before)  # same rows, same ingested_at
+    assert not result.asset_materializations_for_node("candles")
+    assert _step_attempts(instance, result.run_id) == 1
+
+
+def test_shrinking_is_done_only_when_the_run_asks_for_it(instance, schema, tmp_path):
+    assert collect(instance, schema, february(tmp_path / "good"), tags=SIX_HOURS).success
+    delisted = tmp_path / "delisted"
+    delisted.mkdir()
+    _two_hours_short(delisted)
+    market = MarketData(source=f"file:{delisted}", symbols=["BTC/USDT"])
+    accept = {"ops": {"candles": {"config": {"delete_candles_the_source_lacks": True}}}}
+    result = collect(instance, schema, market, tags=SIX_HOURS, run_config=accept)
+    assert result.success
+    assert [ts.hour for ts in stored(schema)["ts"]] == [0, 1, 4, 5]
+    metadata = result.asset_materializations_for_node("candles")[0].metadata
+    assert metadata["deleted_candles"].value == 2 and metadata["missing_candles"].value == 2
+    warnings = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.level == logging.WARNING and "deleting them" in entry.user_message
+    ]
+    assert len(warnings) == 1 and "BTC/USDT 2025-02-03 02:00 to 03:00" in warnings[0]
+
+
+def test_any_source_is_refused_when_it_lacks_stored_candles(instance, schema):
+    assert collect(instance, schema, sample(), partition_key="2025-01-01-05:00").success
+    before = stored(schema)
+    listed = datetime(2025, 1, 1, 6, tzinfo=UTC)  # the exchange's history starts later
+    with FakeBinance(SYMBOLS, listed, listed + timedelta(days=1)) as server:
+        market = MarketData(source="binance", symbols=SYMBOLS, exchange_api_url=server.api_url)
+        result = collect(instance, schema, market, partition_key="2025-01-01-05:00")
+    assert not result.success
+    assert (
+        "binance returned no candle for 2 stored candle(s): BTC/USDT 2025-01-01 05:00; "
+        "ETH/USDT 2025-01-01 05:00" in failure(result)
+    )
+    pd.testing.assert_frame_equal(stored(schema), before)
+    # a symbol taken out of CRYPTIFY_SYMBOLS: its stored candles are not dropped silently either
+    result = collect(instance, schema, sample_of(["BTC/USDT"]), partition_key="2025-01-01-05:00")
+    assert not result.success
+    assert "ETH/USDT 2025-01-01 05:00 (ETH/USDT no longer configured)" in failure(result)
+    pd.testing.assert_frame_equal(stored(schema), before)
 
 
 def test_exchange_backfill_pages_one_call_per_thousand_candles(instance, schema):

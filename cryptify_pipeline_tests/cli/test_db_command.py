@@ -49,3 +49,24 @@ def test_db_start_url_stop_on_the_embedded_server(tmp_path):
         stopped = cryptify("db", "stop", "--json", env=env)
     assert json.loads(stopped.stdout)["stopped"] is True
     assert json.loads(cryptify("db", "stop", "--json", env=env).stdout)["stopped"] is False
+
+
+def test_db_stop_refuses_a_stale_pid_file_and_says_why(tmp_path):
+    bystander = subprocess.Popen(["sleep", "600"])  # what the stale pid now belongs to
+    try:
+        data_dir = tmp_path / "pg"
+        data_dir.mkdir()
+        (data_dir / "postmaster.pid").write_text(f"{bystander.pid}\n{data_dir}\n1764300000\n")
+        env = {k: v for k, v in os.environ.items() if k not in DATABASE_VARIABLES}
+        env["CRYPTIFY_EMBEDDED_PG_DIR"] = str(data_dir)
+        stop = cryptify("db", "stop", env=env)
+        assert (stop.returncode, stop.stdout) == (1, "")
+        assert stop.stderr == (
+            f"cryptify db: {data_dir}/postmaster.pid names pid {bystander.pid}, which is not the "
+            f"postgres of {data_dir} (it is 'sleep 600'): not signalling it. If no postgres runs "
+            "on that directory, the file is stale: delete it\n"
+        )
+        assert bystander.poll() is None  # alive: never signalled
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -5,13 +5,17 @@ Automation is off here so that only the runs a test launches exist.
 """
 
 import json
+import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from dagster_graphql import DagsterGraphQLClient
 
 from cryptify_pipeline.cli.client import ClientError
+from cryptify_pipeline.cli.main import main
+from cryptify_pipeline.hours import day_key, floor_hour, hour_key
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.fake_binance import FakeBinance
 from cryptify_pipeline_tests.support.live_deployment import Deployment, live_deployment
@@ -112,7 +116,7 @@ def test_two_runs_never_write_one_table_at_once(live, slow_exchange):
     collect = live.client.launch_run("collect_job", partition="2025-01-05-16:00")
     started_fetching(slow_exchange, before)
     location, repository = live.client.repository()
-    adhoc = live.client.dagster.submit_job_execution(
+    adhoc = DagsterGraphQLClient("127.0.0.1", port_number=live.port).submit_job_execution(
         "__ASSET_JOB",
         repository_location_name=location,
         repository_name=repository,
@@ -193,7 +197,7 @@ def test_backfills_of_a_job_and_an_asset_materialise_every_partition(live):
         timeout=180,
     )  # fmt: skip
     assert cli_backfill.returncode == 0, cli_backfill.stderr
-    assert "status: COMPLETED_SUCCESS" in cli_backfill.stdout
+    assert re.search(r"^status:\s+COMPLETED_SUCCESS$", cli_backfill.stdout, re.MULTILINE)
     deadline = time.monotonic() + 180
     while (status := live.client.backfill_status(backfill_id)) == "REQUESTED":
         assert time.monotonic() < deadline, "backfill still running after 180 s"
@@ -272,7 +276,8 @@ def test_cli_runs_watches_and_reads_a_run(live):
     run = json.loads(launched.stdout)
     assert (run["status"], run["partition"]) == ("SUCCESS", "2025-01-06-03:00")
     status = live.cli("status", run["run_id"])
-    assert status.returncode == 0 and "status: SUCCESS" in status.stdout
+    assert status.returncode == 0
+    assert re.search(r"^status:\s+SUCCESS$", status.stdout, re.MULTILINE)
     listed = json.loads(
         live.cli("runs", "--job", "collect_job", "--status", "SUCCESS", "--json").stdout
     )
@@ -293,8 +298,8 @@ def test_cli_cancels_a_run(live, slow_exchange):
     assert cancelled.returncode == 0, cancelled.stderr
     assert live.wait_for_run(launched["run_id"], timeout=60).status == "CANCELED"
     status = live.cli("status", launched["run_id"])
-    assert "status: CANCELED" in status.stdout
-    assert "reason: " in status.stdout
+    assert re.search(r"^status:\s+CANCELED$", status.stdout, re.MULTILINE)
+    assert re.search(r"^reason:\s+\S", status.stdout, re.MULTILINE)
 
 
 def test_cli_errors_are_one_line_and_a_non_zero_exit(live, tmp_path):
@@ -319,3 +324,120 @@ def test_cli_errors_are_one_line_and_a_non_zero_exit(live, tmp_path):
     unreachable = live.cli("jobs", "--host", "127.0.0.1", "--port", "9")
     assert unreachable.returncode == 1
     assert "cannot reach the Dagster webserver" in unreachable.stderr
+
+
+def test_cli_text_output_is_aligned_tables(live):
+    finished = live.client.launch_run("collect_job", partition="2025-01-06-06:00")
+    live.wait_for_run(finished)
+    runs = live.cli("runs", "--job", "collect_job", "--limit", "3")
+    assert runs.returncode == 0, runs.stderr
+    header, rule, *rows = runs.stdout.splitlines()
+    columns = ["run id", "job", "status", "partition", "started", "ended", "time limit (s)"]
+    assert [header.index(column) for column in columns] == sorted(
+        header.index(column) for column in columns
+    )
+    assert set(rule) == {"-", " "} and 1 <= len(rows) <= 3
+    for row in rows:  # every cell starts where its header does
+        run_id, job, status, partition = row.split()[:4]
+        assert row.index(run_id) == 0 and row.index(job) == header.index("job")
+        assert row.index(status) == header.index("status")
+        assert row.index(partition) == header.index("partition")
+    assert finished in runs.stdout and "2025-01-06-06:00" in runs.stdout
+
+    jobs = live.cli("jobs")
+    header, rule, *rows = jobs.stdout.splitlines()
+    assert header.split()[:4] == ["name", "time", "limit", "(s)"]
+    limits = {row.split()[0]: row.split()[1] for row in rows if row and not row.startswith(" ")}
+    assert limits == {"collect_job": "1800", "train_job": "3600", "predict_job": "300",
+                      "evaluate_job": "600"}  # fmt: skip
+    assert "description" not in header  # long prose is for --json
+
+    status = live.cli("status", finished).stdout.splitlines()
+    labels = [line.split(":")[0] for line in status]
+    assert labels == ["run id", "job", "status", "partition", "started", "ended", "time limit (s)"]
+    assert len({line.index(line.split(":", 1)[1].strip()) for line in status}) == 1
+
+
+def test_cli_status_and_logs_of_a_failed_run_show_the_steps_own_error(live, exchange):
+    exchange.faults.append(("status", 400, {"code": -1121, "msg": "Invalid symbol."}))
+    try:
+        failed = live.cli("run", "collect_job", "--partition", "2025-01-06-09:00", "--wait")
+    finally:
+        exchange.faults.clear()
+    assert failed.returncode == 1
+    run_id = re.search(r"^run id:\s+(\S+)$", failed.stdout, re.MULTILINE)[1]
+    assert re.search(r"^reason:\s+candles: binance: .*Invalid symbol", failed.stdout, re.MULTILINE)
+    status = live.cli("status", run_id)
+    assert status.returncode == 0, status.stderr
+    reason = re.search(r"^reason:\s+(.*)$", status.stdout, re.MULTILINE)[1]
+    assert reason.startswith("candles: binance: ") and "Invalid symbol" in reason, reason
+    assert "Steps failed" not in status.stdout
+    as_json = json.loads(live.cli("status", run_id, "--json").stdout)
+    assert as_json["reason"] == reason
+
+    logs = live.cli("logs", run_id)
+    lines = logs.stdout.splitlines()
+    failure = next(
+        i for i, line in enumerate(lines) if 'Execution of step "candles" failed' in line
+    )
+    assert "Invalid symbol" in lines[failure + 1]  # the error, under its event
+    assert lines[failure + 1].index("binance") == lines[failure].index("Execution")
+    events = json.loads(live.cli("logs", run_id, "--json").stdout)
+    step_failure = next(e for e in events if e["event_type"] == "ExecutionStepFailureEvent")
+    assert step_failure["error"] == reason.removeprefix("candles: ")
+
+
+FUTURE_HOUR = hour_key(floor_hour(datetime.now(UTC)) + timedelta(hours=2))
+
+
+PARTITION_CASES = [
+    (["run", "collect_job", "--partition", "2025-01-05"],
+     "'2025-01-05' is not a partition key of collect_job, which is partitioned by hour"),
+    (["run", "train_job", "--partition", "2025-01-05-10:00"],
+     "'2025-01-05-10:00' is not a partition key of train_job, which is partitioned by day"),
+    (["run", "collect_job", "--partition", "last tuesday"],
+     "'last tuesday' is not a partition key of collect_job"),
+    (["run", "collect_job", "--partition", "2025-01-05-10:30"],
+     "'2025-01-05-10:30' is not a partition key of collect_job"),
+    (["run", "collect_job", "--partition", FUTURE_HOUR],
+     f"{FUTURE_HOUR} is in the future: the newest partition of collect_job is "),
+    (["run", "train_job", "--partition", day_key(datetime.now(UTC))],
+     "is in the future: the newest partition of train_job is "),
+    (["run", "collect_job", "--partition", "2024-12-31-23:00"],
+     "2024-12-31-23:00 is before the first partition of collect_job, 2025-01-01-00:00"),
+    (["run", "collect_job"], "give a partition key: collect_job is partitioned by hour, from "
+     "2025-01-01-00:00 to "),
+    (["backfill", "collect_job", "--from", "2025-01-06-00:00", "--to", "2025-01-05-00:00"],
+     "the range is reversed: 2025-01-06-00:00 is after 2025-01-05-00:00"),
+    (["backfill", "train_job", "--from", "2025-01-05-00:00", "--to", "2025-01-06-00:00"],
+     "'2025-01-05-00:00' is not a partition key of train_job, which is partitioned by day"),
+    (["backfill", "candles", "--from", "2025-01-05-00:00", "--to", FUTURE_HOUR],
+     "is in the future: the newest partition of candles is "),
+    (["backfill", "collect_job", "train_job", "--from", "2025-01-05", "--to", "2025-01-06"],
+     "'2025-01-05' is not a partition key of collect_job, which is partitioned by hour"),
+]  # fmt: skip
+
+
+def backfill_ids(live: Deployment) -> set[str]:
+    data = live.client.query(
+        "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id } } } }"
+    )
+    return {backfill["id"] for backfill in data["partitionBackfillsOrError"]["results"]}
+
+
+def test_cli_refuses_wrong_partition_keys_and_ranges_before_anything_is_launched(live, capsys):
+    runs_before = {run.run_id for run in live.client.runs(limit=1000)}
+    backfills_before = backfill_ids(live)
+    for args, problem in PARTITION_CASES:
+        status = main([*args, "--port", str(live.port)])
+        captured = capsys.readouterr()
+        assert (status, captured.out) == (1, ""), args
+        assert len(captured.err.splitlines()) == 1, captured.err
+        assert captured.err.startswith(f"cryptify {args[0]}: "), captured.err
+        assert problem in captured.err, (args, captured.err)
+    assert {run.run_id for run in live.client.runs(limit=1000)} == runs_before
+    assert backfill_ids(live) == backfills_before
+    # the console script says the same
+    script = live.cli("run", "collect_job", "--partition", "2025-01-05")
+    assert (script.returncode, script.stdout) == (1, "")
+    assert script.stderr.startswith("cryptify run: '2025-01-05' is not a partition key")

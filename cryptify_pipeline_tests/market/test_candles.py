@@ -8,7 +8,9 @@ import pytest
 
 from cryptify_pipeline.market.candles import (
     CandleValidationError,
+    describe_hours,
     describe_missing,
+    lost_candles,
     missing_candles,
     validate_candles,
 )
@@ -40,6 +42,7 @@ def break_row(column: str, value, row: int = 3) -> pd.DataFrame:
         (break_row("close", np.nan), "NaN or infinite"),
         (break_row("volume", np.inf), "NaN or infinite"),
         (break_row("quote_volume", -1.0), "negative or infinite quote volume"),
+        (break_row("trades", -1), "negative trade count"),
         (break_row("ts", pd.Timestamp("2025-06-01 03:30", tz="UTC")), "not on the hour"),
         (break_row("ts", pd.Timestamp("2025-06-01 09:00", tz="UTC")), "outside the partition"),
         (break_row("ts", pd.Timestamp("2025-06-01 02:00", tz="UTC")), "duplicate (symbol, ts)"),
@@ -73,3 +76,13 @@ def test_missing_candles_are_listed_not_rejected():
     text = describe_missing(missing)
     assert "| BTC/USDT | 2025-06-01 00:00 to 01:00 |" in text
     assert "| ETH/USDT | 2025-06-01 01:00 |" in text
+
+
+def test_lost_candles_are_the_stored_ones_a_replacement_lacks():
+    stored = good()
+    fetched = stored.drop(index=[0, 1, 2, 9]).reset_index(drop=True)
+    lost = lost_candles(stored[["symbol", "ts"]], fetched)
+    assert describe_hours(lost) == "BTC/USDT 2025-06-01 00:00 to 02:00; ETH/USDT 2025-06-01 03:00"
+    assert lost_candles(stored, stored).empty
+    assert lost_candles(stored.iloc[:0], fetched).empty  # nothing stored: nothing to lose
+    assert len(lost_candles(stored, fetched.iloc[:0])) == len(stored)

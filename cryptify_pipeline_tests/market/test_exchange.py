@@ -91,6 +91,19 @@ def test_unknown_symbol_is_not_retried(binance):
     assert binance.kline_requests() == []
 
 
+def test_errors_never_quote_the_exchange_urls_credentials(binance):
+    # ccxt names the URL of a failed request: here with a user and password in it
+    api_url = binance.api_url.replace("http://", "http://trader:s3cret@")
+    binance.faults.append(("status", 503, "down"))
+    with pytest.raises(RetryableSourceError) as raised:
+        ExchangeSource("binance", api_url=api_url, max_attempts=1).fetch(
+            ["BTC/USDT"], START, START + timedelta(hours=3)
+        )
+    message = str(raised.value)
+    assert "127.0.0.1" in message  # the URL is named, without what it must not show
+    assert "s3cret" not in message and "trader" not in message
+
+
 def test_empty_page_means_no_candles_not_an_error(binance):
     binance.faults.append(("empty",))
     frame = source(binance).fetch(["BTC/USDT"], START, START + timedelta(hours=3))

@@ -1,5 +1,7 @@
-"""History import from Binance kline dumps and plain OHLCV CSVs."""
+"""History import from Binance kline dumps and plain OHLCV CSVs: what is read, and every
+file that must be refused, by name."""
 
+import os
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,8 +10,15 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.candles import validate_candles
-from cryptify_pipeline.market.files import CandleFileError, FileSource, symbol_for_file
-from cryptify_pipeline_tests.support.dumps import HEADER, binance_dump
+from cryptify_pipeline.market.files import (
+    MAX_FILE_BYTES,
+    CandleFileError,
+    FileSource,
+    symbol_for_file,
+)
+from cryptify_pipeline_tests.support.dumps import HEADER, binance_dump, set_field, write_zip
+
+FEB = (datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 3, 6, tzinfo=UTC))
 
 
 def test_monthly_dump_without_header_in_milliseconds(tmp_path):
@@ -78,11 +87,132 @@ def test_plain_csv_with_epoch_seconds(tmp_path):
     assert frame["ts"].tolist() == [pd.Timestamp("2025-01-01 00:00", tz="UTC")]
 
 
-def test_symbol_from_file_name_prefers_the_longest_match():
-    symbols = ["BTC/USD", "BTC/USDT"]
-    assert symbol_for_file(Path("BTCUSDT-1h-2024-01.zip"), symbols) == "BTC/USDT"
-    assert symbol_for_file(Path("btc_usd.csv"), symbols) == "BTC/USD"
-    assert symbol_for_file(Path("ETHUSDT-1h-2024-01.zip"), symbols) is None
+@pytest.mark.parametrize(
+    ("name", "symbol"),
+    [
+        ("BTCUSDT-1h-2024-01.zip", "BTC/USDT"),
+        ("BTCUSDT-1h-2024-01-15.csv", "BTC/USDT"),
+        ("BTC-USDT.csv", "BTC/USDT"),
+        ("btc_usdt_hourly.csv", "BTC/USDT"),
+        ("BTCUSDT.csv", "BTC/USDT"),
+        ("btc_usd.csv", "BTC/USD"),
+        ("BTC-USD-1h-2024-01.csv", "BTC/USD"),
+        ("BTCUSDTPERP-1h-2024-01.zip", None),  # a perpetual future is another market
+        ("BTCUSDC-1h-2024-01.zip", None),  # USDC is not USD
+        ("XBTCUSDT.csv", None),
+        ("ETHUSDT-1h-2024-01.zip", None),
+    ],
+)
+def test_a_file_name_must_spell_a_symbol_exactly(name, symbol):
+    assert symbol_for_file(Path(name), ["BTC/USD", "BTC/USDT"]) == symbol
+
+
+def test_a_name_that_fits_two_symbols_is_refused():
+    with pytest.raises(CandleFileError, match=r"BTCUSDT.csv: the name fits BT/CUSDT and BTC/USDT"):
+        symbol_for_file(Path("BTCUSDT.csv"), ["BTC/USDT", "BT/CUSDT"])
+    assert symbol_for_file(Path("BTC-USDT.csv"), ["BTC/USDT", "BT/CUSDT"]) == "BTC/USDT"
+
+
+def test_files_of_other_markets_are_not_read(tmp_path):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (tmp_path / "BTCUSDTPERP-1h-2025-02.csv").write_text(text)
+    (tmp_path / "BTCUSDC-1h-2025-02.csv").write_text(text)
+    assert FileSource(str(tmp_path)).fetch(["BTC/USDT", "BTC/USD"], *FEB).empty
+
+
+def test_a_bad_row_outside_the_asked_hours_refuses_the_file(tmp_path):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    path = tmp_path / "BTCUSDT-1h-2025-02.csv"
+    for line, column, value, problem in [
+        (500, 0, "1e25", "open time is not an epoch time from 2009-01-01 to now: '1e25'"),
+        (500, 0, "-5", "open time is not an epoch time from 2009-01-01 to now: '-5'"),
+        (500, 3, "1e12", "low > min(open, close) (BTC/USDT 2025-02-21 19:00"),
+    ]:
+        path.write_text(set_field(text, line, column, value))
+        with pytest.raises(CandleFileError) as raised:
+            FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+        assert str(raised.value).startswith(f"{path}: line {line}: {problem}")
+
+
+def test_corrupt_zip_data_is_named(tmp_path):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    path = write_zip(tmp_path / "BTCUSDT-1h-2025-02.zip", "BTCUSDT-1h-2025-02.csv", text)
+    data = bytearray(path.read_bytes())
+    data[200:260] = bytes(b ^ 0x5A for b in data[200:260])  # inside the deflated member
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        CandleFileError,
+        match=rf"^{path}!BTCUSDT-1h-2025-02.csv: corrupt or unsupported zip data \(",
+    ):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+
+
+def test_a_zip_that_expands_past_the_cap_is_refused_before_decompressing(tmp_path):
+    # 65 MiB of one byte deflates to ~65 KB: what a zip bomb looks like
+    path = write_zip(
+        tmp_path / "BTCUSDT-1h-2025-02.zip", "BTCUSDT.csv", b"1" * (MAX_FILE_BYTES + 2**20)
+    )
+    assert path.stat().st_size < 2**20
+    with pytest.raises(CandleFileError) as raised:
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+    # refused from the sizes the archive declares, before decompressing (1 ms here)
+    assert str(raised.value) == (
+        f"{path} (its .csv members): {MAX_FILE_BYTES + 2**20:,} bytes uncompressed; "
+        "a candle file may hold at most 64 MiB uncompressed"
+    )
+
+
+def test_a_plain_file_past_the_cap_is_refused_unread(tmp_path):
+    path = tmp_path / "BTCUSDT.csv"
+    with path.open("wb") as sparse:
+        sparse.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(
+        CandleFileError, match=r"BTCUSDT.csv: 67,108,865 bytes uncompressed; .* 64 MiB"
+    ):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+
+
+def test_a_zip_without_csv_is_refused(tmp_path):
+    path = write_zip(tmp_path / "BTCUSDT-1h-2025-02.zip", "BTCUSDT-1h-2025-02.txt", "hello")
+    with pytest.raises(CandleFileError, match=rf"^{path}: the zip holds no .csv file$"):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+
+
+def test_non_utf8_text_is_named_by_file_and_line(tmp_path):
+    path = tmp_path / "BTC-USDT.csv"
+    path.write_bytes(b"timestamp,open,high,low,close,volume\n2025-02-03T00:00Z,1,2,0.5,1.5,3\xfc\n")
+    with pytest.raises(CandleFileError, match=rf"^{path}: line 2: not UTF-8 text \(byte 0xfc\)$"):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+    # a byte-order mark (a spreadsheet's export) is UTF-8 and is dropped
+    path.write_bytes(
+        "\ufefftimestamp,open,high,low,close,volume\n2025-02-03T00:00Z,1,2,0.5,1.5,3\n".encode()
+    )
+    assert len(FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)) == 1
+
+
+def test_a_glob_must_match_candle_files_only(tmp_path):
+    (tmp_path / "BTCUSDT-1h-2025-02.csv").mkdir()
+    with pytest.raises(
+        CandleFileError, match=rf"^{tmp_path}/BTCUSDT-1h-2025-02.csv: is a directory; "
+    ):
+        FileSource(str(tmp_path / "*.csv")).fetch(["BTC/USDT"], *FEB)
+    (tmp_path / "BTCUSDT-1h-2025-02.csv").rmdir()
+    (tmp_path / "BTCUSDT-1h-2025-02.zip.CHECKSUM").write_text("abc  BTCUSDT-1h-2025-02.zip\n")
+    with pytest.raises(CandleFileError, match=r"CHECKSUM: not a .csv or .zip file"):
+        FileSource(str(tmp_path / "*")).fetch(["BTC/USDT"], *FEB)
+    os.mkfifo(tmp_path / "BTCUSDT.csv")  # reading it would block forever
+    with pytest.raises(CandleFileError, match=r"BTCUSDT.csv: not a regular file"):
+        FileSource(str(tmp_path / "*.csv")).fetch(["BTC/USDT"], *FEB)
+    # a directory alone: its .csv and .zip files, other files ignored
+    (tmp_path / "BTCUSDT.csv").unlink()
+    (tmp_path / "BTCUSDT.csv").write_text(HEADER + "\n")
+    assert FileSource(str(tmp_path)).files() == [tmp_path / "BTCUSDT.csv"]
+
+
+def test_a_dump_name_with_an_impossible_date_is_refused(tmp_path):
+    (tmp_path / "BTCUSDT-1h-2025-13.csv").write_text(HEADER + "\n")
+    with pytest.raises(CandleFileError, match=r"BTCUSDT-1h-2025-13.csv: its name's date is not"):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
 
 
 def test_bad_files_are_named(tmp_path):

@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.artifacts import ModelIntegrityError, sign_models
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import with_targets
 from cryptify_pipeline.ml.training import train_all
 
 HOUR = timedelta(hours=1)
 DAY = datetime(2025, 4, 10, tzinfo=UTC)
+KEY = SigningKey.generate()
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +29,12 @@ def setup():
         with_targets(features), DAY, [6], ["zero_return", "linear"], 30, interval_level=0.9
     )
     models.insert(0, "day", pd.Timestamp(DAY - timedelta(days=1)))
-    return symbols, candles, features, models
+    return symbols, candles, features, sign_models(models, KEY)
 
 
 def test_forecast_prices_come_through_exp_with_the_interval(setup):
     symbols, _, features, models = setup
-    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR)
+    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR, KEY)
     assert len(frame) == 3 * 2  # 3 hours x 2 models x 1 horizon
     linear = frame[frame["model"] == "linear"]
     assert not (linear["pred_log_return"] == 0).all()
@@ -57,8 +60,8 @@ def test_an_uncalibrated_model_forecasts_without_an_interval(setup):
     # 14 days hold out ~66 hours: 11 windows of 6 h, fewer than the 19 that 90% needs
     models = train_all(with_targets(features), DAY, [6], ["linear"], 14, interval_level=0.9)
     assert not models["interval_calibrated"].any()
-    models.insert(0, "day", pd.Timestamp(DAY - timedelta(days=1)))
-    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR)
+    models = sign_models(models.assign(day=pd.Timestamp(DAY - timedelta(days=1))), KEY)
+    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR, KEY)
     assert frame["lower"].isna().all() and frame["upper"].isna().all()
     assert not frame["interval_calibrated"].any() and (frame["interval_level"] == 0.9).all()
     assert frame["pred_price"].notna().all()
@@ -70,10 +73,26 @@ def test_missing_features_or_models_are_named(setup):
     with pytest.raises(
         MissingInputs, match="no features for 1 symbol-hour.*BTC/USDT 2025-04-10 01:00"
     ):
-        forecast(holed, models, symbols, DAY, DAY + 3 * HOUR)
+        forecast(holed, models, symbols, DAY, DAY + 3 * HOUR, KEY)
     with pytest.raises(
         MissingInputs, match="no models trained through the end of 2025-04-10 for BTC"
     ):
         forecast(
-            features, models, symbols, DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1)
+            features, models, symbols, DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1),
+            KEY,
+        )  # fmt: skip
+
+
+def test_every_row_that_serves_a_forecast_is_verified(setup):
+    # two days whose rows hold the same bytes form one batch: the second day's row is checked
+    # too, not only the one whose bytes are loaded
+    symbols, _, features, models = setup
+    next_day = sign_models(models.assign(day=pd.Timestamp(DAY)), KEY)
+    two_days = (DAY, DAY + timedelta(days=1, hours=1))
+    both = pd.concat([models, next_day], ignore_index=True)
+    assert len(forecast(features, both, symbols, *two_days, KEY)) == 25 * 2
+    unsigned = next_day.assign(signature=next_day["signature"].where(next_day["model"] != "linear"))
+    with pytest.raises(ModelIntegrityError, match="linear BTC/USDT 6h of 2025-04-10: .*unsigned"):
+        forecast(
+            features, pd.concat([models, unsigned], ignore_index=True), symbols, *two_days, KEY
         )

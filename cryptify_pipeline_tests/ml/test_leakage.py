@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import forecast
 from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import with_targets
 from cryptify_pipeline.ml.training import train_all
 
@@ -17,6 +19,7 @@ HOUR = timedelta(hours=1)
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 T = datetime(2025, 5, 20, tzinfo=UTC)  # the first candle that is changed opens here
 START = T - timedelta(days=30)
+KEY = SigningKey.generate()
 
 
 def perturbed_after(candles: pd.DataFrame, moment: datetime) -> pd.DataFrame:
@@ -45,7 +48,8 @@ def pipeline_outputs(candles: pd.DataFrame):
         with_targets(features), cutoff, (6, 24), MODEL_ZOO, window_days=21, interval_level=0.8
     )  # 80%: 21 days hold out enough 6 h windows to calibrate it (17 of the 9 needed)
     models.insert(0, "day", pd.Timestamp(cutoff - timedelta(days=1)))
-    forecasts = forecast(features, models, SYMBOLS, cutoff, T)
+    models = sign_models(models, KEY)
+    forecasts = forecast(features, models, SYMBOLS, cutoff, T, KEY)
     return features, models, forecasts
 
 
@@ -61,8 +65,10 @@ def test_changing_every_candle_after_t_changes_nothing_made_before_t(worlds):
     after = features_a[~before][list(FEATURE_COLUMNS)].to_numpy()
     assert not np.allclose(after, features_b[features_b["ts"] >= T][list(FEATURE_COLUMNS)])
 
-    # models made before T: the same bytes, so the same fits
+    # models made before T: the same bytes (skops files are written canonically), so the same
+    # fits, and the same signatures
     assert models_a["sha256"].tolist() == models_b["sha256"].tolist()
+    assert models_a["signature"].tolist() == models_b["signature"].tolist()
     assert models_a["interval_calibrated"].any()
     for bound in ("interval_low", "interval_high"):
         np.testing.assert_array_equal(models_a[bound], models_b[bound])  # NaN where uncalibrated

@@ -27,10 +27,12 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import forecast
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
 from cryptify_pipeline_tests.support.coverage import coverage_band
@@ -44,6 +46,7 @@ RETRAIN_DAYS = 168
 TRAINING_DAYS = 180  # the models asset's default
 LEVEL = 0.9
 FIRST = datetime(2025, 6, 1, tzinfo=UTC)
+KEY = SigningKey.generate()
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +62,16 @@ def pooled() -> pd.DataFrame:
         windows.append(models[["model", "horizon_h", "interval_windows"]])
         days = min(RETRAIN_DAYS, DAYS - offset)
         # each day after the cut-off is served by these models, as "the previous day's" models
+        # (signed for each of those days, as the models asset would have signed them)
         serving = pd.concat(
-            [models.assign(day=pd.Timestamp(cutoff + timedelta(days=d - 1))) for d in range(days)]
+            [
+                sign_models(models.assign(day=pd.Timestamp(cutoff + timedelta(days=d - 1))), KEY)
+                for d in range(days)
+            ]
         )
-        forecasts.append(forecast(rows, serving, SYMBOLS, cutoff, cutoff + timedelta(days=days)))
+        forecasts.append(
+            forecast(rows, serving, SYMBOLS, cutoff, cutoff + timedelta(days=days), KEY)
+        )
     made = pd.concat(forecasts, ignore_index=True)
     assert made["ts"].min() >= pd.Timestamp(FIRST)
     scores = pd.concat(

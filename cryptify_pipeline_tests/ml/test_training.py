@@ -1,6 +1,9 @@
-"""Training purges the future, records provenance, and refuses to load what it cannot vouch for."""
+"""Training purges the future and records provenance; its stored models load back signed.
 
-import pickle
+Refusing what cannot be vouched for (tampered bytes, other keys, moved rows, other library
+versions, untrusted types) is tested in ``test_artifacts.py`` and ``test_skops_format.py``.
+"""
+
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -8,10 +11,11 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
-from cryptify_pipeline.ml.artifacts import ModelIntegrityError, load_model
+from cryptify_pipeline.ml.artifacts import load_model, sign_models
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
 from cryptify_pipeline.ml.forecasting import forecast
 from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import (
     NotEnoughData,
@@ -27,6 +31,7 @@ from cryptify_pipeline_tests.support.coverage import coverage_band
 
 HOUR = timedelta(hours=1)
 CUTOFF = datetime(2025, 4, 1, tzinfo=UTC)
+KEY = SigningKey.generate()
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +45,17 @@ def rows() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def records(rows) -> pd.DataFrame:
-    return train_all(rows, CUTOFF, HORIZONS, MODEL_ZOO, window_days=30, interval_level=0.9)
+    trained = train_all(rows, CUTOFF, HORIZONS, MODEL_ZOO, window_days=30, interval_level=0.9)
+    return sign_models(trained.assign(day=CUTOFF - timedelta(days=1)), KEY)
 
 
 def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
     assert len(records) == 2 * len(HORIZONS) * len(MODEL_ZOO)
     for record in records.itertuples():
         assert len(record.sha256) == 64 and record.sklearn_version and record.python_version
+        assert record.artifact_format == "skops"
+        assert set(record.library_versions) == {"scikit-learn", "skops"}
+        assert len(record.signature) == 64 and record.signing_key_id == KEY.key_id
         assert list(record.features) == list(MODEL_FEATURES)
         assert record.fit_rows > 100 and record.validation_rows > 24
         assert (record.boosting_rounds is pd.NA) == (record.model != "hist_gbm")
@@ -75,7 +84,7 @@ def test_purge_audit_no_target_reaches_past_the_cutoff(records):
 def test_scaler_and_imputer_statistics_come_from_the_fitting_rows_only(rows, records):
     record = records[(records["model"] == "ridge") & (records["symbol"] == "ETH/USDT")
                      & (records["horizon_h"] == 12)].iloc[0]  # fmt: skip
-    pipeline = load_model(record["pipeline"], record["sha256"], record["sklearn_version"])
+    pipeline = load_model(record, KEY)
     symbol_rows = rows[rows["symbol"] == "ETH/USDT"]
     in_fit = symbol_rows["ts"].between(record["fit_start"], record["fit_end"])
     fitted = symbol_rows[in_fit][list(MODEL_FEATURES)]
@@ -93,25 +102,14 @@ def test_baselines_are_what_they_say(rows, records):
     drift = records[(records["model"] == "drift") & (records["symbol"] == zero["symbol"])
                     & (records["horizon_h"] == zero["horizon_h"])].iloc[0]  # fmt: skip
     x = rows[rows["symbol"] == zero["symbol"]][list(MODEL_FEATURES)].head(5)
-    assert (
-        load_model(zero["pipeline"], zero["sha256"], zero["sklearn_version"]).predict(x) == 0
-    ).all()
+    assert (load_model(zero, KEY).predict(x) == 0).all()
     symbol_rows = rows[rows["symbol"] == drift["symbol"]]
     fitted = symbol_rows[
         (symbol_rows["ts"] >= drift["fit_start"]) & (symbol_rows["ts"] <= drift["fit_end"])
     ]
     mean = fitted[f"target_{drift['horizon_h']}h"].mean()
-    predicted = load_model(drift["pipeline"], drift["sha256"], drift["sklearn_version"]).predict(x)
+    predicted = load_model(drift, KEY).predict(x)
     np.testing.assert_allclose(predicted, mean)
-
-
-def test_tampered_bytes_and_other_sklearn_versions_are_refused(records):
-    record = records.iloc[0]
-    tampered = pickle.dumps({"not": "the model"})
-    with pytest.raises(ModelIntegrityError, match="refusing to unpickle"):
-        load_model(tampered, record["sha256"], record["sklearn_version"], name="m")
-    with pytest.raises(ModelIntegrityError, match="trained with scikit-learn 0.1.0"):
-        load_model(record["pipeline"], record["sha256"], "0.1.0", name="m")
 
 
 def test_too_little_history_is_a_named_error(rows):
@@ -237,11 +235,11 @@ def calibrated() -> pd.DataFrame:
         models = train_all(rows, cutoff, HORIZONS, ["zero_return", "ridge"], 180,
                            interval_level=0.9)  # fmt: skip
         serving = pd.concat(
-            [models.assign(day=pd.Timestamp(cutoff + timedelta(days=d - 1)))
+            [sign_models(models.assign(day=pd.Timestamp(cutoff + timedelta(days=d - 1))), KEY)
              for d in range(SERVED_DAYS)]
         )  # fmt: skip
         made = forecast(rows, serving, CALIBRATION_SYMBOLS, cutoff,
-                        cutoff + timedelta(days=SERVED_DAYS))  # fmt: skip
+                        cutoff + timedelta(days=SERVED_DAYS), KEY)  # fmt: skip
         realised = closes.reindex(pd.MultiIndex.from_frame(made[["symbol", "target_ts"]]))
         made["covered"] = made["lower"].le(realised.to_numpy()) & made["upper"].ge(
             realised.to_numpy()

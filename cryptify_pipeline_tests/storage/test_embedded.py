@@ -11,7 +11,11 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from cryptify_pipeline.settings import project_root
-from cryptify_pipeline.storage.embedded import start_embedded_server, stop_embedded_server
+from cryptify_pipeline.storage.embedded import (
+    StalePidFile,
+    start_embedded_server,
+    stop_embedded_server,
+)
 from cryptify_pipeline_tests.support.database import DATABASE_VARIABLES
 from cryptify_pipeline_tests.support.live_deployment import free_port
 
@@ -38,6 +42,61 @@ def test_embedded_server_starts_and_is_reused(data_dir):
     connection.close()
     assert stop_embedded_server(data_dir)
     assert not stop_embedded_server(data_dir)
+
+
+@pytest.fixture
+def bystander():
+    """A process of this test that a stale postmaster.pid may name."""
+    process = subprocess.Popen(["sleep", "600"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def write_pid_file(data_dir: Path, pid: int) -> None:
+    """A postmaster.pid as Postgres writes it, naming ``pid``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "postmaster.pid").write_text(
+        f"{pid}\n{data_dir}\n1764300000\n5432\n{data_dir}\n\n  2148035     32774\nready   \n"
+    )
+
+
+def test_a_stale_pid_file_naming_another_process_is_refused_and_nothing_is_signalled(
+    tmp_path, bystander
+):
+    data_dir = tmp_path / "pg"
+    write_pid_file(data_dir, bystander.pid)
+    with pytest.raises(StalePidFile) as refused:
+        stop_embedded_server(data_dir)
+    assert str(refused.value) == (
+        f"{data_dir / 'postmaster.pid'} names pid {bystander.pid}, which is not the postgres of "
+        f"{data_dir} (it is 'sleep 600'): not signalling it. If no postgres runs on that "
+        "directory, the file is stale: delete it"
+    )
+    # nor is it taken for a running server to connect to
+    with pytest.raises(StalePidFile, match=f"names pid {bystander.pid}"):
+        start_embedded_server(data_dir, "cryptify")
+    time.sleep(0.5)
+    assert bystander.poll() is None  # still running: never signalled
+
+
+def test_the_postgres_of_another_data_directory_is_not_stopped(data_dir, tmp_path):
+    url = start_embedded_server(data_dir, "cryptify")
+    pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    elsewhere = tmp_path / "other-pg"
+    write_pid_file(elsewhere, pid)
+    with pytest.raises(StalePidFile, match="it is the postgres of another data directory"):
+        stop_embedded_server(elsewhere)
+    psycopg2.connect(url.libpq).close()  # still serving
+
+
+def test_pid_files_of_dead_processes_or_garbage(tmp_path):
+    data_dir = tmp_path / "pg"
+    write_pid_file(data_dir, 2**22 + 1)  # above any pid_max: no such process
+    assert stop_embedded_server(data_dir) is False
+    (data_dir / "postmaster.pid").write_text("not a pid\n")
+    with pytest.raises(StalePidFile, match="does not start with a process id"):
+        stop_embedded_server(data_dir)
 
 
 @pytest.mark.live

@@ -10,15 +10,27 @@ from dagster import AssetsDefinition, Definitions
 from cryptify_pipeline.assets import build_asset_checks, build_assets
 from cryptify_pipeline.automation.run_tags import range_tags
 from cryptify_pipeline.definitions import build_definitions
+from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.resources import FailureAlerts, Forecasting, MarketData, PostgresDatabase
+from cryptify_pipeline.resources import (
+    FailureAlerts,
+    Forecasting,
+    MarketData,
+    ModelSigning,
+    PostgresDatabase,
+)
 from cryptify_pipeline.settings import DEFAULT_START, load_settings
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
 from cryptify_pipeline_tests.support.database import suite_database_url
 
-__all__ = ["SYMBOLS", "assets", "checks", "database", "definitions", "range_tags", "resources"]
+__all__ = [
+    "MODEL_SIGNING_KEY", "SYMBOLS", "assets", "checks", "database", "definitions", "range_tags",
+    "resources",
+]  # fmt: skip
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+# The tests' model signing key: fixed, so that every process of a test deployment shares it.
+MODEL_SIGNING_KEY = SigningKey.parse("7e57" * 16)
 
 
 def database(schema: str) -> PostgresDatabase:
@@ -33,10 +45,15 @@ def sample_market(symbols: list[str] | None = None, **options) -> MarketData:
     return MarketData(source="sample", symbols=symbols or SYMBOLS, **options)
 
 
+def model_signing(key: SigningKey = MODEL_SIGNING_KEY) -> ModelSigning:
+    return ModelSigning(key=key.hex())
+
+
 def resources(
     schema: str,
     market: MarketData | None = None,
     alerts: FailureAlerts | None = None,
+    signing: ModelSigning | None = None,
     forecasting: Forecasting | None = None,
 ) -> dict[str, object]:
     """The resources of ``build_resources``, on ``schema`` of the test database."""
@@ -45,6 +62,7 @@ def resources(
         "database": database(schema),
         "market": market or sample_market(),
         "alerts": alerts or FailureAlerts(),
+        "model_signing": signing or model_signing(),
         "forecasting": forecasting or Forecasting(),
     }
 

@@ -1,0 +1,174 @@
+"""Failure alerts to the webhook: posted with a short timeout and retried with backoff until
+delivered or a bound is reached, each attempt recorded in ``run_failures`` (the queue).
+
+A sensor tick must stay short: the daemon evaluates sensors one after another, so a tick that
+waits on a dead webhook delays the forecasts. Each POST waits at most ``timeout_seconds``; a
+tick starts no POST that could end after ``tick_budget_seconds``, and stops at the first
+failure (the webhook is probably down: the other alerts wait for the next tick).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from cryptify_pipeline.automation.failures import (
+    DELIVERED,
+    GAVE_UP,
+    PENDING,
+    RunFailure,
+    due_alerts,
+    record_alert_attempt,
+)
+from cryptify_pipeline.redaction import redact_url
+from cryptify_pipeline.storage import pg_tables
+from cryptify_pipeline.storage.urls import DatabaseUrl
+
+_RESPONSE_BYTES = 65536  # read (and ignore) at most this much of the webhook's answer
+_RETRYABLE_CLIENT_ERRORS = (408, 425, 429)
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """How long one POST may take, how often and how long an alert is retried.
+
+    With the defaults an alert is tried 20 times: after 30 s, then twice as long each time up
+    to an hour between attempts, about 13 hours in all before it is given up.
+    """
+
+    timeout_seconds: float = 3.0
+    max_attempts: int = 20
+    first_retry_seconds: float = 30.0
+    max_retry_seconds: float = 3600.0
+    tick_budget_seconds: float = 6.0
+    per_tick: int = 10
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """The wait after the ``attempts``-th failed attempt."""
+        seconds = self.first_retry_seconds * 2 ** min(attempts - 1, 30)
+        return timedelta(seconds=min(seconds, self.max_retry_seconds))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST of an alert and where it left the alert."""
+
+    failure: RunFailure
+    state: str  # DELIVERED, PENDING (retried at next_attempt_at) or GAVE_UP
+    attempts: int  # made so far, this one included
+    error: str | None
+    next_attempt_at: datetime | None
+
+    def __str__(self) -> str:
+        run = f"alert for run {self.failure.run_id}"
+        if self.state == DELIVERED:
+            return f"{run} posted (attempt {self.attempts})"
+        then = f"next attempt at {self.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" if (
+            self.next_attempt_at) else "given up"  # fmt: skip
+        return f"{run} not posted (attempt {self.attempts}): {self.error}; {then}"
+
+
+class DeliveryError(Exception):
+    """A POST that did not deliver; ``final`` when retrying cannot help (a 4xx answer)."""
+
+    def __init__(self, reason: str, final: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+def alert_body(failure: RunFailure) -> dict[str, object]:
+    """The JSON posted: the failure, plus a Slack-compatible ``text``."""
+    partitions = f" [{failure.partitions}]" if failure.partitions else ""
+    return {
+        **asdict(failure),
+        "failed_at": failure.failed_at.isoformat(),
+        "text": f"cryptify: {failure.job_name}{partitions} failed: {failure.message}",
+    }
+
+
+def post_alert(webhook_url: str, failure: RunFailure, timeout_seconds: float) -> None:
+    """POST ``failure`` to ``webhook_url``; raises ``DeliveryError`` with a reason that never
+    quotes the URL (its path or query may be the webhook's token)."""
+    request = urllib.request.Request(
+        webhook_url,
+        data=json.dumps(alert_body(failure)).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "cryptify-alerts"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
+            response.read(_RESPONSE_BYTES)
+    except urllib.error.HTTPError as error:
+        final = 400 <= error.code < 500 and error.code not in _RETRYABLE_CLIENT_ERRORS
+        raise DeliveryError(f"HTTP {error.code} {error.reason}", final) from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, TimeoutError):
+            raise DeliveryError(_no_answer(timeout_seconds)) from None
+        raise DeliveryError(_without(f"cannot connect: {error.reason}", webhook_url)) from None
+    except TimeoutError:
+        raise DeliveryError(_no_answer(timeout_seconds)) from None
+    except (OSError, http.client.HTTPException) as error:
+        reason = f"{type(error).__name__}: {error}".rstrip(": ")
+        raise DeliveryError(_without(reason, webhook_url)) from None
+    except ValueError:
+        raise DeliveryError(f"{redact_url(webhook_url)} is not a usable URL", True) from None
+
+
+def deliver_due_alerts(
+    database: DatabaseUrl, schema: str, webhook_url: str, policy: AlertPolicy
+) -> list[Attempt]:
+    """Post the alerts whose next attempt is due, within the tick's budget; each outcome is
+    committed as soon as it is known."""
+    started = time.monotonic()
+    with pg_tables.transaction(database) as connection:
+        due = due_alerts(connection, schema, datetime.now(UTC), policy.per_tick)
+    attempts: list[Attempt] = []
+    for pending in due:
+        if time.monotonic() - started + policy.timeout_seconds > policy.tick_budget_seconds:
+            break
+        attempt = _attempt(webhook_url, pending.failure, pending.attempts + 1, policy)
+        with pg_tables.transaction(database) as connection:
+            record_alert_attempt(
+                connection, schema, attempt.failure.run_id, attempt.state, attempt.attempts,
+                attempt.error, attempt.next_attempt_at,
+            )  # fmt: skip
+        attempts.append(attempt)
+        if attempt.state != DELIVERED:
+            break
+    return attempts
+
+
+def _attempt(webhook_url: str, failure: RunFailure, number: int, policy: AlertPolicy) -> Attempt:
+    try:
+        post_alert(webhook_url, failure, policy.timeout_seconds)
+    except DeliveryError as error:
+        if error.final or number >= policy.max_attempts:
+            return Attempt(failure, GAVE_UP, number, error.reason, None)
+        retry_at = datetime.now(UTC) + policy.retry_delay(number)
+        return Attempt(failure, PENDING, number, error.reason, retry_at)
+    return Attempt(failure, DELIVERED, number, None, None)
+
+
+def _no_answer(timeout_seconds: float) -> str:
+    return f"no answer within {timeout_seconds:g} s"
+
+
+def _without(text: str, url: str) -> str:
+    """``text`` with ``url`` and its secret-bearing parts taken out."""
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password or "", parts.path, parts.query, parts.fragment]
+    except ValueError:
+        secrets = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) > 3:
+            text = text.replace(secret, "…")
+    return text

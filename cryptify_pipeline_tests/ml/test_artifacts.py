@@ -1,0 +1,171 @@
+"""Stored models load only when this deployment's key signed exactly their record, and then
+predict exactly as before they were saved."""
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.artifacts import (
+    SIGNED_FIELDS,
+    ModelIntegrityError,
+    load_model,
+    save_model,
+    sign_models,
+)
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
+from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.signing import SigningKey
+from cryptify_pipeline.ml.targets import with_targets
+from cryptify_pipeline_tests.support.hostile_models import (
+    pickle_payload,
+    runs_when_deserialised,
+    skops_payload,
+)
+
+HOUR = timedelta(hours=1)
+DAY = datetime(2025, 3, 31, tzinfo=UTC)
+KEY = SigningKey.generate()
+REFUSED = "signature does not verify"
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    start = DAY - timedelta(days=30)
+    candles = SampleMarket().fetch(["BTC/USDT"], start - LOOKBACK_HOURS * HOUR, DAY)
+    frame = with_targets(build_features(candles, start, DAY))
+    return frame[frame[list(MODEL_FEATURES)].notna().all(axis=1) & frame["target_6h"].notna()]
+
+
+def record_of(fitted, model: str, key: SigningKey = KEY, **changes) -> dict:
+    """A signed record of the ``fitted`` pipeline as the models asset writes it, with
+    ``changes`` made before signing."""
+    record = {
+        "day": pd.Timestamp(DAY), "symbol": "BTC/USDT", "model": model, "horizon_h": 6,
+        "features": list(MODEL_FEATURES), "interval_low": -1.5, "interval_high": 1.6,
+        "interval_scale_median": 0.01, **save_model(fitted), **changes,
+    }  # fmt: skip
+    return sign_models(pd.DataFrame([record]), key).iloc[0].to_dict()
+
+
+@pytest.fixture(scope="module")
+def fitted(rows) -> dict[str, tuple[object, dict]]:
+    """Every zoo model fitted, and its signed record."""
+    x, y = rows[list(MODEL_FEATURES)], rows["target_6h"].to_numpy()
+    pipelines = {name: build().fit(x, y) for name, build in MODEL_ZOO.items()}
+    return {name: (pipeline, record_of(pipeline, name)) for name, pipeline in pipelines.items()}
+
+
+def test_every_zoo_model_predicts_exactly_the_same_after_a_round_trip(rows, fitted):
+    x = rows[list(MODEL_FEATURES)].tail(200)
+    for name, (pipeline, record) in fitted.items():
+        loaded = load_model(record, KEY)
+        assert loaded is not pipeline
+        assert [type(step) for _, step in loaded.steps] == [type(s) for _, s in pipeline.steps]
+        np.testing.assert_array_equal(loaded.predict(x), pipeline.predict(x), err_msg=name)
+
+
+def test_bytes_and_hash_rewritten_together_are_refused_and_never_deserialised(fitted, tmp_path):
+    payload = pickle_payload(tmp_path / "ran")
+    record = fitted["linear"][1] | {
+        "pipeline": payload, "sha256": hashlib.sha256(payload).hexdigest(),
+    }  # fmt: skip
+    with pytest.raises(ModelIntegrityError, match=f"linear BTC/USDT 6h of 2025-03-31: .*{REFUSED}"):
+        load_model(record, KEY)
+    assert not (tmp_path / "ran").exists()
+    # the payload is live: unpickled, it runs its command
+    assert runs_when_deserialised(payload, "pickle", tmp_path / "ran")
+
+
+def test_an_artifact_signed_with_another_key_is_refused(fitted):
+    pipeline, _ = fitted["ridge"]
+    other = SigningKey.generate()
+    with pytest.raises(ModelIntegrityError) as refusal:
+        load_model(record_of(pipeline, "ridge", key=other), KEY)
+    message = str(refusal.value)
+    assert message.startswith(f"ridge BTC/USDT 6h of 2025-03-31: its {REFUSED}")
+    assert f"(id {KEY.key_id}; the row names {other.key_id})" in message
+    assert "CRYPTIFY_MODEL_SIGNING_KEY" in message
+    assert KEY.hex() not in message and other.hex() not in message
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        {"symbol": "ETH/USDT"},
+        {"model": "ridge"},
+        {"horizon_h": 24},
+        {"day": pd.Timestamp(DAY + timedelta(days=1))},
+        {"interval_high": 16.0},
+        {"interval_scale_median": 1.0},
+        {"features": list(reversed(MODEL_FEATURES))},
+        {"artifact_format": "pickle"},
+        {"library_versions": {"scikit-learn": "0.1.0", "skops": "0.1.0"}},
+    ],
+    ids=lambda moved: next(iter(moved)),
+)
+def test_an_artifact_moved_to_another_row_or_with_its_record_changed_is_refused(fitted, moved):
+    record = fitted["linear"][1] | moved
+    with pytest.raises(ModelIntegrityError, match=REFUSED):
+        load_model(record, KEY)
+
+
+def test_every_field_a_forecast_reads_is_signed():
+    assert set(SIGNED_FIELDS) == {
+        "artifact_format", "model", "symbol", "horizon_h", "day", "library_versions", "features",
+        "interval_low", "interval_high", "interval_scale_median",
+    }  # fmt: skip
+
+
+def test_a_recorded_hash_that_does_not_match_the_bytes_is_refused(fitted):
+    record = fitted["drift"][1] | {"sha256": "0" * 64}
+    with pytest.raises(
+        ModelIntegrityError, match="drift BTC/USDT 6h of 2025-03-31: its bytes hash"
+    ):
+        load_model(record, KEY)
+
+
+def test_other_library_versions_are_refused(fitted):
+    pipeline, _ = fitted["linear"]
+    written = {"scikit-learn": "0.1.0", "skops": version("skops")}
+    record = record_of(pipeline, "linear", library_versions=written)
+    with pytest.raises(
+        ModelIntegrityError,
+        match=f"linear BTC/USDT 6h of 2025-03-31 was written with scikit-learn 0.1.0 and skops "
+        f".*this process has scikit-learn {version('scikit-learn')}",
+    ):
+        load_model(record, KEY)
+
+
+def test_unsigned_records_are_refused(fitted):
+    for signature in (None, float("nan"), ""):
+        with pytest.raises(
+            ModelIntegrityError,
+            match="linear BTC/USDT 6h of 2025-03-31: the artifact is unsigned .*retrain",
+        ):
+            load_model(fitted["linear"][1] | {"signature": signature}, KEY)
+
+
+def test_a_signed_artifact_of_an_untrusted_type_is_refused_and_never_built(fitted, tmp_path):
+    # what someone holding the key could sign: the loader still builds only the zoo's types
+    pipeline, _ = fitted["linear"]
+    payload = skops_payload(tmp_path / "ran")
+    record = record_of(
+        pipeline, "linear", pipeline=payload, sha256=hashlib.sha256(payload).hexdigest()
+    )
+    with pytest.raises(
+        ModelIntegrityError, match="refused by the skops loader: .*untrusted type.* os.system"
+    ):
+        load_model(record, KEY)
+    assert not (tmp_path / "ran").exists()
+    assert runs_when_deserialised(payload, "skops", tmp_path / "ran")
+
+
+def test_a_format_this_code_does_not_know_is_refused(fitted):
+    pipeline, _ = fitted["linear"]
+    with pytest.raises(ModelIntegrityError, match="stored as 'xgboost-json', a format this code"):
+        load_model(record_of(pipeline, "linear", artifact_format="xgboost-json"), KEY)

@@ -1,0 +1,78 @@
+"""Model artifacts that run a command when deserialised, and proof that they really would.
+
+Each payload creates ``marker`` through ``os.system``, as the attack on the models table did.
+``runs_when_deserialised`` deserialises a payload in a separate process with the loader that
+trusts it and reports whether the marker appeared there, so a test that shows a payload refused
+also shows that the payload was live.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import skops
+from skops.io._protocol import PROTOCOL
+
+
+class _RunsCommand:
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def touch_command(marker: Path) -> str:
+    return f"touch {shlex.quote(str(marker))}"
+
+
+def pickle_payload(marker: Path) -> bytes:
+    """A pickle that runs ``touch marker`` when it is unpickled."""
+    return pickle.dumps(_RunsCommand(touch_command(marker)))
+
+
+def skops_payload(marker: Path) -> bytes:
+    """A well-formed skops file whose only object is a call of ``os.system('touch marker')``:
+    skops builds it if told to trust ``os.system``."""
+
+    def node(cls: str, module: str, loader: str, **fields) -> dict:
+        return {"__class__": cls, "__module__": module, "__loader__": loader, **fields}
+
+    command = node("str", "builtins", "JsonNode", content=json.dumps(touch_command(marker)))
+    command["is_json"] = True
+    schema = node(
+        "system", "os", "ConstructorFromReduceNode",
+        content=node("tuple", "builtins", "TupleNode", content=[command]),
+        protocol=PROTOCOL, _skops_version=skops.__version__,
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps(schema))
+    return buffer.getvalue()
+
+
+_LOADERS = {
+    "pickle": "import pickle, sys; pickle.loads(sys.stdin.buffer.read())",
+    # trusting exactly what skops reports as untrusted in the file
+    "skops": (
+        "import sys, skops.io as sio; data = sys.stdin.buffer.read(); "
+        "sio.loads(data, trusted=sio.get_untrusted_types(data=data))"
+    ),
+}
+
+
+def runs_when_deserialised(payload: bytes, loader: str, marker: Path) -> bool:
+    """Whether ``payload``, deserialised by ``loader`` (pickle, or skops trusting what the file
+    names) in another process, creates ``marker``."""
+    subprocess.run(
+        [sys.executable, "-c", _LOADERS[loader]], input=payload, capture_output=True, timeout=60
+    )
+    return marker.exists()
