@@ -81,8 +81,8 @@ def models(level: float) -> dict[str, str]:
         "validation_end": "Last hour of the held-out rows.",
         "fit_rows": "Rows fitted, after the hold-out and its purge (at least 100).",
         "validation_rows": "Rows held out (at least 24).",
-        "boosting_rounds": "Boosting rounds, chosen on the last fitted rows (time-ordered, "
-        "purged); null for models that do not boost.",
+        "boosting_rounds": "Boosting rounds (hist_gbm, xgboost), chosen on the last fitted rows "
+        "(time-ordered, purged); null for models that do not boost.",
         "features": "The model's input columns, in order.",
         "val_mae": "Mean absolute error on the held-out rows (log return).",
         "val_rmse": "Root mean squared error on the held-out rows (log return).",
@@ -99,7 +99,8 @@ def models(level: float) -> dict[str, str]:
         "at the forecast's hour (null if uncalibrated).",
         "interval_scale_median": "Median held-out volatility * sqrt(h): stands in for a "
         "forecast hour without a week of history.",
-        "artifact_format": "How the model is stored, hence which loader reads it (skops).",
+        "artifact_format": "How the model is stored, hence which loader reads it: skops, or "
+        "xgboost-json (XGBoost's own JSON).",
         "pipeline": "The fitted model in its artifact format (bytes).",
         "sha256": "sha256 of the stored bytes: loading refuses other bytes.",
         "library_versions": "Versions of the libraries that wrote it: loading refuses others.",

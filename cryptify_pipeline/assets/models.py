@@ -74,10 +74,11 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             **described(columns.models(interval_level)),
         },
         group_name="forecasting",
-        kinds={"scikitlearn", "postgres"},
+        kinds={"scikitlearn", "xgboost", "postgres"},
         description=(
-            "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
-            "target was known by the end of D, stored in skops's format and signed for its row "
+            "Per day D, symbol, horizon and model: a scikit-learn pipeline (or an XGBoost model) "
+            "fitted on rows whose target was known by the end of D, stored in skops's format (or "
+            "XGBoost's JSON) and signed for its row "
             "with the model signing key, with its sha256, versions, training window, "
             f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
             "of the volatility at the forecast's hour), or none where too few held-out windows."

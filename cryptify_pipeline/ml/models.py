@@ -1,4 +1,5 @@
-"""The model zoo: each entry builds an unfitted scikit-learn Pipeline, every transform inside it.
+"""The model zoo: each entry builds an unfitted model, every transform inside it: a scikit-learn
+Pipeline, or XGBoost's scikit-learn regressor, which needs no transform.
 
 Adding a model is one entry here. Baselines answer "is a model better than doing nothing?":
 ``zero_return`` says the price stays where it is, ``drift`` repeats the training mean return.
@@ -111,6 +112,35 @@ def mlp() -> Any:
     )
 
 
+def xgboost(rounds: int = 100) -> Any:
+    from xgboost import XGBRegressor
+
+    # the old system's model. Trees need no imputer (missing values go down a learned branch)
+    # and no scaler; stored in XGBoost's own JSON (ml/xgboost_format.py), not as a Pipeline.
+    # One thread: runs scale out by processes (Celery, Kubernetes), and fits stay bit-identical.
+    return XGBRegressor(
+        n_estimators=rounds,
+        learning_rate=0.05,
+        max_depth=3,
+        min_child_weight=50,
+        reg_lambda=1.0,
+        tree_method="hist",
+        n_jobs=1,
+        random_state=0,
+    )
+
+
+def _xgboost_losses(model: Any, features: Any, target: np.ndarray) -> np.ndarray:
+    """The hold-out's mean squared error after each round of a fitted ``XGBRegressor``."""
+    rounds = model.get_booster().num_boosted_rounds()
+    return np.array(
+        [
+            np.mean((target - model.predict(features, iteration_range=(0, done))) ** 2)
+            for done in range(1, rounds + 1)
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class Boosted:
     """A model whose number of boosting rounds training chooses on a time-ordered hold-out:
@@ -129,9 +159,11 @@ MODEL_ZOO: dict[str, Callable[[], Any]] = {
     "ridge": ridge,
     "hist_gbm": hist_gbm,
     "mlp": mlp,
+    "xgboost": xgboost,
 }
 BOOSTED: dict[str, Boosted] = {
     "hist_gbm": Boosted(build=hist_gbm, losses=_staged_losses, most=200),
+    "xgboost": Boosted(build=xgboost, losses=_xgboost_losses, most=200),
 }
 ZERO_RETURN = "zero_return"
 BASELINES = (ZERO_RETURN, "drift")

@@ -5,8 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import materialize
 
+from cryptify_pipeline.hours import hour_key, hours_between
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
+from cryptify_pipeline_tests.support.instances import own_instance, report
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
 ASSETS_BY_NAME = pipeline.assets()
@@ -51,9 +53,9 @@ def test_every_stage_succeeds_and_writes(chain):
         failure(s) for s in steps if not s.success
     ]
     count = lambda table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]  # noqa: E731
-    assert count("models") == 3 * 2 * 2 * 6  # days x symbols x horizons x models
-    assert count("predictions") == 72 * 2 * 2 * 6  # hours x symbols x horizons x models
-    assert count("forecast_metrics") == 2 * 2 * 2 * 6
+    assert count("models") == 3 * 2 * 2 * 7  # days x symbols x horizons x models
+    assert count("predictions") == 72 * 2 * 2 * 7  # hours x symbols x horizons x models
+    assert count("forecast_metrics") == 2 * 2 * 2 * 7
     # 14 days hold out ~66 hours: 11 windows of 6 h, too few for 90%; no interval is claimed
     intervals = run_sql(
         "SELECT DISTINCT interval_level, interval_calibrated, interval_low IS NULL"
@@ -101,14 +103,14 @@ def test_leaderboard_puts_baselines_beside_models(chain):
         ' WHERE symbol = \'BTC/USDT\' AND horizon_h = 6 ORDER BY "window", "rank"'
     )
     models_all = {row[0] for row in board if row[1] == "all"}
-    assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp"}
+    assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp", "xgboost"}
     zero = next(row for row in board if row[0] == "zero_return")
     assert zero[3] == 0.0 and zero[4] == 48
     tested = run_sql(
         f"SELECT count(*) FROM \"{schema}\".leaderboard WHERE model <> 'zero_return'"
         " AND dm_stat IS NOT NULL AND dm_p_value BETWEEN 0 AND 1"
     )[0][0]
-    assert tested == 2 * 2 * 2 * 5  # symbols x horizons x windows x models but zero
+    assert tested == 2 * 2 * 2 * 6  # symbols x horizons x windows x models but zero
     metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
     assert "BTC/USDT 6h: " in metadata["better than zero?"].value
@@ -138,22 +140,26 @@ def test_rescoring_keeps_every_forecast(chain, instance):
     assert run_sql(f'SELECT count(*) FROM "{schema}".predictions') == before
 
 
-def test_scoring_fails_naming_target_candles_not_collected_then_scores_once_they_are(
-    chain, instance
-):
+def test_scoring_fails_naming_target_candles_not_collected_then_scores_once_they_are(chain):
     schema, _ = chain
-    # the forecasts of 4 Feb are scored against candles up to 23:00 on 5 Feb
-    waiting = run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04")
-    assert not waiting.success
-    assert (
-        "11 candle hour(s) these forecasts are scored against have not been collected yet: "
-        "2025-02-05-13:00..2025-02-05-23:00" in failure(waiting)
-    )
-    collected = run(
-        instance, schema, ["candles", "features"], "2025-02-05-13:00", "2025-02-05-23:00"
-    )
-    assert collected.success
-    assert run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04").success
+    # an instance of its own: the session's records other tests' candles, in other schemas
+    with own_instance("late_candles") as instance:
+        collected = hours_between(
+            datetime(2025, 2, 4, tzinfo=UTC), datetime(2025, 2, 5, 12, tzinfo=UTC)
+        )
+        report(instance, "candles", [hour_key(hour) for hour in collected])
+        # the forecasts of 4 Feb are scored against candles up to 23:00 on 5 Feb
+        waiting = run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04")
+        assert not waiting.success
+        assert (
+            "11 candle hour(s) these forecasts are scored against have not been collected yet: "
+            "2025-02-05-13:00..2025-02-05-23:00" in failure(waiting)
+        )
+        late = run(
+            instance, schema, ["candles", "features"], "2025-02-05-13:00", "2025-02-05-23:00"
+        )
+        assert late.success
+        assert run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04").success
     assert run_sql(
         f"SELECT sum(n) FROM \"{schema}\".forecast_metrics WHERE day = '2025-02-04'"
         " AND model = 'zero_return'"

@@ -53,12 +53,16 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
     assert len(records) == 2 * len(HORIZONS) * len(MODEL_ZOO)
     for record in records.itertuples():
         assert len(record.sha256) == 64 and record.sklearn_version and record.python_version
-        assert record.artifact_format == "skops"
-        assert set(record.library_versions) == {"scikit-learn", "skops"}
+        if record.model == "xgboost":
+            assert record.artifact_format == "xgboost-json"
+            assert set(record.library_versions) == {"scikit-learn", "xgboost-cpu"}
+        else:
+            assert record.artifact_format == "skops"
+            assert set(record.library_versions) == {"scikit-learn", "skops"}
         assert len(record.signature) == 64 and record.signing_key_id == KEY.key_id
         assert list(record.features) == list(MODEL_FEATURES)
         assert record.fit_rows > 100 and record.validation_rows > 24
-        assert (record.boosting_rounds is pd.NA) == (record.model != "hist_gbm")
+        assert (record.boosting_rounds is pd.NA) == (record.model not in BOOSTED)
         assert np.isfinite(record.val_rmse)
         # 30 days hold out ~143 hours: 24 windows of 6 h (enough for 90%), 12 of 12 h, 6 of 24 h
         assert record.interval_windows == -(-record.validation_rows // record.horizon_h)
