@@ -31,17 +31,18 @@ from cryptify_pipeline.cli.step_errors import own_error, serializable_chain
 from cryptify_pipeline.hours import DAY, HOUR, consecutive_runs, day_key, last_closed_hour
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.targets import HORIZONS
-from cryptify_pipeline.ml.training import MIN_FIT_ROWS, MIN_VALIDATION_ROWS
+from cryptify_pipeline.ml.training import min_known_rows
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.settings import get_settings, project_root
 
 log = logging.getLogger("cryptify.bootstrap")
 
 # Hours of candles the first model day needs before its cut-off: LOOKBACK_HOURS of candles
-# before the first complete feature row, then MIN_FIT_ROWS + MIN_VALIDATION_ROWS rows whose
-# longest-horizon target has closed (training.split_rows). One hour more than the features'
-# windows strictly need: a margin, not a guess.
-TRAINING_ROWS = MIN_FIT_ROWS + MIN_VALIDATION_ROWS
+# before the first complete feature row, then the rows whose longest-horizon target has closed
+# that leave MIN_FIT_ROWS to fit and MIN_VALIDATION_ROWS held out after the hold-out's purge
+# (training.split_rows). One hour more than the features' windows strictly need: a margin, not
+# a guess.
+TRAINING_ROWS = min_known_rows(max(HORIZONS))
 WARM_UP_HOURS = LOOKBACK_HOURS + TRAINING_ROWS + max(HORIZONS) - 1
 
 

@@ -31,7 +31,7 @@ def build_definitions(
     jobs = build_jobs(job_executor(settings))
     schedule_status, sensor_status = default_statuses(settings.automation)
     return Definitions(
-        assets=build_assets(partitions),
+        assets=build_assets(partitions, settings.interval_level),
         asset_checks=build_asset_checks(partitions),
         jobs=jobs.all,
         schedules=build_schedules(jobs, partitions, schedule_status),

@@ -49,3 +49,13 @@ def hours_between(first: datetime, last: datetime) -> list[datetime]:
     """Every hour from ``first`` to ``last``, both included."""
     count = int((last - first) / HOUR) + 1
     return [first + HOUR * index for index in range(max(count, 0))]
+
+
+def describe_runs(moments: Iterable[datetime], limit: int = 10) -> str:
+    """Runs of consecutive hours for people: ``2025-01-01-05:00, 2025-01-02-00:00..03:00``."""
+    runs = consecutive_runs(sorted(moments))
+    shown = ", ".join(
+        hour_key(first) if first == last else f"{hour_key(first)}..{hour_key(last)}"
+        for first, last in runs[:limit]
+    )
+    return shown + (" ..." if len(runs) > limit else "")

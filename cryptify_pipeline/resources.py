@@ -17,11 +17,23 @@ from cryptify_pipeline.automation.alerts import AlertPolicy, Attempt, deliver_du
 from cryptify_pipeline.automation.failures import NOT_CONFIGURED, PENDING
 from cryptify_pipeline.market.sources import CandleSource, source_for
 from cryptify_pipeline.ml.signing import SigningKey, SigningKeyError, read_or_create_key_file
-from cryptify_pipeline.settings import DEFAULT_GAP_REPAIR_DAYS, DEFAULT_PRICE_JUMP_BOUND, Settings
+from cryptify_pipeline.settings import (
+    DEFAULT_GAP_REPAIR_DAYS,
+    DEFAULT_INTERVAL_LEVEL,
+    DEFAULT_PRICE_JUMP_BOUND,
+    Settings,
+)
 from cryptify_pipeline.storage.database import PostgresDatabase
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
 
-__all__ = ["FailureAlerts", "MarketData", "ModelSigning", "PostgresDatabase", "build_resources"]
+__all__ = [
+    "FailureAlerts",
+    "Forecasting",
+    "MarketData",
+    "ModelSigning",
+    "PostgresDatabase",
+    "build_resources",
+]
 
 
 class MarketData(ConfigurableResource):
@@ -41,6 +53,15 @@ class MarketData(ConfigurableResource):
 
     def candle_source(self) -> CandleSource:
         return source_for(self.source, self.exchange_api_url)
+
+
+class Forecasting(ConfigurableResource):
+    """How forecasts are made: the coverage level their intervals are calibrated for."""
+
+    interval_level: float = Field(
+        default=DEFAULT_INTERVAL_LEVEL,
+        description="Coverage the intervals are calibrated for (CRYPTIFY_INTERVAL_LEVEL).",
+    )
 
 
 _ALERTS = AlertPolicy()
@@ -143,4 +164,5 @@ def build_resources(settings: Settings) -> dict[str, object]:
             key=_env_or_none("CRYPTIFY_MODEL_SIGNING_KEY", settings.model_signing_key),
             key_file=None if settings.model_signing_key else str(settings.model_signing_key_file),
         ),
+        "forecasting": Forecasting(interval_level=settings.interval_level),
     }

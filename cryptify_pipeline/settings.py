@@ -41,6 +41,7 @@ DEFAULT_DB_USER = "postgres"
 DEFAULT_SOURCE = "sample"
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
+DEFAULT_INTERVAL_LEVEL = 0.9
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
 DEPLOYMENTS = ("development", "production")
@@ -110,6 +111,7 @@ class Settings:
     # origins allowed to call it from a browser
     api_database_url: DatabaseUrl | None = None
     api_cors_origins: tuple[str, ...] = ()
+    interval_level: float = DEFAULT_INTERVAL_LEVEL
 
 
 def project_root() -> Path:
@@ -245,6 +247,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CRYPTIFY_API_CORS_ORIGINS", (), _origins,
             "comma-separated origins such as https://app.example.com,http://localhost:5173, or *",
         ),
+        interval_level=read.read(
+            "CRYPTIFY_INTERVAL_LEVEL", DEFAULT_INTERVAL_LEVEL, _interval_level,
+            "a coverage level between 0.5 and 0.99, e.g. 0.9",
+        ),
     )  # fmt: skip
 
 
@@ -378,6 +384,13 @@ def _price_jump_bound(raw: str) -> float:
     if not 0 < bound < 10:
         raise ValueError
     return bound
+
+
+def _interval_level(raw: str) -> float:
+    level = float(raw)
+    if not 0.5 <= level <= 0.99:
+        raise ValueError
+    return level
 
 
 def _celery_backend(broker: str) -> str:

@@ -27,7 +27,7 @@ ROOT = project_root()
 NOW = datetime(2026, 11, 28, 18, 6, tzinfo=UTC)  # the last closed hour is 17:00
 START = datetime(2025, 1, 1, tzinfo=UTC)
 NEED = (
-    "training needs 467 (the features' 320-hour windows, then 124 rows whose 24 h target is known)"
+    "training needs 497 (the features' 320-hour windows, then 154 rows whose 24 h target is known)"
 )
 
 
@@ -84,17 +84,17 @@ def test_arguments_that_leave_too_little_history_are_refused_with_what_would_do(
     span = plan(60, 14, START, NOW)
     assert span.first_hour == datetime(2026, 9, 29, 17, tzinfo=UTC)
     assert span.first_model_day == datetime(2026, 11, 14, tzinfo=UTC)
-    assert plan(34, 14, START, NOW).first_hour == datetime(2026, 10, 25, 17, tzinfo=UTC)
+    assert plan(35, 14, START, NOW).first_hour == datetime(2026, 10, 24, 17, tzinfo=UTC)
     cases = [
         ((20, 14, START), "--history-days 20 leaves the first model day (2026-11-14, "
          f"--forecast-days 14) 151 hours of candles before its cut-off; {NEED}: use "
-         "--history-days 34 or more"),
+         "--history-days 35 or more"),
         ((33, 14, START), "--history-days 33 leaves the first model day (2026-11-14, "
          f"--forecast-days 14) 463 hours of candles before its cut-off; {NEED}: use "
-         "--history-days 34 or more, or --forecast-days 13 or fewer"),
+         "--history-days 35 or more, or --forecast-days 12 or fewer"),
         ((60, 14, datetime(2026, 11, 1, tzinfo=UTC)), "CRYPTIFY_START (2026-11-01) leaves the "
          "first model day (2026-11-14, --forecast-days 14) 336 hours of candles before its "
-         f"cut-off; {NEED}: use --forecast-days 8 or fewer"),
+         f"cut-off; {NEED}: use --forecast-days 7 or fewer"),
         ((60, 14, datetime(2026, 11, 20, tzinfo=UTC)), "CRYPTIFY_START (2026-11-20) leaves the "
          "first model day (2026-11-14, --forecast-days 14) 0 hours of candles before its "
          f"cut-off; {NEED}: use an earlier CRYPTIFY_START"),
@@ -106,8 +106,8 @@ def test_arguments_that_leave_too_little_history_are_refused_with_what_would_do(
             plan(*args, NOW)
         assert str(refused.value) == message
     # what each message proposes works
-    plan(34, 14, START, NOW), plan(33, 13, START, NOW)
-    plan(60, 8, datetime(2026, 11, 1, tzinfo=UTC), NOW)
+    plan(35, 14, START, NOW), plan(33, 12, START, NOW)
+    plan(60, 7, datetime(2026, 11, 1, tzinfo=UTC), NOW)
 
 
 def bootstrap(schema: str, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -128,7 +128,7 @@ def test_too_little_history_is_refused_before_anything_runs(schema, tmp_path):
     assert refused.returncode == 2
     error = refused.stderr.strip().splitlines()[-1]
     assert error.startswith("bootstrap.py: error: --history-days 20 leaves the first model day")
-    assert "use --history-days 34 or more" in error
+    assert "use --history-days 35 or more" in error
     # no run was made: the instance's storage was never even created
     assert run_sql("SELECT to_regnamespace(%s)", (f"{schema}_dagster",)) == [(None,)]
 

@@ -60,6 +60,15 @@ def test_invalid_setting_fails_the_code_location_with_the_variable_named():
     assert "CRYPTIFY_START is '2025-01-01T13:30Z', not on the hour" in result.stdout + result.stderr
 
 
+def test_the_interval_level_labels_the_assets_and_reaches_training(schema):
+    defs = pipeline.definitions(schema, {"CRYPTIFY_INTERVAL_LEVEL": "0.8"})
+    for name in ("models", "predictions", "forecast_metrics", "leaderboard"):
+        description = defs.get_assets_def(name).descriptions_by_key.values()
+        assert "80%" in " ".join(description) and "90%" not in " ".join(description), name
+    assert "forecasting" in defs.get_assets_def("models").required_resource_keys
+    assert defs.resources["forecasting"].interval_level == 0.8
+
+
 def test_collect_job_backfills_a_range_in_one_run(instance, schema):
     job = pipeline.definitions(schema).resolve_job_def("collect_job")
     assert job.tags["cryptify/job"] == "collect_job"  # the run queue's one-per-job limit key

@@ -123,6 +123,14 @@ def test_a_refused_api_database_url_does_not_echo_its_password():
     assert "hunter2" not in str(refused.value)
 
 
+def test_interval_level():
+    assert load_settings({}).interval_level == 0.9
+    assert load_settings({"CRYPTIFY_INTERVAL_LEVEL": "0.8"}).interval_level == 0.8
+    for refused in ("90%", "1", "0.2", "nan"):
+        with pytest.raises(SettingsError, match="CRYPTIFY_INTERVAL_LEVEL is .*between 0.5 and"):
+            load_settings({"CRYPTIFY_INTERVAL_LEVEL": refused})
+
+
 def test_start_date_only_means_midnight_utc():
     assert load_settings({"CRYPTIFY_START": "2024-03-01"}).start == datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from cryptify_pipeline.api.errors import ApiError
 from cryptify_pipeline.ml.models import MODEL_ZOO
 
-# The old frontend's three model names, each mapped to the closest model of the zoo. A zoo model
-# of the same name, should one be added, wins over its alias.
+# The old frontend's model names that the zoo does not have, each mapped to the closest model of
+# the zoo (its third, ``xgboost``, is a zoo model). A zoo model of the same name, should one be
+# added, wins over its alias.
 MODEL_ALIASES = {
     "linear_regression": "linear",  # the same ordinary least squares
-    "xgboost": "hist_gbm",  # gradient-boosted trees, scikit-learn's histogram implementation
     "lstm": "mlp",  # the zoo's only neural network
 }
 _SEPARATORS = re.compile(r"[/\-]")

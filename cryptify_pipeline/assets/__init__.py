@@ -10,16 +10,19 @@ from cryptify_pipeline.assets.features import features_asset
 from cryptify_pipeline.assets.models import models_asset
 from cryptify_pipeline.assets.predictions import predictions_asset
 from cryptify_pipeline.partitions import Partitions
+from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL
 
 
-def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
-    """Every asset, candles through leaderboard."""
+def build_assets(
+    partitions: Partitions, interval_level: float = DEFAULT_INTERVAL_LEVEL
+) -> list[AssetsDefinition]:
+    """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts."""
     return [
         candles_asset(partitions),
         features_asset(partitions),
-        models_asset(partitions),
-        predictions_asset(partitions),
-        *evaluation_assets(partitions),
+        models_asset(partitions, interval_level),
+        predictions_asset(partitions, interval_level),
+        *evaluation_assets(partitions, interval_level),
     ]
 
 

@@ -19,6 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from cryptify_pipeline.assets.columns import CANDLES, described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.market.candles import (
     describe_hours,
@@ -64,7 +65,7 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool="candles",
         config_schema=constrained_config(CandlesConfig),
-        metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
+        metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"], **described(CANDLES)},
         group_name="market",
         kinds={"postgres"},
         description=(

@@ -6,9 +6,11 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetsDefinition,
     AutomationCondition,
     Config,
+    DagsterEventType,
     Failure,
     MetadataValue,
     Output,
@@ -16,9 +18,14 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from cryptify_pipeline.assets import columns
+from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
+from cryptify_pipeline.hours import describe_runs, hour_key
+from cryptify_pipeline.ml.models import ZERO_RETURN
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
 from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.significance import SIGNIFICANCE, significantly_better
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.partitions import Partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
@@ -43,19 +50,26 @@ class LeaderboardConfig(Config):
         return horizon
 
 
-def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
-    """``forecast_metrics`` on ``partitions``' days, and the ``leaderboard`` over all of them."""
+def evaluation_assets(partitions: Partitions, interval_level: float) -> list[AssetsDefinition]:
+    """``forecast_metrics`` on ``partitions``' days, and the ``leaderboard`` over all of them;
+    ``interval_level`` labels them."""
 
     @asset(
         partitions_def=partitions.daily,
         pool="forecast_metrics",
         ins={"predictions": AssetIn(), "candles": AssetIn(partition_mapping=realised_next_day)},
-        metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+        metadata={
+            "partition_expr": "day",
+            "primary_key": ["day", "symbol", "model", "horizon_h"],
+            **described(columns.FORECAST_METRICS),
+        },
         group_name="evaluation",
         kinds={"postgres"},
         description=(
             "Forecasts made on day D scored against the candles they forecast (through D+1), per "
-            "symbol, model and horizon, every model on the same rows, with the baselines' figures."
+            "symbol, model and horizon, every model of a symbol and horizon on the same rows: "
+            f"accuracy, coverage of the {interval_level:.0%} intervals, the zero forecast's and "
+            "drift's figures on those rows, and the hourly loss differentials against zero."
         ),
     )
     def forecast_metrics(
@@ -69,9 +83,21 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 f"closed, at {scorable_at:%Y-%m-%d %H:%M} UTC",
                 allow_retries=False,
             )
+        made = predictions[(predictions["ts"] >= window.start) & (predictions["ts"] < window.end)]
+        _fail_on_uncollected_targets(context, made)
+        holes = _targets_without_candles(made, candles)
+        if holes:
+            context.log.warning(
+                f"{len(holes)} forecast target(s) have no candle although their hour was "
+                f"collected (the source had none), scored without: {', '.join(holes[:10])}"
+                + (" ..." if len(holes) > 10 else "")
+            )
         days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
         frame = pd.concat(
-            [score_day(predictions, candles, day.to_pydatetime()) for day in days],
+            [
+                score_day(predictions, candles, day.to_pydatetime(), warn=context.log.warning)
+                for day in days
+            ],
             ignore_index=True,
         )
         if frame.empty:
@@ -82,6 +108,7 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
             frame,
             metadata={
                 "scored_forecasts": int(frame["n"].sum()),
+                "targets_without_candles": len(holes),
                 "by_model": MetadataValue.md(
                     frame.groupby(["model", "horizon_h"])[
                         ["rmse", "r2_vs_zero", "directional_accuracy", "coverage"]
@@ -97,6 +124,7 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
         ins={"forecast_metrics": AssetIn()},
         config_schema=constrained_config(LeaderboardConfig),
         pool="leaderboard",
+        metadata=described(columns.leaderboard(interval_level)),
         # not eager(): that waits until no upstream partition is missing, and old unscored days
         # always are; the leaderboard is a summary, so any new score is reason to refresh it,
         # unless evaluate_job already refreshed it with those scores
@@ -109,7 +137,9 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
         kinds={"postgres"},
         description=(
             "Per symbol and horizon, every model over the recent days (30 by default) and all "
-            "time, ranked by RMSE, with skill against the zero-return forecast; and a plot of the "
+            "time: its figures on its own rows, skill against the zero forecast and drift, a "
+            "Diebold-Mariano test against zero, and a rank by RMSE on the rows the current models "
+            f"share, and the coverage of the {interval_level:.0%} intervals; and a plot of the "
             "last week's forecasts of the best model."
         ),
     )
@@ -123,11 +153,8 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
             f"leaderboard ({recent})": MetadataValue.md(
                 board[board["window"] == recent].to_markdown(index=False, floatfmt=".4g")
             ),
-            "how to read": MetadataValue.md(
-                "RMSE of log-return forecasts; `skill_vs_zero` > 0 means better than saying the "
-                "price stays where it is. At these horizons a realistic model has R2 near zero and "
-                "50-55% directional accuracy: far above that is a bug until proven otherwise."
-            ),
+            "better than zero?": MetadataValue.md(significance_text(board, recent)),
+            "how to read": MetadataValue.md(HOW_TO_READ),
         }
         plot = _recent_forecast_plot(database, board, config)
         if plot:
@@ -137,25 +164,111 @@ def evaluation_assets(partitions: Partitions) -> list[AssetsDefinition]:
     return [forecast_metrics, leaderboard]
 
 
+def _fail_on_uncollected_targets(context: AssetExecutionContext, made: pd.DataFrame) -> None:
+    """Fails naming the target candle hours that have not been collected yet: the day is scored
+    once they are (gap repair collects them, the missing_scores sensor then scores it)."""
+    targets = sorted(pd.Timestamp(ts).to_pydatetime() for ts in made["target_ts"].unique())
+    collected = context.instance.get_latest_storage_id_by_partition(
+        AssetKey("candles"),
+        DagsterEventType.ASSET_MATERIALIZATION,
+        {hour_key(ts) for ts in targets},
+    )
+    uncollected = [ts for ts in targets if hour_key(ts) not in collected]
+    if uncollected:
+        raise Failure(
+            f"{len(uncollected)} candle hour(s) these forecasts are scored against have not been "
+            f"collected yet: {describe_runs(uncollected)}; gap repair collects them, and the "
+            "missing_scores sensor scores the day once they are in",
+            allow_retries=False,
+        )
+
+
+def _targets_without_candles(made: pd.DataFrame, candles: pd.DataFrame) -> list[str]:
+    """'SYMBOL HOUR' of the forecast targets whose candle does not exist."""
+    wanted = made[["symbol", "target_ts"]].drop_duplicates()
+    have = pd.MultiIndex.from_frame(candles[["symbol", "ts"]])
+    absent = wanted[~pd.MultiIndex.from_frame(wanted).isin(have)]
+    return [f"{symbol} {ts:%Y-%m-%d %H:%M}" for symbol, ts in absent.itertuples(index=False)]
+
+
+HOW_TO_READ = (
+    "RMSE of log-return forecasts, each model's figures on its own rows. `skill_vs_zero` > 0 "
+    "means better than saying the price stays where it is, `skill_vs_drift` > 0 better than "
+    "repeating the training mean. `dm_stat` > 0 means lower squared errors than the zero "
+    "forecast; `dm_p_value` is the one-sided Diebold-Mariano p-value (Newey-West variance, h-1 "
+    f"lags): a model is called better than zero below {SIGNIFICANCE:.0%} divided by the number "
+    "of models tested for that symbol and horizon (Bonferroni). `rank` compares the models "
+    "scored on the window's last day on the `rank_rows` rows they all share. At these horizons "
+    "a realistic model has R2 near zero and 50-55% directional accuracy: far above that is a "
+    "bug until proven otherwise."
+)
+
+
+def better_than_zero(board: pd.DataFrame, window: str) -> dict[tuple[str, int], list[str]]:
+    """Per (symbol, horizon), the models significantly better than zero in ``window``."""
+    tested = board[(board["window"] == window) & (board["model"] != ZERO_RETURN)]
+    return {
+        (symbol, int(horizon)): significantly_better(
+            dict(zip(group["model"], group["dm_p_value"], strict=True))
+        )
+        for (symbol, horizon), group in tested.groupby(["symbol", "horizon_h"], sort=True)
+    }
+
+
+def significance_text(board: pd.DataFrame, window: str) -> str:
+    """Per symbol and horizon, the models significantly better than zero in ``window``; says so
+    plainly when there are none."""
+    better = better_than_zero(board, window)
+    if not better:
+        return "nothing scored"
+    lines = [
+        f"- {symbol} {horizon}h: "
+        + (", ".join(models) if models else "no model is significantly better than zero")
+        for (symbol, horizon), models in better.items()
+    ]
+    if not any(better.values()):
+        lines.insert(0, f"**No model is significantly better than the zero forecast ({window}).**")
+    return "\n".join(lines)
+
+
+def best_models(board: pd.DataFrame, window: str, horizon: int) -> dict[str, str]:
+    """Per symbol, its own best model at ``horizon`` in ``window``: rank 1 on the rows the
+    current models share (a calm symbol's best model says nothing about a wild one's)."""
+    ranked = board[(board["window"] == window) & (board["horizon_h"] == horizon)]
+    ranked = ranked[ranked["rank"].notna()].sort_values(["symbol", "rank", "model"])
+    return ranked.groupby("symbol", sort=True)["model"].first().to_dict()
+
+
 def _recent_forecast_plot(
     database: PostgresDatabase, board: pd.DataFrame, config: LeaderboardConfig
 ) -> str | None:
     recent, horizon = f"{config.recent_days}d", config.plot_horizon_h
-    best = board[(board["window"] == recent) & (board["horizon_h"] == horizon)]
-    if best.empty:
-        return None
-    model = best.sort_values("rmse")["model"].iloc[0]
+    best = best_models(board, recent, horizon)
     end = database.latest_ts("candles")
-    if end is None:
+    if not best or end is None:
         return None
     start = end - timedelta(hours=config.plot_lookback_hours)
     forecasts = database.read_time_range("predictions", start, end)
-    forecasts = forecasts[(forecasts["model"] == model) & (forecasts["horizon_h"] == horizon)]
-    candles = database.read_time_range("candles", start, end + timedelta(hours=1))
+    chosen = pd.MultiIndex.from_tuples(list(best.items()))
+    forecasts = forecasts[
+        (forecasts["horizon_h"] == horizon)
+        & pd.MultiIndex.from_frame(forecasts[["symbol", "model"]]).isin(chosen)
+    ]
     if forecasts.empty:
         return None
+    candles = database.read_time_range("candles", start, end + timedelta(hours=1))
+    better = better_than_zero(board, recent)
+    panels = {
+        symbol: f"{symbol}: {model}, best {recent} RMSE; "
+        + (
+            f"significantly better than zero: {', '.join(models)}"
+            if (models := better.get((symbol, horizon)))
+            else "no model significantly better than zero"
+        )
+        for symbol, model in best.items()
+    }
     title = (
-        f"{model}, {horizon}h forecasts of the last {config.plot_lookback_hours} hours "
-        f"(best {recent} RMSE)"
+        f"{horizon}h forecasts of the last {config.plot_lookback_hours} hours, each symbol's "
+        "best model"
     )
-    return as_markdown_image(forecast_plot_png(forecasts, candles, title), title)
+    return as_markdown_image(forecast_plot_png(forecasts, candles, title, panels), title)

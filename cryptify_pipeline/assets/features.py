@@ -11,6 +11,7 @@ from dagster import (
     asset,
 )
 
+from cryptify_pipeline.assets.columns import FEATURES, described
 from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS, build_features
 from cryptify_pipeline.partitions import Partitions, features_lookback
 
@@ -23,7 +24,7 @@ def features_asset(partitions: Partitions) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool="features",
         ins={"candles": AssetIn(partition_mapping=features_lookback)},
-        metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
+        metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"], **described(FEATURES)},
         group_name="forecasting",
         kinds={"postgres"},
         description=(

@@ -15,14 +15,16 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from cryptify_pipeline.assets import columns
+from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, train_all
+from cryptify_pipeline.ml.training import NotEnoughData, min_calibration_windows, train_all
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
-from cryptify_pipeline.resources import ModelSigning
+from cryptify_pipeline.resources import Forecasting, ModelSigning
 
 
 class TrainConfig(Config):
@@ -57,26 +59,36 @@ class TrainConfig(Config):
         return models
 
 
-def models_asset(partitions: Partitions) -> AssetsDefinition:
-    """The ``models`` asset on ``partitions``' days."""
+def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
+    """The ``models`` asset on ``partitions``' days; ``interval_level`` (the deployment's
+    setting, which its ``forecasting`` resource also carries) labels it."""
 
     @asset(
         partitions_def=partitions.daily,
         config_schema=constrained_config(TrainConfig),
         pool="models",
         ins={"features": AssetIn(partition_mapping=training_window)},
-        metadata={"partition_expr": "day", "primary_key": ["day", "symbol", "model", "horizon_h"]},
+        metadata={
+            "partition_expr": "day",
+            "primary_key": ["day", "symbol", "model", "horizon_h"],
+            **described(columns.models(interval_level)),
+        },
         group_name="forecasting",
-        kinds={"scikitlearn", "postgres"},
+        kinds={"scikitlearn", "xgboost", "postgres"},
         description=(
-            "Per day D, symbol, horizon and model: a scikit-learn pipeline fitted on rows whose "
-            "target was known by the end of D, stored in skops's format and signed for its row "
+            "Per day D, symbol, horizon and model: a scikit-learn pipeline (or an XGBoost model) "
+            "fitted on rows whose target was known by the end of D, stored in skops's format (or "
+            "XGBoost's JSON) and signed for its row "
             "with the model signing key, with its sha256, versions, training window, "
-            "validation figures and interval quantiles."
+            f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
+            "of the volatility at the forecast's hour), or none where too few held-out windows."
         ),
     )
     def models(
-        context: AssetExecutionContext, model_signing: ModelSigning, features: pd.DataFrame
+        context: AssetExecutionContext,
+        model_signing: ModelSigning,
+        forecasting: Forecasting,
+        features: pd.DataFrame,
     ) -> Output[pd.DataFrame]:
         config = config_of(context, TrainConfig)
         try:
@@ -91,8 +103,9 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
             cutoff = day + timedelta(days=1)
             try:
                 records = train_all(
-                    rows, cutoff, config.horizons, config.models, config.training_days
-                )
+                    rows, cutoff, config.horizons, config.models, config.training_days,
+                    interval_level=forecasting.interval_level,
+                )  # fmt: skip
             except NotEnoughData as error:
                 raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
             records.insert(0, "day", day)
@@ -102,10 +115,23 @@ def models_asset(partitions: Partitions) -> AssetsDefinition:
         frame = pd.concat(trained, ignore_index=True)
         frame["trained_at"] = datetime.now(UTC)
         summary = (
-            frame.groupby(["model", "horizon_h"])[["val_rmse", "val_r2_vs_zero"]]
-            .mean()
+            frame.groupby(["model", "horizon_h"])
+            .agg(
+                val_rmse=("val_rmse", "mean"),
+                val_r2_vs_zero=("val_r2_vs_zero", "mean"),
+                interval_windows=("interval_windows", "min"),
+                uncalibrated=("interval_calibrated", lambda calibrated: int((~calibrated).sum())),
+            )
             .reset_index()
         )
+        if not frame["interval_calibrated"].all():
+            uncalibrated = frame[~frame["interval_calibrated"]]
+            context.log.warning(
+                f"{len(uncalibrated)} model(s) have no {forecasting.interval_level:.0%} interval: "
+                f"fewer than {min_calibration_windows(forecasting.interval_level)} independent "
+                "held-out windows (horizons "
+                f"{sorted(uncalibrated['horizon_h'].unique().tolist())}); train on more days"
+            )
         return Output(
             frame,
             metadata={

@@ -12,6 +12,8 @@ from dagster import (
     asset,
 )
 
+from cryptify_pipeline.assets import columns
+from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
 from cryptify_pipeline.ml.signing import SigningKeyError
@@ -19,8 +21,8 @@ from cryptify_pipeline.partitions import Partitions, previous_day_model
 from cryptify_pipeline.resources import MarketData, ModelSigning
 
 
-def predictions_asset(partitions: Partitions) -> AssetsDefinition:
-    """The ``predictions`` asset on ``partitions``' hours."""
+def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
+    """The ``predictions`` asset on ``partitions``' hours; ``interval_level`` labels it."""
 
     @asset(
         partitions_def=partitions.hourly,
@@ -30,14 +32,16 @@ def predictions_asset(partitions: Partitions) -> AssetsDefinition:
         metadata={
             "partition_expr": "ts",
             "primary_key": ["symbol", "ts", "model", "horizon_h"],
+            **described(columns.predictions(interval_level)),
         },
         group_name="forecasting",
         kinds={"postgres"},
         description=(
             "Every model's forecast of the log return to ts + h, made at hour ts with the models "
             "trained through the end of the previous day, each loaded only if the model signing "
-            "key signed it for its row: price = close * exp(return), with the 90% interval from "
-            "validation residuals. Kept forever, realised or not."
+            "key signed it for its row: price = close * exp(return), with the model's "
+            f"split-conformal {interval_level:.0%} interval (none where uncalibrated). Kept "
+            "forever, realised or not."
         ),
     )
     def predictions(

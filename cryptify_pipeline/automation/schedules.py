@@ -1,9 +1,11 @@
 """Schedules, all in UTC. Forecasts are not scheduled: the ``forecast_after_collect`` sensor
 starts them as soon as the hour's features are written."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetKey,
+    DagsterEventType,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
@@ -14,7 +16,8 @@ from dagster import (
 )
 
 from cryptify_pipeline.automation.jobs import Jobs
-from cryptify_pipeline.hours import day_key
+from cryptify_pipeline.hours import DAY_KEY_FORMAT, day_key, describe_runs, hour_key, hours_between
+from cryptify_pipeline.ml.targets import scored_against
 from cryptify_pipeline.partitions import Partitions
 
 
@@ -58,6 +61,17 @@ def build_schedules(
         day = day_to_evaluate(context.scheduled_execution_time)
         if day < first_day:
             return SkipReason(f"{day} is before the first partition")
+        first, last = scored_against(datetime.strptime(day, DAY_KEY_FORMAT).replace(tzinfo=UTC))
+        hours = hours_between(first, last)
+        collected = context.instance.get_latest_storage_id_by_partition(
+            AssetKey("candles"), DagsterEventType.ASSET_MATERIALIZATION, set(map(hour_key, hours))
+        )
+        absent = [hour for hour in hours if hour_key(hour) not in collected]
+        if absent:
+            return SkipReason(
+                f"{day} waits for candles not collected yet: {describe_runs(absent)}; the "
+                "missing_scores sensor scores it once they are in"
+            )
         return RunRequest(run_key=f"evaluate:{day}", partition_key=day)
 
     return [collect_schedule, train_schedule, evaluate_schedule]

@@ -1,17 +1,22 @@
-"""Sensors: forecasts after each collection, gap repair for ``candles``, run-failure records
-and their alerts, and the one that evaluates automation conditions."""
+"""Sensors: forecasts after each collection, repairs of what was missed (candles, forecasts,
+scores), run-failure records and their alerts, and the one that evaluates automation
+conditions."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterEventType,
+    DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
@@ -30,23 +35,37 @@ from cryptify_pipeline.automation.failures import (
     record_run_failure,
 )
 from cryptify_pipeline.automation.jobs import Jobs
-from cryptify_pipeline.automation.run_tags import TRIGGER_TAG, range_tags, run_partition_range
+from cryptify_pipeline.automation.run_tags import (
+    PARTITION_NAME_TAG,
+    TRIGGER_TAG,
+    range_tags,
+    run_partition_range,
+)
 from cryptify_pipeline.hours import (
     DAY,
     HOUR,
     HOUR_KEY_FORMAT,
     consecutive_runs,
     day_key,
+    describe_runs,
     floor_hour,
     hour_key,
     hours_between,
 )
+from cryptify_pipeline.ml.targets import scored_against
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import FailureAlerts, MarketData, PostgresDatabase
 from cryptify_pipeline.storage import pg_tables
 
 # The schedule fetches each hour at HH:02; leave it the hour before calling the hour a gap.
 SCHEDULE_GRACE = timedelta(minutes=20)
+# evaluate_schedule scores the day before yesterday at 00:15; leave it its run before calling
+# the day unscored
+SCORING_GRACE = timedelta(minutes=45)
+IN_PROGRESS = [
+    DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]  # fmt: skip
 # Failed runs recorded per tick of record_run_failures (more wait for the next tick).
 FAILURES_PER_TICK = 25
 
@@ -80,6 +99,82 @@ def forecastable_ranges(
         datetime.strptime(first, HOUR_KEY_FORMAT),
         datetime.strptime(last, HOUR_KEY_FORMAT),
         lambda hour: day_key(hour - DAY) in days,
+    )
+
+
+def newest_closed_hour(now: datetime) -> datetime:
+    """The newest hour the collect schedule has had time to collect by ``now``."""
+    return floor_hour(now - SCHEDULE_GRACE) - HOUR
+
+
+def forecast_gaps(
+    featured: Iterable[str], forecast: Iterable[str], modelled_days: Iterable[str],
+    now: datetime, days: int, first_hour: datetime,
+) -> list[tuple[str, str]]:  # fmt: skip
+    """Runs of closed hours in the last ``days`` days that have features and models of their
+    previous day but no forecasts, as (first key, last key), oldest first."""
+    newest = newest_closed_hour(now)
+    oldest = max(newest - timedelta(days=days) + HOUR, first_hour)
+    featured, forecast, modelled = set(featured), set(forecast), set(modelled_days)
+    return hour_ranges(
+        oldest,
+        newest,
+        lambda hour: (
+            hour_key(hour) in featured
+            and hour_key(hour) not in forecast
+            and day_key(hour - DAY) in modelled
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ScoringState:
+    """Of the recent days with forecasts: those to score now (day key -> the newest storage id
+    of their inputs, which keys the request) and those waiting for candles (day key -> the
+    target hours not collected yet)."""
+
+    to_score: dict[str, int]
+    waiting: dict[str, list[datetime]]
+
+
+def scoring_state(
+    made: Mapping[str, int], collected: Mapping[str, int], scored: Mapping[str, int],
+    now: datetime, days: int, first_day: datetime,
+) -> ScoringState:  # fmt: skip
+    """Which of the last ``days`` scorable days to score, from the latest storage ids of the
+    materialisations of ``predictions`` (by hour), ``candles`` (by hour) and
+    ``forecast_metrics`` (by day).
+
+    A day is scorable once its last target candle has closed and the evaluate schedule has had
+    its turn. It is scored when it has forecasts, every candle hour they are scored against has
+    been collected, and it was never scored or its scores are older than one of those inputs
+    (late candles, repaired forecasts).
+    """
+    newest_day = floor_hour(now - SCORING_GRACE - 2 * DAY).replace(hour=0)
+    to_score, waiting = {}, {}
+    day = max(newest_day - timedelta(days=days - 1), first_day)
+    while day <= newest_day:
+        inputs = [made[key] for key in map(hour_key, hours_between(day, day + DAY - HOUR))
+                  if key in made]  # fmt: skip
+        first, last = scored_against(day)
+        absent = [hour for hour in hours_between(first, last) if hour_key(hour) not in collected]
+        if inputs and absent:
+            waiting[day_key(day)] = absent
+        elif inputs:
+            newest = max(inputs + [collected[hour_key(h)] for h in hours_between(first, last)])
+            if scored.get(day_key(day), -1) < newest:
+                to_score[day_key(day)] = newest
+        day += DAY
+    return ScoringState(to_score, waiting)
+
+
+def latest_storage_ids(
+    instance: DagsterInstance, asset: str, partitions: Iterable[str]
+) -> Mapping[str, int]:
+    """Partition -> storage id of its latest materialisation, for those of ``partitions`` that
+    have one."""
+    return instance.get_latest_storage_id_by_partition(
+        AssetKey(asset), DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
     )
 
 
@@ -130,6 +225,78 @@ def build_sensors(
             )
             for first, last in gaps
         ]
+
+    @sensor(
+        job=jobs.predict,
+        minimum_interval_seconds=600,
+        default_status=status,
+        description=(
+            "Requests forecasts for closed hours of the last CRYPTIFY_GAP_REPAIR_DAYS days that "
+            "have features and models but no forecasts (e.g. collected before training ended)."
+        ),
+    )
+    def missing_forecasts(context: SensorEvaluationContext, market: MarketData):
+        now = datetime.now(UTC)
+        instance = context.instance
+        gaps = forecast_gaps(
+            instance.get_materialized_partitions(AssetKey("features")),
+            instance.get_materialized_partitions(AssetKey("predictions")),
+            instance.get_materialized_partitions(AssetKey("models")),
+            now, market.gap_repair_days, first_hour,
+        )  # fmt: skip
+        if not gaps:
+            return SkipReason(
+                f"every hour of the last {market.gap_repair_days} days with features and models "
+                "has forecasts"
+            )
+        context.log.info(f"requesting forecasts for {len(gaps)} range(s): {gaps}")
+        return [
+            partition_request(
+                f"missing-forecasts:{first}:{last}:{now:%Y-%m-%dT%H}",
+                first,
+                last,
+                **{TRIGGER_TAG: "forecast_repair"},
+            )
+            for first, last in gaps
+        ]
+
+    first_day = first_hour.replace(hour=0)
+
+    @sensor(
+        job=jobs.evaluate,
+        minimum_interval_seconds=600,
+        default_status=status,
+        description=(
+            "Scores days of the last CRYPTIFY_GAP_REPAIR_DAYS days once every candle their "
+            "forecasts are scored against is collected: days never scored, and days scored "
+            "before late candles or repaired forecasts arrived."
+        ),
+    )
+    def missing_scores(context: SensorEvaluationContext, market: MarketData):
+        now = datetime.now(UTC)
+        instance = context.instance
+        oldest = max(first_day, now.replace(minute=0, second=0, microsecond=0)
+                     - timedelta(days=market.gap_repair_days + 3))  # fmt: skip
+        hours = [hour_key(hour) for hour in hours_between(oldest, newest_closed_hour(now))]
+        state = scoring_state(
+            latest_storage_ids(instance, "predictions", hours),
+            latest_storage_ids(instance, "candles", hours),
+            latest_storage_ids(instance, "forecast_metrics", {key[:10] for key in hours}),
+            now, market.gap_repair_days, first_day,
+        )  # fmt: skip
+        for day, absent in state.waiting.items():
+            context.log.info(f"{day} waits for candles {describe_runs(absent)}")
+        requests = [
+            RunRequest(run_key=f"scores:{day}:{newest}", partition_key=day,
+                       tags={TRIGGER_TAG: "scoring_repair"})
+            for day, newest in state.to_score.items()
+            if not _evaluating(instance, jobs.evaluate.name, day)
+        ]  # fmt: skip
+        if requests:
+            return requests
+        waiting = "; ".join(f"{day} waits for candles {describe_runs(absent)}"
+                            for day, absent in state.waiting.items())  # fmt: skip
+        return SkipReason(waiting or "every recent day with forecasts is scored on all its inputs")
 
     # A run-status sensor rather than declarative automation: it fires on the collect run's
     # success within seconds (automation ticks every 30 s and looks only at the newest
@@ -215,4 +382,17 @@ def build_sensors(
         default_status=status,
         description="Evaluates the assets' automation conditions (e.g. leaderboard after scores).",
     )
-    return [forecast_after_collect, candle_gap_repair, record_run_failures, automation_conditions]
+    return [
+        forecast_after_collect,
+        candle_gap_repair,
+        missing_forecasts,
+        missing_scores,
+        record_run_failures,
+        automation_conditions,
+    ]
+
+
+def _evaluating(instance: DagsterInstance, job_name: str, day: str) -> bool:
+    """Whether a run of ``job_name`` for ``day`` is queued or running."""
+    running = RunsFilter(job_name=job_name, statuses=IN_PROGRESS, tags={PARTITION_NAME_TAG: day})
+    return instance.get_runs_count(running) > 0

@@ -4,8 +4,9 @@ A hash in the same row as the bytes proves nothing against someone who can write
 unpickling runs code. So a model is stored
 
 - in a format whose loader builds only trusted types: the zoo's scikit-learn pipelines in
-  skops's (``skops_format.py``). The ``artifact_format`` column names the format; ``FORMATS`` is
-  where another one is added, with a loader that builds only its own types (XGBoost's JSON);
+  skops's (``skops_format.py``), its XGBoost in XGBoost's own JSON (``xgboost_format.py``). The
+  ``artifact_format`` column names the format; ``FORMATS`` is where another one is added, with a
+  loader that builds only its own types;
 - signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
   bytes and everything a forecast takes from its row (``SIGNED_FIELDS``: format, model, symbol,
   horizon, day, library versions, features, interval). Bytes and hash rewritten together, an
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,8 +31,14 @@ from typing import Any
 
 import pandas as pd
 
-from cryptify_pipeline.ml import skops_format
+from cryptify_pipeline.ml import skops_format, xgboost_format
 from cryptify_pipeline.ml.signing import SigningKey
+
+
+def _optional_float(value: Any) -> float | None:
+    # an uncalibrated interval has no bounds: NaN from pandas, NULL (None) from a plain client
+    return None if value is None or math.isnan(float(value)) else float(value)
+
 
 # Names the message layout; a new layout gets a new name, so old and new signatures never mix.
 SIGNATURE_SCHEME = b"cryptify-model-artifact/v1"
@@ -43,9 +51,9 @@ _CANONICAL: dict[str, Callable[[Any], object]] = {
     "day": lambda day: pd.Timestamp(day).tz_convert("UTC").isoformat(),
     "library_versions": lambda versions: {str(k): str(v) for k, v in versions.items()},
     "features": lambda features: [str(feature) for feature in features],
-    "interval_low": float,
-    "interval_high": float,
-    "interval_scale_median": float,
+    "interval_low": _optional_float,
+    "interval_high": _optional_float,
+    "interval_scale_median": _optional_float,
 }
 SIGNED_FIELDS = tuple(_CANONICAL)
 
@@ -68,15 +76,16 @@ class ArtifactFormat:
 
 
 SKOPS = ArtifactFormat("skops", ("scikit-learn", "skops"), skops_format.dumps, skops_format.loads)
-# The dispatch point for other formats: an XGBoost model goes in XGBoost's own JSON (a format
-# named e.g. "xgboost-json" whose dump saves the booster's JSON and whose load reads it into a
-# fresh regressor, libraries ("xgboost",)), registered here and chosen by ``format_of``.
-FORMATS: dict[str, ArtifactFormat] = {SKOPS.name: SKOPS}
+# XGBoost's JSON, read back into XGBoost's scikit-learn regressor: both libraries' versions
+XGBOOST_JSON = ArtifactFormat(
+    "xgboost-json", ("scikit-learn", "xgboost-cpu"), xgboost_format.dumps, xgboost_format.loads
+)
+FORMATS: dict[str, ArtifactFormat] = {SKOPS.name: SKOPS, XGBOOST_JSON.name: XGBOOST_JSON}
 
 
 def format_of(pipeline: Any) -> ArtifactFormat:
     """The format a fitted model of the zoo is stored in."""
-    return SKOPS
+    return XGBOOST_JSON if xgboost_format.is_xgboost(pipeline) else SKOPS
 
 
 def library_versions(artifact_format: ArtifactFormat) -> dict[str, str]:

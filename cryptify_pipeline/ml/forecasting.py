@@ -95,7 +95,8 @@ def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[li
             continue
         key = (
             record.sha256, record.symbol, record.model, record.horizon_h,
-            record.interval_low, record.interval_high, record.interval_scale_median,
+            *map(_nan_as_none, (record.interval_low, record.interval_high,
+                                record.interval_scale_median)),
             tuple(record.features),
         )  # fmt: skip
         records, batches = serving.setdefault(key, ([], []))
@@ -105,6 +106,11 @@ def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[li
         (records, pd.concat(batches) if len(batches) > 1 else batches[0])
         for records, batches in serving.values()
     ]
+
+
+def _nan_as_none(value: float) -> float | None:
+    # NaN != NaN: as a key part, two uncalibrated intervals would never be the same
+    return None if pd.isna(value) else float(value)
 
 
 def _forecast_batch(model, record, batch: pd.DataFrame) -> pd.DataFrame:
@@ -126,8 +132,13 @@ def _forecast_batch(model, record, batch: pd.DataFrame) -> pd.DataFrame:
             "pred_log_return": predicted,
             # a log return becomes a price through exp, never 1 + r
             "pred_price": close * np.exp(predicted),
+            # an uncalibrated interval has NaN bounds: no interval is claimed
             "lower": close * np.exp(predicted + record.interval_low * scale),
             "upper": close * np.exp(predicted + record.interval_high * scale),
+            "interval_level": getattr(record, "interval_level", np.nan),
+            "interval_calibrated": bool(
+                np.isfinite(record.interval_low) and np.isfinite(record.interval_high)
+            ),
             "model_day": batch["model_day"].reset_index(drop=True),
             "model_sha256": record.sha256,
         }

@@ -2,12 +2,19 @@
 
 import base64
 import io
+from collections.abc import Mapping
 
 import pandas as pd
 
 
-def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: str) -> bytes:
-    """One panel per symbol: realised close, and each forecast placed at its target time."""
+def forecast_plot_png(
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    title: str,
+    panel_titles: Mapping[str, str] | None = None,
+) -> bytes:
+    """One panel per symbol: realised close, and each forecast placed at its target time;
+    ``panel_titles`` names each panel (default: the symbol)."""
     # imported on use: matplotlib costs half a second in every process that loads the code
     import matplotlib
 
@@ -20,10 +27,10 @@ def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: s
         realised = candles[candles["symbol"] == symbol].sort_values("ts")
         forecast = predictions[predictions["symbol"] == symbol].sort_values("target_ts")
         axis.fill_between(forecast["target_ts"], forecast["lower"], forecast["upper"],
-                          alpha=0.25, label="90% interval")  # fmt: skip
+                          alpha=0.25, label=interval_label(forecast))  # fmt: skip
         axis.plot(forecast["target_ts"], forecast["pred_price"], lw=1, label="forecast")
         axis.plot(realised["ts"], realised["close"], lw=1.2, color="black", label="realised")
-        axis.set_title(symbol, fontsize=9)
+        axis.set_title((panel_titles or {}).get(symbol, symbol), fontsize=9)
         axis.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     figure.suptitle(title, fontsize=10)
@@ -32,6 +39,15 @@ def forecast_plot_png(predictions: pd.DataFrame, candles: pd.DataFrame, title: s
     figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def interval_label(predictions: pd.DataFrame) -> str:
+    """ "90% interval": the level the forecasts' models were calibrated for, from the data, so an
+    older forecast keeps the level it was made with."""
+    levels = sorted(predictions.get("interval_level", pd.Series(dtype=float)).dropna().unique())
+    if not levels:
+        return "interval"
+    return "/".join(f"{level:.0%}" for level in levels) + " interval"
 
 
 def as_markdown_image(png: bytes, alt: str) -> str:

@@ -1,86 +1,218 @@
-"""Forecasts scored against realised prices, per day, and models ranked over days."""
+"""Forecasts scored against realised prices, per day, and models ranked over days.
+
+Every figure of a model is computed on that model's own rows: R2 and skill against the zero
+forecast need no zero model (its error on any row is the realised return), skill against drift
+pools only the days drift was scored beside it, on the same rows. Ranks compare models on the
+rows they share. Days pool exactly through additive sums; the Diebold-Mariano test, which
+needs the forecasts in time order, through each day's hourly loss differentials.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from cryptify_pipeline.ml.metrics import accuracy, figures
-from cryptify_pipeline.ml.models import BASELINES, ZERO_RETURN
+from cryptify_pipeline.ml.significance import diebold_mariano, loss_differential
 
-SUMS = ("n", "sum_abs_error", "sse", "sum_y2", "direction_n", "direction_hits", "covered")
+DRIFT = "drift"
+SUMS = (
+    "n", "sum_abs_error", "sse", "sum_y2", "direction_n", "direction_hits", "covered",
+    "interval_n",
+)  # fmt: skip
+HOURS_PER_DAY = 24
+BOARD_COLUMNS = (
+    "symbol", "horizon_h", "model", "window", "n", "mae", "rmse", "r2_vs_zero",
+    "directional_accuracy", "coverage", "skill_vs_zero", "skill_vs_drift", "dm_stat",
+    "dm_p_value", "rank", "rank_rows",
+)  # fmt: skip
 
 
-def score_day(predictions: pd.DataFrame, candles: pd.DataFrame, day: datetime) -> pd.DataFrame:
+def score_day(
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    day: datetime,
+    warn: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Accuracy of the forecasts made on ``day``, per symbol, model and horizon.
 
-    Every model is scored on the same rows: the (symbol, ts, horizon) forecasts that every
-    model made and whose target candle exists. Baselines' figures are repeated on each row.
+    Per symbol and horizon, every model is scored on the same rows: the hours at which every
+    model of that symbol and horizon forecast and whose target candle exists. An hour some
+    model lacks is dropped for all of them and named through ``warn``; other symbols and
+    horizons keep theirs. Beside each model: the zero forecast's and drift's figures on those
+    rows, and ``loss_diff``, the hourly series the Diebold-Mariano test pools over days (hour
+    of the day -> zero's squared error minus the model's; None where not scored).
     """
     made = predictions[(predictions["ts"] >= day) & (predictions["ts"] < day + timedelta(days=1))]
     closes = candles.set_index(["symbol", "ts"])["close"]
     realised_close = closes.reindex(pd.MultiIndex.from_frame(made[["symbol", "target_ts"]]))
     made = made.assign(realised_close=realised_close.to_numpy()).dropna(subset=["realised_close"])
-    key = ["symbol", "ts", "horizon_h"]
-    model_count = made.groupby(key)["model"].transform("nunique")
-    made = made[model_count == made["model"].nunique()]
+    made = shared_rows(made, warn or (lambda message: None))
     made = made.assign(realised_log_return=np.log(made["realised_close"] / made["close"]))
-    rows = []
-    for (symbol, model, horizon), group in made.groupby(["symbol", "model", "horizon_h"]):
-        figures_ = accuracy(group["realised_log_return"], group["pred_log_return"])
-        covered = (group["lower"] <= group["realised_close"]) & (
-            group["realised_close"] <= group["upper"]
-        )
-        rows.append(
-            {
-                "day": day,
-                "symbol": symbol,
-                "model": model,
-                "horizon_h": horizon,
-                **figures_,
-                "covered": int(covered.sum()),
-                "coverage": float(covered.mean()),
-            }
-        )
+    rows = [
+        {"day": day, "symbol": symbol, "model": model, "horizon_h": horizon,
+         **_scores(group, day)}
+        for (symbol, model, horizon), group in made.groupby(["symbol", "model", "horizon_h"])
+    ]  # fmt: skip
     scores = pd.DataFrame(rows)
     if scores.empty:
         return scores
-    for baseline in BASELINES:
-        base = scores[scores["model"] == baseline].set_index(["symbol", "horizon_h"])
-        index = pd.MultiIndex.from_frame(scores[["symbol", "horizon_h"]])
-        scores[f"mae_{baseline}"] = base["mae"].reindex(index).to_numpy()
-        scores[f"rmse_{baseline}"] = base["rmse"].reindex(index).to_numpy()
+    # drift's figures on the same rows, where drift was forecast beside the model
+    drift = scores[scores["model"] == DRIFT].set_index(["symbol", "horizon_h"])
+    index = pd.MultiIndex.from_frame(scores[["symbol", "horizon_h"]])
+    for column in ("mae", "rmse", "sse"):
+        scores[f"{column}_drift"] = drift[column].reindex(index).to_numpy()
     return scores
 
 
+def shared_rows(made: pd.DataFrame, warn: Callable[[str], None]) -> pd.DataFrame:
+    """The rows of hours at which every model of their symbol and horizon forecast; each
+    (symbol, horizon) that loses hours is named through ``warn`` with the models missing."""
+    key = ["symbol", "horizon_h"]
+    models_of_group = made.groupby(key)["model"].transform("nunique")
+    models_at_hour = made.groupby([*key, "ts"])["model"].transform("nunique")
+    complete = models_at_hour == models_of_group
+    for (symbol, horizon), dropped in made[~complete].groupby(key, sort=True):
+        group = made[(made["symbol"] == symbol) & (made["horizon_h"] == horizon)]
+        hours = sorted(dropped["ts"].unique())
+        absent = []
+        for model, forecasts in group.groupby("model", sort=True):
+            made_at = set(forecasts["ts"])
+            missing = [hour for hour in hours if hour not in made_at]
+            if missing:
+                shown = ", ".join(f"{h:%H:%M}" for h in missing[:6])
+                absent.append(f"{model} at {shown}{' ...' if len(missing) > 6 else ''}")
+        warn(
+            f"{symbol} {horizon}h: {len(hours)} hour(s) of {hours[0]:%Y-%m-%d} dropped from every "
+            f"model's scores, for lack of a forecast by {'; '.join(absent)}"
+        )
+    return made[complete]
+
+
+def _scores(group: pd.DataFrame, day: datetime) -> dict[str, object]:
+    """One model's figures over ``group``'s rows of ``day``."""
+    actual = group["realised_log_return"].to_numpy()
+    predicted = group["pred_log_return"].to_numpy()
+    # an uncalibrated interval has no bounds: it is neither a hit nor a miss
+    bounded = np.isfinite(group["lower"].to_numpy(float)) & np.isfinite(
+        group["upper"].to_numpy(float)
+    )
+    inside = (group["lower"] <= group["realised_close"]) & (
+        group["realised_close"] <= group["upper"]
+    )
+    covered, interval_n = int((inside & bounded).sum()), int(bounded.sum())
+    hours = ((group["ts"] - pd.Timestamp(day)) // timedelta(hours=1)).to_numpy()
+    series: list[float | None] = [None] * HOURS_PER_DAY
+    for hour, value in zip(hours, loss_differential(actual, predicted), strict=True):
+        series[int(hour)] = float(value)
+    return {
+        **accuracy(actual, predicted),
+        "covered": covered,
+        "interval_n": interval_n,
+        "coverage": covered / interval_n if interval_n else np.nan,
+        # the zero forecast's error on any row is the realised return
+        "mae_zero_return": float(np.abs(actual).mean()),
+        "rmse_zero_return": float(np.sqrt((actual**2).mean())),
+        "loss_diff": series,
+    }
+
+
 def rank_models(metrics: pd.DataFrame, last_days: int = 30) -> pd.DataFrame:
-    """Models ranked by RMSE per symbol and horizon, over the last ``last_days`` days and all
-    time, with skill against the zero-return forecast (1 - RMSE / RMSE_zero)."""
+    """Per symbol and horizon, every model over the last ``last_days`` days and all time.
+
+    A model's figures are over its own rows: ``skill_vs_zero = 1 - RMSE / RMSE_zero`` with the
+    zero forecast's RMSE on the same rows, ``skill_vs_drift`` likewise over the days drift was
+    scored beside it, and the Diebold-Mariano test against zero (``dm_stat`` > 0: lower squared
+    errors; ``dm_p_value`` one-sided). ``rank`` orders by RMSE the models scored on the window's
+    last day, on the days they were all scored (``rank_rows`` rows each); a model no longer
+    scored has no rank.
+    """
+    metrics = _with_columns_of_older_scores(metrics)
     latest = metrics["day"].max()
     windows = {f"{last_days}d": metrics[metrics["day"] > latest - timedelta(days=last_days)],
                "all": metrics}  # fmt: skip
     rows = []
     for window, frame in windows.items():
-        pooled = frame.groupby(["symbol", "horizon_h", "model"])[list(SUMS)].sum().reset_index()
-        for record in pooled.to_dict("records"):
-            rows.append(
-                {
-                    **{k: record[k] for k in ("symbol", "horizon_h", "model")},
-                    "window": window,
-                    "n": int(record["n"]),
-                    **figures(record),
-                    "coverage": record["covered"] / record["n"] if record["n"] else np.nan,
-                }
-            )
-    board = pd.DataFrame(rows)
-    group = ["symbol", "horizon_h", "window"]
-    zero = board[board["model"] == ZERO_RETURN].set_index(group)["rmse"]
-    board["skill_vs_zero"] = (
-        1 - board["rmse"] / zero.reindex(pd.MultiIndex.from_frame(board[group])).to_numpy()
+        for (symbol, horizon), group in frame.groupby(["symbol", "horizon_h"], sort=True):
+            ranks = _shared_row_ranks(group)
+            days = pd.date_range(group["day"].min(), group["day"].max(), freq="D")
+            for model, own in group.groupby("model", sort=True):
+                rows.append(
+                    {
+                        "symbol": symbol,
+                        "horizon_h": horizon,
+                        "model": model,
+                        "window": window,
+                        **_pooled(own, int(horizon), days),
+                        **ranks.get(model, {"rank": pd.NA, "rank_rows": pd.NA}),
+                    }  # fmt: skip
+                )
+    board = pd.DataFrame(rows, columns=list(BOARD_COLUMNS))
+    board["rank"] = board["rank"].astype("Int64")
+    board["rank_rows"] = board["rank_rows"].astype("Int64")
+    return board.sort_values(
+        ["symbol", "horizon_h", "window", "rank", "rmse"], ignore_index=True, na_position="last"
     )
-    board["rank"] = board.groupby(group)["rmse"].rank(method="min").astype("int64")
-    columns = ["symbol", "horizon_h", "model", "window", "n", "mae", "rmse", "r2_vs_zero",
-               "directional_accuracy", "coverage", "skill_vs_zero", "rank"]  # fmt: skip
-    return board[columns].sort_values(["symbol", "horizon_h", "window", "rank"], ignore_index=True)
+
+
+def _with_columns_of_older_scores(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Scores written before a column existed: every bounded interval, no drift pairing, no
+    hourly series (re-score those days to fill them)."""
+    metrics = metrics.copy()
+    if "interval_n" not in metrics:
+        metrics["interval_n"] = metrics["n"]
+    metrics["interval_n"] = metrics["interval_n"].fillna(metrics["n"])
+    for column, empty in (("sse_drift", np.nan), ("loss_diff", None)):
+        if column not in metrics:
+            metrics[column] = empty
+    return metrics
+
+
+def _pooled(own: pd.DataFrame, horizon: int, days: pd.DatetimeIndex) -> dict[str, object]:
+    """One model's figures over its own rows of the window."""
+    sums = own[list(SUMS)].sum()
+    paired = own[own["sse_drift"].notna()]
+    drift_sse = paired["sse_drift"].sum()
+    stat, p_value = diebold_mariano(_hourly_series(own, days), horizon)
+    return {
+        "n": int(sums["n"]),
+        **figures(sums),
+        "coverage": sums["covered"] / sums["interval_n"] if sums["interval_n"] else np.nan,
+        "skill_vs_zero": 1 - np.sqrt(sums["sse"] / sums["sum_y2"]) if sums["sum_y2"] else np.nan,
+        "skill_vs_drift": 1 - np.sqrt(paired["sse"].sum() / drift_sse) if drift_sse else np.nan,
+        "dm_stat": stat,
+        "dm_p_value": p_value,
+    }
+
+
+def _hourly_series(own: pd.DataFrame, days: pd.DatetimeIndex) -> np.ndarray:
+    """The model's loss differentials hour by hour over ``days``, NaN where not scored."""
+    series = np.full(len(days) * HOURS_PER_DAY, np.nan)
+    position = {day: index for index, day in enumerate(days)}
+    for day, hourly in zip(own["day"], own["loss_diff"], strict=True):
+        if not isinstance(hourly, list):
+            continue
+        start = position[pd.Timestamp(day)] * HOURS_PER_DAY
+        series[start : start + HOURS_PER_DAY] = [np.nan if v is None else v for v in hourly]
+    return series
+
+
+def _shared_row_ranks(group: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Rank and rows of the models scored on ``group``'s last day, by RMSE on the days all of
+    them were scored (on a day, every model of a symbol and horizon has the same rows)."""
+    current = sorted(group.loc[group["day"] == group["day"].max(), "model"].unique())
+    by_day = group[group["model"].isin(current)].pivot_table(
+        index="day", columns="model", values=["sse", "n"], aggfunc="sum"
+    )
+    shared = by_day[(by_day["n"][current] > 0).all(axis=1)]  # NaN where a model is absent
+    sse, n = shared["sse"][current].sum(), shared["n"][current].sum()
+    rmse = np.sqrt(sse / n)
+    ranks = rmse.rank(method="min")
+    return {
+        model: {"rank": int(ranks[model]), "rank_rows": int(n[model])}
+        for model in current
+        if n[model] > 0
+    }

@@ -23,6 +23,12 @@ def with_targets(features: pd.DataFrame, horizons=HORIZONS) -> pd.DataFrame:
     return result
 
 
+def scored_against(day: datetime, horizons=HORIZONS) -> tuple[datetime, datetime]:
+    """The first and last candle hour that forecasts made on ``day`` are scored against: the
+    target candle of a forecast at t is the one opening at t + h."""
+    return day + timedelta(hours=min(horizons)), day + timedelta(hours=23 + max(horizons))
+
+
 def last_known_target_ts(cutoff: datetime, horizon: int) -> datetime:
     """The newest row whose target is known at ``cutoff``: its candle t + h closed by then."""
     return cutoff - timedelta(hours=horizon) - HOUR

@@ -3,21 +3,26 @@
 The rows are those whose target is known at the cut-off (the purge), optionally only the last
 ``window_days``. The last ``VALIDATION_FRACTION`` of them is held out: the model is fitted on the
 rest, purged again so that no fitted target reaches into the held-out period, and the held-out
-rows give the validation figures and the interval. The stored model is exactly the one that was
-validated and calibrated.
+rows give the validation figures and the interval. The minimums count the rows actually fitted
+and held out, after that purge. The stored model is exactly the one that was validated and
+calibrated. Boosted models choose their rounds the same way, one level down: on the last part
+of the fitted rows, purged (``fit_model``).
 
-The interval is the 5% and 95% quantiles of the held-out residuals, each divided by the
-volatility known at its hour (``volatility_168h * sqrt(h)``), with the split-conformal
-finite-sample correction (``conformal_levels``); a forecast multiplies them back by the
-volatility at its own hour. Plain quantiles of raw residuals covered 84-89% on the sample
-market, least at 24 h, where the held-out weeks hold the fewest independent windows.
+The interval is split-conformal (``conformal_interval``): held-out residuals divided by the
+volatility known at their hour (``volatility_168h * sqrt(h)``), one per non-overlapping h-hour
+window, and the finite-sample order statistic for the level; a forecast multiplies the bounds
+back by the volatility at its own hour. With too few windows for the level there is no interval:
+the record says ``interval_calibrated = False`` and the bounds are NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,13 +30,12 @@ import pandas as pd
 from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
 from cryptify_pipeline.ml.targets import purge
 
 VALIDATION_FRACTION = 0.2
 MIN_FIT_ROWS = 100
 MIN_VALIDATION_ROWS = 24
-INTERVAL_QUANTILES = (0.05, 0.95)
 
 
 class NotEnoughData(ValueError):
@@ -47,41 +51,89 @@ class Split:
 def split_rows(
     rows: pd.DataFrame, horizon: int, cutoff: datetime, window_days: int | None
 ) -> Split:
-    """Purged training rows at ``cutoff``, split into fitting and held-out validation rows."""
+    """Purged training rows at ``cutoff``, split into fitting and held-out validation rows;
+    too few of either after the hold-out and its purge is a ``NotEnoughData``."""
     known = purge(rows, horizon, cutoff).sort_values("ts")
     # only complete rows: a feature still warming up (or after a gap) is NaN, and a column that
     # is NaN in every fitted row cannot be learned from; forecasts impute, training does not
     known = known[known[list(MODEL_FEATURES)].notna().all(axis=1)]
     if window_days is not None:
         known = known[known["ts"] >= cutoff - timedelta(days=window_days)]
-    if len(known) < MIN_FIT_ROWS + MIN_VALIDATION_ROWS:
+    split = hold_out_last(known, horizon, VALIDATION_FRACTION)
+    if len(split.fit) < MIN_FIT_ROWS or len(split.validation) < MIN_VALIDATION_ROWS:
         raise NotEnoughData(
             f"{len(known)} complete rows with known {horizon}h targets before "
-            f"{cutoff:%Y-%m-%d %H:%M}; need at least {MIN_FIT_ROWS + MIN_VALIDATION_ROWS} "
-            f"(backfill more history: features need {LOOKBACK_HOURS} hours of candles first)"
+            f"{cutoff:%Y-%m-%d %H:%M} leave {len(split.fit)} to fit and "
+            f"{len(split.validation)} to validate after holding out the last "
+            f"{VALIDATION_FRACTION:.0%} and purging {horizon} h; need at least {MIN_FIT_ROWS} "
+            f"and {MIN_VALIDATION_ROWS} (backfill more history: features need "
+            f"{LOOKBACK_HOURS} hours of candles first)"
         )
-    validation_start = known["ts"].iloc[int(len(known) * (1 - VALIDATION_FRACTION))]
-    validation = known[known["ts"] >= validation_start]
-    # a fitted target log(close[t+h] / close[t]) must not reach into the held-out period
-    fit = known[known["ts"] + timedelta(hours=horizon) <= validation_start]
-    return Split(fit=fit, validation=validation)
+    return split
+
+
+def min_known_rows(horizon: int) -> int:
+    """The fewest consecutive complete rows with known targets that ``split_rows`` accepts:
+    after holding out the last ``VALIDATION_FRACTION`` and purging ``horizon`` hours, at least
+    ``MIN_FIT_ROWS`` are left to fit and ``MIN_VALIDATION_ROWS`` held out (154 at 24 h)."""
+    rows = MIN_FIT_ROWS + MIN_VALIDATION_ROWS
+    while True:
+        start = int(rows * (1 - VALIDATION_FRACTION))  # index of the first held-out row
+        if start - horizon + 1 >= MIN_FIT_ROWS and rows - start >= MIN_VALIDATION_ROWS:
+            return rows
+        rows += 1
+
+
+def hold_out_last(rows: pd.DataFrame, horizon: int, fraction: float) -> Split:
+    """The last ``fraction`` of ``rows`` (in time order) held out, and the earlier rows whose
+    target ends before it: a target log(close[t+h] / close[t]) must not reach into it."""
+    if rows.empty:
+        return Split(fit=rows, validation=rows)
+    start = rows["ts"].iloc[min(int(len(rows) * (1 - fraction)), len(rows) - 1)]
+    return Split(
+        fit=rows[rows["ts"] + timedelta(hours=horizon) <= start],
+        validation=rows[rows["ts"] >= start],
+    )
+
+
+def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | None]:
+    """``model`` fitted on ``fit``, and its boosting rounds if it has them.
+
+    A boosted model's rounds are chosen on the last ``VALIDATION_FRACTION`` of the fitted rows
+    (time-ordered, purged by the horizon, never the held-out validation rows): the round with
+    the lowest error there, then a fit on all the rows with that many rounds.
+    """
+    features, target = list(MODEL_FEATURES), f"target_{horizon}h"
+    boosted = BOOSTED.get(model)
+    rounds = None
+    if boosted is not None:
+        inner = hold_out_last(fit, horizon, VALIDATION_FRACTION)
+        probe = boosted.build(boosted.most).fit(inner.fit[features], inner.fit[target].to_numpy())
+        losses = boosted.losses(
+            probe, inner.validation[features], inner.validation[target].to_numpy()
+        )
+        rounds = int(np.argmin(losses)) + 1
+    pipeline = MODEL_ZOO[model]() if rounds is None else boosted.build(rounds)
+    return pipeline.fit(fit[features], fit[target].to_numpy()), rounds
 
 
 def train_model(
-    model: str, symbol: str, horizon: int, split: Split, cutoff: datetime
+    model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float
 ) -> dict[str, object]:
-    """Fit ``model`` and return its record: window, validation figures, interval and the stored
-    model (format, bytes, hash, versions; ``artifacts.sign_models`` signs it)."""
+    """Fit ``model`` and return its record: window, validation figures, the interval calibrated
+    for ``interval_level`` and the stored model (format, bytes, hash, versions;
+    ``artifacts.sign_models`` signs it)."""
     target = f"target_{horizon}h"
     features = list(MODEL_FEATURES)
-    pipeline = MODEL_ZOO[model]()
-    pipeline.fit(split.fit[features], split.fit[target].to_numpy())
+    pipeline, rounds = fit_model(model, split.fit, horizon)
     predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
     scale = interval_scale(split.validation, horizon)
     usable = np.isfinite(scale) & (scale > 0)
-    levels = conformal_levels(len(split.validation), horizon)
-    lower, upper = np.quantile(((actual - predicted) / scale)[usable], levels)
+    interval = conformal_interval(
+        ((actual - predicted) / scale)[usable], split.validation["ts"][usable], horizon,
+        interval_level,
+    )  # fmt: skip
     figures = accuracy(actual, predicted)
     return {
         "symbol": symbol,
@@ -94,28 +146,66 @@ def train_model(
         "validation_end": split.validation["ts"].max(),
         "fit_rows": len(split.fit),
         "validation_rows": len(split.validation),
+        "boosting_rounds": rounds,
         "features": features,
         "val_mae": figures["mae"],
         "val_rmse": figures["rmse"],
         "val_r2_vs_zero": figures["r2_vs_zero"],
         "val_directional_accuracy": figures["directional_accuracy"],
-        "interval_low": float(lower),
-        "interval_high": float(upper),
-        "interval_scale_median": float(np.median(scale[usable])),
+        "interval_level": interval_level,
+        "interval_windows": interval.windows,
+        "interval_calibrated": interval.calibrated,
+        "interval_low": interval.low,
+        "interval_high": interval.high,
+        "interval_scale_median": float(np.median(scale[usable])) if usable.any() else np.nan,
         **save_model(pipeline),
     }
 
 
-def conformal_levels(rows: int, horizon: int) -> tuple[float, float]:
-    """Quantile levels for a 90% interval from ``rows`` held-out residuals.
+@dataclass(frozen=True)
+class Interval:
+    """Bounds in units of the forecast's volatility (NaN when not calibrated), and the number
+    of independent held-out windows they were calibrated on."""
 
-    Sample quantiles of n draws cover less than their level when n is small; the split-conformal
-    correction takes level (1 - a)(1 + 1/n). Targets h hours ahead overlap, so n is the number
-    of non-overlapping h-hour windows, not of rows: about 36 for a 24 h horizon by default.
+    low: float
+    high: float
+    windows: int
+    calibrated: bool
+
+
+def conformal_rank(level: float, windows: int) -> int:
+    """k = ceil((n + 1)(1 - a/2)): the upper bound is the k-th smallest of n scores (the lower
+    the k-th largest), so each tail misses with probability at most a/2 for exchangeable
+    scores, and on average exactly 1 - k / (n + 1)."""
+    tail = (1 - Fraction(level).limit_denominator(10_000)) / 2
+    return math.ceil((windows + 1) * (1 - tail))
+
+
+def min_calibration_windows(level: float) -> int:
+    """The fewest windows for which the k-th smallest score exists (k <= n): 19 at 90%, 39 at
+    95%. With fewer, no order statistic is far enough out, and the interval is uncalibrated."""
+    windows = 1
+    while conformal_rank(level, windows) > windows:
+        windows += 1
+    return windows
+
+
+def conformal_interval(scores: np.ndarray, ts: pd.Series, horizon: int, level: float) -> Interval:
+    """Split-conformal bounds from held-out scaled residuals ``scores`` at hours ``ts``.
+
+    Residuals h hours ahead made every hour overlap, so they are not exchangeable; those of
+    non-overlapping windows nearly are. The scores used are one per h-hour window, counted back
+    from the newest held-out hour (whose window is the most recent), and n is their number.
     """
-    windows = max(rows // horizon, 1)
-    upper = min(1.0, INTERVAL_QUANTILES[1] * (1 + 1 / windows))
-    return 1.0 - upper, upper
+    scores = np.asarray(scores, float)
+    newest = ts.max()
+    hours_back = ((newest - ts) // timedelta(hours=1)).to_numpy()
+    windows = np.sort(scores[hours_back % horizon == 0])
+    n = len(windows)
+    if n < min_calibration_windows(level):
+        return Interval(np.nan, np.nan, n, False)
+    k = conformal_rank(level, n)
+    return Interval(float(windows[n - k]), float(windows[k - 1]), n, True)
 
 
 def interval_scale(rows: pd.DataFrame, horizon: int) -> np.ndarray:
@@ -125,9 +215,10 @@ def interval_scale(rows: pd.DataFrame, horizon: int) -> np.ndarray:
 
 def train_all(
     rows: pd.DataFrame, cutoff: datetime, horizons: Iterable[int], models: Iterable[str],
-    window_days: int | None = None,
+    window_days: int | None = None, *, interval_level: float,
 ) -> pd.DataFrame:  # fmt: skip
-    """Every (symbol, horizon, model) record at ``cutoff``, one row each.
+    """Every (symbol, horizon, model) record at ``cutoff``, one row each, with intervals
+    calibrated for ``interval_level``.
 
     Models are per symbol: symbols differ in volatility regime, and one symbol's model needs
     nothing from another's rows.
@@ -136,5 +227,11 @@ def train_all(
     for symbol, group in rows.groupby("symbol", sort=True):
         for horizon in horizons:
             split = split_rows(group, horizon, cutoff, window_days)  # shared by every model
-            records += [train_model(model, str(symbol), horizon, split, cutoff) for model in models]
-    return pd.DataFrame.from_records(records)
+            records += [
+                train_model(model, str(symbol), horizon, split, cutoff, interval_level)
+                for model in models
+            ]
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame["boosting_rounds"] = frame["boosting_rounds"].astype("Int64")
+    return frame

@@ -7,7 +7,9 @@ Asset metadata it reads:
 - ``partition_expr``: the partition column (a column name, quoted; not an SQL expression);
   a dict of dimension name to column for multi-partitioned assets;
 - ``primary_key``: list of columns for the table's primary key;
-- ``schema``: overrides the IO manager's schema; ``columns``: on inputs, the columns to load.
+- ``schema``: overrides the IO manager's schema; ``columns``: on inputs, the columns to load;
+- ``column_descriptions``: column name -> what it means, shown beside its type in the column
+  schema each write records.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline.storage.database import PostgresDatabase
 from cryptify_pipeline.storage.pg_types import storage_frame
 from cryptify_pipeline.storage.urls import DatabaseUrl
+
+COLUMN_DESCRIPTIONS = "column_descriptions"
 
 
 def slice_predicates(table_slice: TableSlice) -> list[pg_tables.Predicate]:
@@ -114,10 +118,14 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
         columns = pg_tables.write_frame(
             connection, spec, obj, predicates, on_migration=context.log.warning
         )
+        descriptions = metadata.get(COLUMN_DESCRIPTIONS) or {}
         return {
             "dagster/row_count": len(obj),
             "dagster/column_schema": TableSchema(
-                columns=[TableColumn(name=name, type=pg_type) for name, pg_type in columns.items()]
+                columns=[
+                    TableColumn(name=name, type=pg_type, description=descriptions.get(name))
+                    for name, pg_type in columns.items()
+                ]
             ),
             **_time_range_metadata(predicates),
         }

@@ -176,7 +176,7 @@ def test_symbol_spellings(client, spelling):
 
 
 @pytest.mark.parametrize(
-    ("alias", "zoo"), [("linear_regression", "linear"), ("xgboost", "hist_gbm"), ("lstm", "mlp")]
+    ("alias", "zoo"), [("linear_regression", "linear"), ("lstm", "mlp")]
 )
 def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     asked = client.get(f"/history?model={alias}&{DAY}").json()["data"]["predictions"]
@@ -298,11 +298,11 @@ def test_latest_metrics(client, tables):
     assert {(s["model"], s["horizon_h"], s["n"], s["mae"]) for s in body["latest_scores"]} == set(
         scores
     )
-    one = client.get("/metrics/latest?symbol=ETH/USDT&model=xgboost&horizon=24").json()["data"]
+    one = client.get("/metrics/latest?symbol=ETH/USDT&model=lstm&horizon=24").json()["data"]
     assert [(r["model"], r["model_id"], r["horizon_h"]) for r in one["leaderboard"]] == [
-        ("xgboost", "hist_gbm", 24)
+        ("lstm", "mlp", 24)
     ] * 2
-    assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("xgboost", "hist_gbm")]
+    assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("lstm", "mlp")]
 
 
 def test_models_are_records_without_their_bytes(client, tables):
@@ -325,7 +325,7 @@ def test_meta_and_health(client):
     assert meta["symbols"] == [
         {"symbol": s, "latest_candle": LAST_CANDLE.isoformat()} for s in ("BTC/USDT", "ETH/USDT")
     ]
-    assert meta["aliases"] == {"linear_regression": "linear", "xgboost": "hist_gbm", "lstm": "mlp"}
+    assert meta["aliases"] == {"linear_regression": "linear", "lstm": "mlp"}
     health = ok(client.get("/health"), schemas.HealthResponse)
     assert health == {
         "status": "ok",
@@ -358,7 +358,7 @@ def test_unknown_symbol_and_model_list_the_valid_names(client):
     assert symbol["details"]["valid"] == ["BTC/USDT", "ETH/USDT"]
     assert "DOGE/USDT" in symbol["message"]
     model = error(client.get("/predictions/latest?model=gpt"), 404, "unknown_model")
-    assert model["details"]["valid"] == [*MODELS, "linear_regression", "xgboost", "lstm"]
+    assert model["details"]["valid"] == [*MODELS, "linear_regression", "lstm"]
     for path in ("/features/latest", "/features", "/metrics/latest", "/models"):
         error(client.get(f"{path}?symbol=BTC/EUR"), 404, "unknown_symbol")
     error(client.get("/metrics/latest?model=lstm_v2"), 404, "unknown_model")

@@ -57,7 +57,7 @@ def test_zoo_names_and_the_old_frontends_aliases():
         assert resolve_model(name) == ModelChoice(name, name)
         assert resolve_model(name.upper()) == ModelChoice(name, name)
     assert resolve_model("linear_regression") == ModelChoice("linear_regression", "linear")
-    assert resolve_model("xgboost") == ModelChoice("xgboost", "hist_gbm")
+    assert resolve_model("xgboost") == ModelChoice("xgboost", "xgboost")  # the zoo has it
     assert resolve_model("LSTM") == ModelChoice("lstm", "mlp")
     assert set(MODEL_ALIASES.values()) <= set(MODEL_ZOO)
 
@@ -68,4 +68,4 @@ def test_unknown_models_are_404_listing_the_valid_names(asked):
         resolve_model(asked)
     assert (refused.value.status, refused.value.code) == (404, "unknown_model")
     assert refused.value.details["valid"] == valid_model_names()
-    assert valid_model_names() == [*MODEL_ZOO, "linear_regression", "xgboost", "lstm"]
+    assert valid_model_names() == [*MODEL_ZOO, "linear_regression", "lstm"]

@@ -5,11 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import materialize
 
+from cryptify_pipeline.hours import hour_key, hours_between
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
+from cryptify_pipeline_tests.support.instances import own_instance, report
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
-ASSETS = list(pipeline.assets().values())
+ASSETS_BY_NAME = pipeline.assets()
+ASSETS = list(ASSETS_BY_NAME.values())
 
 
 def run(instance, schema, selection, first=None, last=None, config=None):
@@ -33,7 +36,8 @@ def chain(instance):
     schema = "test_chain_" + datetime.now(UTC).strftime("%H%M%S%f")
     fast = {"ops": {"models": {"config": {"training_days": 14, "horizons": [6, 24]}}}}
     steps = [
-        run(instance, schema, ["candles", "features"], "2025-01-01-00:00", "2025-02-06-23:00"),
+        # collected up to noon on 5 Feb: the forecasts of 4 Feb are not scorable yet
+        run(instance, schema, ["candles", "features"], "2025-01-01-00:00", "2025-02-05-12:00"),
         run(instance, schema, ["models"], "2025-02-01", "2025-02-03", fast),
         run(instance, schema, ["predictions"], "2025-02-02-00:00", "2025-02-04-23:00"),
         run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-03"),
@@ -49,9 +53,32 @@ def test_every_stage_succeeds_and_writes(chain):
         failure(s) for s in steps if not s.success
     ]
     count = lambda table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]  # noqa: E731
-    assert count("models") == 3 * 2 * 2 * 6  # days x symbols x horizons x models
-    assert count("predictions") == 72 * 2 * 2 * 6  # hours x symbols x horizons x models
-    assert count("forecast_metrics") == 2 * 2 * 2 * 6
+    assert count("models") == 3 * 2 * 2 * 7  # days x symbols x horizons x models
+    assert count("predictions") == 72 * 2 * 2 * 7  # hours x symbols x horizons x models
+    assert count("forecast_metrics") == 2 * 2 * 2 * 7
+    # 14 days hold out ~66 hours: 11 windows of 6 h, too few for 90%; no interval is claimed
+    intervals = run_sql(
+        "SELECT DISTINCT interval_level, interval_calibrated, interval_low IS NULL"
+        f' FROM "{schema}".models'
+    )
+    assert intervals == [(0.9, False, True)]
+
+
+def test_every_column_of_every_asset_is_described(chain):
+    _, steps = chain
+    written = {}
+    for step in steps:
+        for event in step.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            schema = materialization.metadata["dagster/column_schema"].schema
+            written[materialization.asset_key.to_user_string()] = schema.columns
+    assert set(written) == set(ASSETS_BY_NAME)
+    for name, columns in written.items():
+        undescribed = [column.name for column in columns if not column.description]
+        assert not undescribed, (name, undescribed)
+        described = ASSETS_BY_NAME[name].metadata_by_key[ASSETS_BY_NAME[name].key]
+        # and no description of a column the table does not have
+        assert set(described["column_descriptions"]) == {c.name for c in columns}, name
 
 
 def test_forecasts_use_the_previous_days_models(chain):
@@ -76,19 +103,26 @@ def test_leaderboard_puts_baselines_beside_models(chain):
         ' WHERE symbol = \'BTC/USDT\' AND horizon_h = 6 ORDER BY "window", "rank"'
     )
     models_all = {row[0] for row in board if row[1] == "all"}
-    assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp"}
+    assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp", "xgboost"}
     zero = next(row for row in board if row[0] == "zero_return")
     assert zero[3] == 0.0 and zero[4] == 48
+    tested = run_sql(
+        f"SELECT count(*) FROM \"{schema}\".leaderboard WHERE model <> 'zero_return'"
+        " AND dm_stat IS NOT NULL AND dm_p_value BETWEEN 0 AND 1"
+    )[0][0]
+    assert tested == 2 * 2 * 2 * 6  # symbols x horizons x windows x models but zero
     metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
-    assert metadata["last 168 hours"].value.startswith("![")  # the plot, as an inline PNG
+    assert "BTC/USDT 6h: " in metadata["better than zero?"].value
+    plot = metadata["last 168 hours"].value
+    assert plot.startswith("![6h forecasts of the last 168 hours, each symbol's best model]")
 
 
 def test_missing_model_day_fails_naming_it(chain, instance):
     schema, _ = chain
-    result = run(instance, schema, ["predictions"], "2025-02-06-00:00", "2025-02-06-01:00")
+    result = run(instance, schema, ["predictions"], "2025-02-05-00:00", "2025-02-05-01:00")
     assert not result.success
-    assert "no models trained through the end of 2025-02-05" in failure(result)
+    assert "no models trained through the end of 2025-02-04" in failure(result)
 
 
 def test_scoring_waits_for_the_next_day_to_close(chain, instance):
@@ -104,3 +138,29 @@ def test_rescoring_keeps_every_forecast(chain, instance):
     before = run_sql(f'SELECT count(*) FROM "{schema}".predictions')
     assert run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-02").success
     assert run_sql(f'SELECT count(*) FROM "{schema}".predictions') == before
+
+
+def test_scoring_fails_naming_target_candles_not_collected_then_scores_once_they_are(chain):
+    schema, _ = chain
+    # an instance of its own: the session's records other tests' candles, in other schemas
+    with own_instance("late_candles") as instance:
+        collected = hours_between(
+            datetime(2025, 2, 4, tzinfo=UTC), datetime(2025, 2, 5, 12, tzinfo=UTC)
+        )
+        report(instance, "candles", [hour_key(hour) for hour in collected])
+        # the forecasts of 4 Feb are scored against candles up to 23:00 on 5 Feb
+        waiting = run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04")
+        assert not waiting.success
+        assert (
+            "11 candle hour(s) these forecasts are scored against have not been collected yet: "
+            "2025-02-05-13:00..2025-02-05-23:00" in failure(waiting)
+        )
+        late = run(
+            instance, schema, ["candles", "features"], "2025-02-05-13:00", "2025-02-05-23:00"
+        )
+        assert late.success
+        assert run(instance, schema, ["forecast_metrics"], "2025-02-04", "2025-02-04").success
+    assert run_sql(
+        f"SELECT sum(n) FROM \"{schema}\".forecast_metrics WHERE day = '2025-02-04'"
+        " AND model = 'zero_return'"
+    ) == [(24 * 2 * 2,)]  # hours x symbols x horizons

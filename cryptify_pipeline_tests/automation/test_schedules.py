@@ -2,7 +2,7 @@
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -14,8 +14,10 @@ from dagster import (
 )
 
 from cryptify_pipeline.definitions import build_definitions
+from cryptify_pipeline.hours import hour_key
 from cryptify_pipeline.settings import load_settings
 from cryptify_pipeline_tests.support.database import subprocess_env
+from cryptify_pipeline_tests.support.instances import isolated, own_instance, report
 
 defs = build_definitions(load_settings({}))
 
@@ -32,16 +34,21 @@ def test_collect_schedule_requests_the_just_closed_hour(tick, expected):
     assert defs.get_schedule_def("collect_schedule").cron_schedule == "2 * * * *"
 
 
-def tick_partitions(name: str, tick: datetime) -> list[str]:
+def tick_partitions(name: str, tick: datetime, collected: list[str] = ()) -> list[str]:
+    return [r.partition_key for r in tick_result(name, tick, collected).run_requests or []]
+
+
+def tick_result(name: str, tick: datetime, collected: list[str] = ()):
+    """The schedule's tick, on an instance where the ``collected`` candle hours exist."""
     schedule = defs.get_schedule_def(name)
-    with DagsterInstance.ephemeral() as instance:
+    with own_instance("schedules") as instance:
+        report(instance, "candles", collected)
         context = build_schedule_context(
             instance=instance,
             scheduled_execution_time=tick,
             repository_def=defs.get_repository_def(),
         )
-        result = schedule.evaluate_tick(context)
-    return [request.partition_key for request in result.run_requests or []]
+        return isolated(schedule.evaluate_tick, context)
 
 
 def test_train_schedule_trains_through_yesterday_at_half_past_midnight():
@@ -52,19 +59,42 @@ def test_train_schedule_trains_through_yesterday_at_half_past_midnight():
 
 
 def test_evaluate_schedule_scores_the_day_whose_next_day_has_closed():
-    # forecasts made on 3 March reach into 4 March, which closed at midnight
-    assert defs.get_schedule_def("evaluate_schedule").cron_schedule == "15 0 * * *"
-    assert tick_partitions("evaluate_schedule", datetime(2026, 3, 5, 0, 15, tzinfo=UTC)) == [
-        "2026-03-03"
+    # forecasts made on 3 March reach into 4 March, which closed at midnight: they are scored
+    # against the candles of 06:00 on 3 March to 23:00 on 4 March
+    tick = datetime(2026, 3, 5, 0, 15, tzinfo=UTC)
+    targets = [
+        hour_key(datetime(2026, 3, 3, 6, tzinfo=UTC) + timedelta(hours=h)) for h in range(42)
     ]
+    assert defs.get_schedule_def("evaluate_schedule").cron_schedule == "15 0 * * *"
+    assert tick_partitions("evaluate_schedule", tick, targets) == ["2026-03-03"]
     assert tick_partitions("evaluate_schedule", datetime(2025, 1, 2, 0, 15, tzinfo=UTC)) == []
+
+
+def test_evaluate_schedule_skips_a_day_whose_target_candles_are_not_collected():
+    tick = datetime(2026, 3, 5, 0, 15, tzinfo=UTC)
+    targets = [
+        hour_key(datetime(2026, 3, 3, 6, tzinfo=UTC) + timedelta(hours=h)) for h in range(42)
+    ]
+    missed = {"2026-03-04-02:00", "2026-03-04-03:00", "2026-03-04-23:00"}
+    result = tick_result("evaluate_schedule", tick, [h for h in targets if h not in missed])
+    assert not result.run_requests
+    assert result.skip_message == (
+        "2026-03-03 waits for candles not collected yet: 2026-03-04-02:00..2026-03-04-03:00, "
+        "2026-03-04-23:00; the missing_scores sensor scores it once they are in"
+    )
 
 
 def test_schedules_and_sensors_run_by_default():
     assert load_settings({}).automation
     names = ["collect_schedule", "train_schedule", "evaluate_schedule"]
     assert {defs.get_schedule_def(n).default_status.value for n in names} == {"RUNNING"}
-    sensors = ["forecast_after_collect", "candle_gap_repair", "record_run_failures"]
+    sensors = [
+        "forecast_after_collect",
+        "candle_gap_repair",
+        "missing_forecasts",
+        "missing_scores",
+        "record_run_failures",
+    ]
     assert {defs.get_sensor_def(n).default_status.value for n in sensors} == {"RUNNING"}
     assert defs.get_sensor_def("automation_conditions").default_status.value == "RUNNING"
 

@@ -1,4 +1,5 @@
-"""The sensors request the right partitions: gap repair, and forecasts after a collection."""
+"""The sensors request the right partitions: gap repair, forecasts after a collection, and the
+repairs of missed forecasts and scores."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,14 +9,18 @@ from dagster import (
     DagsterInstance,
     build_run_status_sensor_context,
     build_sensor_context,
-    instance_for_test,
     materialize,
 )
 
-from cryptify_pipeline.automation.sensors import forecastable_ranges, gap_ranges
-from cryptify_pipeline.hours import floor_hour, hour_key
+from cryptify_pipeline.automation.sensors import (
+    forecast_gaps,
+    forecastable_ranges,
+    gap_ranges,
+    scoring_state,
+)
+from cryptify_pipeline.hours import day_key, floor_hour, hour_key, hours_between
 from cryptify_pipeline_tests.support import pipeline
-from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
+from cryptify_pipeline_tests.support.instances import isolated, own_instance, report
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
 FIRST_HOUR = datetime(2025, 1, 1, tzinfo=UTC)
@@ -27,6 +32,10 @@ key = hour_key
 def run_event(instance: DagsterInstance, run_id: str, event_type: DagsterEventType):
     records = instance.get_records_for_run(run_id, of_type=event_type).records
     return records[-1].event_log_entry.dagster_event
+
+
+def hour_keys(first: datetime, last: datetime) -> list[str]:
+    return [key(hour) for hour in hours_between(first, last)]
 
 
 def test_gap_ranges_are_the_missing_runs_of_hours():
@@ -48,40 +57,30 @@ def test_gap_ranges_leave_the_schedule_its_hour_and_respect_the_start():
     ]
 
 
-def test_sensor_requests_exactly_the_missing_hours(schema, instance_schema):
+def test_sensor_requests_exactly_the_missing_hours(schema):
     days = 3
     now = datetime.now(UTC)
     newest = floor_hour(now - timedelta(minutes=20)) - timedelta(hours=1)
     oldest = newest - timedelta(days=days) + timedelta(hours=1)
     gap = (newest - timedelta(hours=30), newest - timedelta(hours=27))
-    storage = {
-        "custom": {
-            "module": "cryptify_pipeline.storage.instance_storage",
-            "class": "CryptifyPostgresStorage",
-            "config": {"schema": f"{instance_schema}_gaps", "url": suite_database_url().libpq},
-        }
-    }
     resources = pipeline.resources(
         schema, pipeline.sample_market(["BTC/USDT"], gap_repair_days=days)
     )
     defs = pipeline.definitions(schema, market=resources["market"])
-    try:
-        with instance_for_test(overrides={"storage": storage}) as instance:
-            for first, last in [
-                (oldest, gap[0] - timedelta(hours=1)),
-                (gap[1] + timedelta(hours=1), newest),
-            ]:
-                assert materialize(
-                    [defs.get_assets_def("candles")],
-                    instance=instance,
-                    resources=resources,
-                    tags=range_tags(key(first), key(last)),
-                ).success
-            sensor = defs.get_sensor_def("candle_gap_repair")
-            with build_sensor_context(instance=instance, resources=resources) as context:
-                requests = sensor(context)
-    finally:
-        run_sql(f'DROP SCHEMA IF EXISTS "{instance_schema}_gaps" CASCADE')
+    with own_instance("gaps") as instance:
+        for first, last in [
+            (oldest, gap[0] - timedelta(hours=1)),
+            (gap[1] + timedelta(hours=1), newest),
+        ]:
+            assert materialize(
+                [defs.get_assets_def("candles")],
+                instance=instance,
+                resources=resources,
+                tags=range_tags(key(first), key(last)),
+            ).success
+        sensor = defs.get_sensor_def("candle_gap_repair")
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            requests = isolated(sensor, context)
     assert [
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in requests
@@ -124,3 +123,100 @@ def test_successful_collection_requests_forecasts_for_its_hours(instance, schema
     )
     assert request.run_key == f"forecast:{result.run_id}:2025-07-02-00:00"
     assert forecast_after_collect.job_name == "predict_job"
+
+
+def test_forecast_gaps_are_hours_with_features_and_models_but_no_forecasts():
+    now = datetime(2026, 3, 4, 14, 30, tzinfo=UTC)  # 13:00 is the newest hour to look at
+    day = datetime(2026, 3, 4, tzinfo=UTC)
+    featured = hour_keys(day - timedelta(hours=4), day + timedelta(hours=13))
+    forecast = hour_keys(day - timedelta(hours=4), day - timedelta(hours=1))  # 3 March, done
+    forecast += hour_keys(day + timedelta(hours=5), day + timedelta(hours=9))
+    # 4 March's hours use 3 March's models, trained late: 00:00-04:00 were skipped
+    assert forecast_gaps(featured, forecast, ["2026-03-02", "2026-03-03"], now, 7, FIRST_HOUR) == [
+        ("2026-03-04-00:00", "2026-03-04-04:00"),
+        ("2026-03-04-10:00", "2026-03-04-13:00"),
+    ]
+    # without models of the day before there is nothing to forecast with
+    assert forecast_gaps(featured, forecast, ["2026-03-02"], now, 7, FIRST_HOUR) == []
+
+
+def test_scoring_waits_for_candles_then_scores_and_rescores_late_data():
+    now = datetime(2026, 3, 5, 1, 0, tzinfo=UTC)  # 3 March is the newest scorable day
+    day = datetime(2026, 3, 3, tzinfo=UTC)
+    made = dict.fromkeys(hour_keys(day, day + timedelta(hours=23)), 10)
+    # its forecasts are scored against the candles of 06:00 on 3 March to 23:00 on 4 March
+    targets = hour_keys(day + timedelta(hours=6), day + timedelta(hours=47))
+    collected = dict.fromkeys(targets, 20)
+    del collected["2026-03-04-02:00"], collected["2026-03-04-03:00"]
+    state = scoring_state(made, collected, {}, now, 1, FIRST_HOUR)
+    assert state.to_score == {}
+    assert state.waiting == {
+        "2026-03-03": [datetime(2026, 3, 4, 2, tzinfo=UTC), datetime(2026, 3, 4, 3, tzinfo=UTC)]
+    }
+    collected.update({"2026-03-04-02:00": 30, "2026-03-04-03:00": 31})  # gap repair
+    assert scoring_state(made, collected, {}, now, 1, FIRST_HOUR).to_score == {"2026-03-03": 31}
+    scored = {"2026-03-03": 40}
+    assert scoring_state(made, collected, scored, now, 1, FIRST_HOUR).to_score == {}
+    collected["2026-03-03-20:00"] = 50  # a late candle re-collected after scoring
+    assert scoring_state(made, collected, scored, now, 1, FIRST_HOUR).to_score == {"2026-03-03": 50}
+    made["2026-03-03-01:00"] = 60  # a repaired forecast
+    assert scoring_state(made, collected, scored, now, 1, FIRST_HOUR).to_score == {"2026-03-03": 60}
+    # before the evaluate schedule has had its turn (00:15, with 45 minutes' grace) nothing
+    early = datetime(2026, 3, 5, 0, 40, tzinfo=UTC)
+    assert scoring_state(made, collected, {}, early, 1, FIRST_HOUR).to_score == {}
+
+
+def test_missing_forecasts_sensor_requests_the_hours_left_unforecast(schema):
+    # two days ago, whose models (of three days ago) were trained only after its first hours
+    day = floor_hour(datetime.now(UTC)).replace(hour=0) - timedelta(days=2)
+    defs = pipeline.definitions(schema)
+    with own_instance("forecasts") as instance:
+        report(instance, "features", hour_keys(day, day + timedelta(hours=23)))
+        report(instance, "models", [day_key(day - timedelta(days=1))])
+        report(
+            instance, "predictions", hour_keys(day + timedelta(hours=3), day + timedelta(hours=23))
+        )
+        sensor = defs.get_sensor_def("missing_forecasts")
+        with build_sensor_context(
+            instance=instance, resources=pipeline.resources(schema)
+        ) as context:
+            [request] = isolated(sensor, context)
+            report(instance, "predictions", hour_keys(day, day + timedelta(hours=2)))
+            done = isolated(sensor, context)
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+        key(day),
+        key(day + timedelta(hours=2)),
+    )
+    assert request.run_key.startswith(f"missing-forecasts:{key(day)}:")
+    assert sensor.job_name == "predict_job"
+    assert "has forecasts" in done.skip_message
+
+
+def test_missing_scores_sensor_waits_for_late_candles_and_rescores_when_they_arrive(schema):
+    # three days ago: scorable since yesterday's last candle closed
+    day = floor_hour(datetime.now(UTC) - timedelta(hours=1)).replace(hour=0) - timedelta(days=3)
+    first_target, last_target = day + timedelta(hours=6), day + timedelta(hours=47)
+    late = day + timedelta(hours=30)
+    defs = pipeline.definitions(schema)
+    sensor = defs.get_sensor_def("missing_scores")
+    with own_instance("scores") as instance:
+
+        def evaluate():
+            with build_sensor_context(
+                instance=instance, resources=pipeline.resources(schema)
+            ) as context:
+                return isolated(sensor, context)
+
+        report(instance, "predictions", hour_keys(day, day + timedelta(hours=23)))
+        report(instance, "candles", [k for k in hour_keys(first_target, last_target)
+                                     if k != key(late)])  # fmt: skip
+        waiting = evaluate()
+        assert f"{day_key(day)} waits for candles {key(late)}" in waiting.skip_message
+        report(instance, "candles", [key(late)])  # gap repair collected it
+        [request] = evaluate()
+        assert request.partition_key == day_key(day) and sensor.job_name == "evaluate_job"
+        report(instance, "forecast_metrics", [day_key(day)])
+        assert "scored on all its inputs" in evaluate().skip_message
+        report(instance, "candles", [key(late)])  # corrected by a later collection
+        [rescore] = evaluate()
+    assert rescore.partition_key == day_key(day) and rescore.run_key != request.run_key

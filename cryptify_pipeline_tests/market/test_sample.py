@@ -71,3 +71,28 @@ def test_before_the_epoch_is_refused():
     with pytest.raises(SourceError, match="starts at 2017-01-01"):
         SampleMarket().fetch(["BTC/USDT"], datetime(2016, 12, 31, tzinfo=UTC),
                              datetime(2017, 1, 2, tzinfo=UTC))  # fmt: skip
+
+
+def test_known_symbols_trade_at_their_usual_levels_and_volatilities():
+    start, end = datetime(2024, 7, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    frame = SampleMarket().fetch(SYMBOLS, start, end)
+    closes = frame.groupby("symbol")["close"]
+    usual = {"BTC/USDT": (10_000, 500_000), "ETH/USDT": (500, 30_000), "SOL/USDT": (20, 2_000)}
+    for symbol, (low, high) in usual.items():
+        assert low < closes.min()[symbol] and closes.max()[symbol] < high, symbol
+    # each opens at its profile's level at the anchor
+    anchor = frame[frame["ts"] == pd.Timestamp(sample_market.ANCHOR)].set_index("symbol")
+    for symbol in SYMBOLS:
+        assert anchor.loc[symbol, "open"] == pytest.approx(sample_market.profile(symbol).level)
+    log_returns = np.log(frame["close"] / frame["open"]).groupby(frame["symbol"]).std()
+    assert log_returns["BTC/USDT"] < log_returns["ETH/USDT"] < log_returns["SOL/USDT"]
+    for symbol in SYMBOLS:
+        assert log_returns[symbol] == pytest.approx(sample_market.profile(symbol).hourly_sigma,
+                                                    rel=0.15)  # fmt: skip
+
+
+def test_cross_pairs_and_unknown_symbols():
+    assert sample_market.profile("ETH/BTC").level == pytest.approx(3_300 / 90_000)
+    unknown = sample_market.profile("ZZZ/USDT")
+    assert 1 <= unknown.level <= 10_000 and unknown.hourly_sigma == 0.01
+    assert sample_market.profile("ZZZ/USDT") == unknown  # from the name alone

@@ -22,10 +22,12 @@ KEY = SigningKey.generate()
 @pytest.fixture(scope="module")
 def setup():
     symbols = ["BTC/USDT"]
-    start = DAY - timedelta(days=20)
+    start = DAY - timedelta(days=32)
     candles = SampleMarket().fetch(symbols, start - LOOKBACK_HOURS * HOUR, DAY + timedelta(days=2))
     features = build_features(candles, start, DAY + timedelta(days=2))
-    models = train_all(with_targets(features), DAY, [6], ["zero_return", "linear"], 14)
+    models = train_all(
+        with_targets(features), DAY, [6], ["zero_return", "linear"], 30, interval_level=0.9
+    )
     models.insert(0, "day", pd.Timestamp(DAY - timedelta(days=1)))
     return symbols, candles, features, sign_models(models, KEY)
 
@@ -50,6 +52,19 @@ def test_forecast_prices_come_through_exp_with_the_interval(setup):
     assert (frame["target_ts"] == frame["ts"] + 6 * HOUR).all()
     assert (frame["model_day"] == pd.Timestamp(DAY - timedelta(days=1))).all()
     assert set(frame["model_sha256"]) == set(models["sha256"])
+    assert frame["interval_calibrated"].all() and (frame["interval_level"] == 0.9).all()
+
+
+def test_an_uncalibrated_model_forecasts_without_an_interval(setup):
+    symbols, _, features, _ = setup
+    # 14 days hold out ~66 hours: 11 windows of 6 h, fewer than the 19 that 90% needs
+    models = train_all(with_targets(features), DAY, [6], ["linear"], 14, interval_level=0.9)
+    assert not models["interval_calibrated"].any()
+    models = sign_models(models.assign(day=pd.Timestamp(DAY - timedelta(days=1))), KEY)
+    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR, KEY)
+    assert frame["lower"].isna().all() and frame["upper"].isna().all()
+    assert not frame["interval_calibrated"].any() and (frame["interval_level"] == 0.9).all()
+    assert frame["pred_price"].notna().all()
 
 
 def test_missing_features_or_models_are_named(setup):

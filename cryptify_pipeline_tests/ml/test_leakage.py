@@ -44,7 +44,9 @@ def pipeline_outputs(candles: pd.DataFrame):
     for every hour of that last day before T."""
     features = build_features(candles, START, T + timedelta(days=5))
     cutoff = T - timedelta(days=1)
-    models = train_all(with_targets(features), cutoff, (6, 24), MODEL_ZOO, window_days=21)
+    models = train_all(
+        with_targets(features), cutoff, (6, 24), MODEL_ZOO, window_days=21, interval_level=0.8
+    )  # 80%: 21 days hold out enough 6 h windows to calibrate it (17 of the 9 needed)
     models.insert(0, "day", pd.Timestamp(cutoff - timedelta(days=1)))
     models = sign_models(models, KEY)
     forecasts = forecast(features, models, SYMBOLS, cutoff, T, KEY)
@@ -67,6 +69,8 @@ def test_changing_every_candle_after_t_changes_nothing_made_before_t(worlds):
     # fits, and the same signatures
     assert models_a["sha256"].tolist() == models_b["sha256"].tolist()
     assert models_a["signature"].tolist() == models_b["signature"].tolist()
-    assert models_a["interval_high"].tolist() == models_b["interval_high"].tolist()
+    assert models_a["interval_calibrated"].any()
+    for bound in ("interval_low", "interval_high"):
+        np.testing.assert_array_equal(models_a[bound], models_b[bound])  # NaN where uncalibrated
     pd.testing.assert_frame_equal(forecasts_a, forecasts_b, check_exact=True)
     assert len(forecasts_a) == 24 * len(SYMBOLS) * 2 * len(MODEL_ZOO)

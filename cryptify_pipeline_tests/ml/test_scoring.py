@@ -1,4 +1,5 @@
-"""Scores are exact, use the same rows for every model, and pool over days."""
+"""Scores are exact, each model's figures are on its own rows, ranks on the rows models share,
+and days pool exactly, the Diebold-Mariano test included."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +9,7 @@ import pytest
 
 from cryptify_pipeline.ml.metrics import accuracy
 from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.significance import diebold_mariano, loss_differential
 
 HOUR = timedelta(hours=1)
 DAY = datetime(2025, 4, 10, tzinfo=UTC)
@@ -49,6 +51,33 @@ def test_score_day_by_hand():
     assert scores.loc["zero_return", "r2_vs_zero"] == 0
     assert linear["rmse_zero_return"] == pytest.approx(scores.loc["zero_return", "rmse"])
     assert linear["mae_drift"] == pytest.approx(scores.loc["drift", "mae"])
+    assert linear["sse_drift"] == pytest.approx(scores.loc["drift", "sse"])
+    # the hourly loss differentials, by hour of the day
+    differential = y**2 - (y - [0.05, 0.02, 0.0, -0.01]) ** 2
+    np.testing.assert_allclose(linear["loss_diff"][:4], differential)
+    assert linear["loss_diff"][4:] == [None] * 20
+
+
+def test_an_uncalibrated_interval_is_neither_hit_nor_miss():
+    hours = pd.date_range(DAY, periods=2, freq="h")
+    rows = [
+        {
+            "ts": ts,
+            "symbol": "BTC/USDT",
+            "model": "zero_return",
+            "horizon_h": 6,
+            "target_ts": ts + 6 * HOUR,
+            "close": 100.0,
+            "pred_log_return": 0.0,
+            "pred_price": 100.0,
+            "lower": lower,
+            "upper": upper,
+        }
+        for ts, lower, upper in zip(hours, [90.0, np.nan], [110.0, np.nan], strict=True)
+    ]
+    candles = pd.DataFrame({"symbol": "BTC/USDT", "ts": hours + 6 * HOUR, "close": 101.0})
+    [score] = score_day(pd.DataFrame(rows), candles, DAY).to_dict("records")
+    assert (score["n"], score["interval_n"], score["covered"], score["coverage"]) == (2, 1, 1, 1.0)
 
 
 def test_scores_use_the_same_rows_for_every_model():
@@ -58,8 +87,48 @@ def test_scores_use_the_same_rows_for_every_model():
     rows = [{**base, "ts": ts, "target_ts": ts + 6 * HOUR, "model": "zero_return"} for ts in hours]
     rows += [{**base, "ts": ts, "target_ts": ts + 6 * HOUR, "model": "linear"} for ts in hours[:2]]
     candles = pd.DataFrame({"symbol": "BTC/USDT", "ts": hours + 6 * HOUR, "close": 101.0})
-    scores = score_day(pd.DataFrame(rows), candles, DAY)
+    warnings = []
+    scores = score_day(pd.DataFrame(rows), candles, DAY, warn=warnings.append)
     assert scores["n"].tolist() == [2, 2]  # the hour only one model forecast is left out
+    assert warnings == [
+        "BTC/USDT 6h: 1 hour(s) of 2025-04-10 dropped from every model's scores, for lack of a "
+        "forecast by linear at 02:00"
+    ]
+
+
+def test_a_symbol_missing_one_model_keeps_its_other_rows():
+    hours = pd.date_range(DAY, periods=4, freq="h")
+    base = {"close": 100.0, "pred_log_return": 0.0, "pred_price": 100.0, "lower": 90.0,
+            "upper": 110.0}  # fmt: skip
+    plan = {
+        ("BTC/USDT", 6): {"zero_return": hours, "linear": hours},
+        ("ETH/USDT", 6): {"zero_return": hours, "linear": hours[[0, 2, 3]]},  # linear lacks 01:00
+        ("ETH/USDT", 24): {"zero_return": hours},  # no linear at all for ETH at 24 h
+        ("SOL/USDT", 6): {"zero_return": hours},  # no linear at all for SOL
+    }
+    rows = [
+        {**base, "symbol": symbol, "horizon_h": horizon, "model": model, "ts": ts,
+         "target_ts": ts + horizon * HOUR}
+        for (symbol, horizon), models in plan.items()
+        for model, made in models.items()
+        for ts in made
+    ]  # fmt: skip
+    candles = pd.concat(
+        [pd.DataFrame({"symbol": s, "ts": hours + h * HOUR, "close": 101.0}) for s, h in plan]
+    )
+    warnings = []
+    scores = score_day(pd.DataFrame(rows), candles, DAY, warn=warnings.append)
+    n = scores.set_index(["symbol", "horizon_h", "model"])["n"].to_dict()
+    assert n == {
+        ("BTC/USDT", 6, "linear"): 4, ("BTC/USDT", 6, "zero_return"): 4,
+        ("ETH/USDT", 6, "linear"): 3, ("ETH/USDT", 6, "zero_return"): 3,
+        ("ETH/USDT", 24, "zero_return"): 4,
+        ("SOL/USDT", 6, "zero_return"): 4,
+    }  # fmt: skip
+    assert warnings == [
+        "ETH/USDT 6h: 1 hour(s) of 2025-04-10 dropped from every model's scores, for lack of a "
+        "forecast by linear at 01:00"
+    ]
 
 
 def test_leaderboard_pools_days_exactly_and_ranks_by_rmse():
@@ -88,3 +157,99 @@ def test_leaderboard_pools_days_exactly_and_ranks_by_rmse():
     assert board.loc[("30d", "linear"), "n"] == 30 * 24
     ranks = board.loc["all"]["rank"]
     assert sorted(ranks) == [1, 2] and ranks.idxmin() == board.loc["all"]["rmse"].idxmin()
+
+
+def forecasts_of(days: dict[int, list[str]], seed: int = 5, horizon: int = 6):
+    """Predictions and candles for ``days`` (offset from DAY -> models forecasting that day):
+    realised log returns y, and per model a forecast of its own quality; close is always 100."""
+    rng = np.random.default_rng(seed)
+    quality = {"zero_return": 0.0, "drift": None, "ridge": 0.4, "hist_gbm": 0.1, "mlp": -0.2}
+    rows, candles, realised = [], [], {}
+    for offset, models in days.items():
+        hours = pd.date_range(DAY + timedelta(days=offset), periods=24, freq="h")
+        y = rng.normal(0, 0.01 * (1 + offset / 10), 24)  # a calmer start, a wilder end
+        realised[offset] = y
+        candles.append(pd.DataFrame({"symbol": "BTC/USDT", "ts": hours + horizon * HOUR,
+                                     "close": 100 * np.exp(y)}))  # fmt: skip
+        for model in models:
+            weight = quality[model]
+            predicted = (
+                np.full(24, 0.002) if weight is None else weight * y + rng.normal(0, 0.004, 24)
+            )
+            if model == "zero_return":
+                predicted = np.zeros(24)
+            rows += [{"ts": ts, "symbol": "BTC/USDT", "model": model, "horizon_h": horizon,
+                      "target_ts": ts + horizon * HOUR, "close": 100.0, "pred_log_return": r,
+                      "pred_price": 100 * np.exp(r), "lower": 100 * np.exp(r - 0.02),
+                      "upper": 100 * np.exp(r + 0.02)}
+                     for ts, r in zip(hours, predicted, strict=True)]  # fmt: skip
+    return pd.DataFrame(rows), pd.concat(candles, ignore_index=True), realised
+
+
+def scored(predictions, candles, days):
+    return pd.concat(
+        [score_day(predictions, candles, DAY + timedelta(days=d)) for d in days],
+        ignore_index=True,
+    )
+
+
+def test_paired_skill_and_shared_row_ranks_with_a_changing_model_list():
+    # days 0-9: baselines and ridge; days 10-34: ridge and hist_gbm, no baselines (the README's
+    # models: [ridge, hist_gbm]); the days get wilder, so unpaired comparisons would mislead
+    plan = {d: ["zero_return", "drift", "ridge"] if d < 10 else ["ridge", "hist_gbm"]
+            for d in range(35)}  # fmt: skip
+    predictions, candles, _ = forecasts_of(plan)
+    board = rank_models(scored(predictions, candles, plan), last_days=20).set_index(
+        ["window", "model"]
+    )
+    made = predictions.merge(candles.rename(columns={"ts": "target_ts", "close": "realised"}))
+    made["y"] = np.log(made["realised"] / made["close"])
+    made["error2"] = (made["y"] - made["pred_log_return"]) ** 2
+
+    made["offset"] = (made["ts"] - pd.Timestamp(DAY)).dt.days
+
+    def own(model, first=0, last=34):
+        return made[(made["model"] == model) & made["offset"].between(first, last)]
+
+    gbm = own("hist_gbm")
+    expected = 1 - np.sqrt(gbm["error2"].sum() / (gbm["y"] ** 2).sum())
+    assert board.loc[("all", "hist_gbm"), "skill_vs_zero"] == pytest.approx(expected)
+    # against zero's RMSE over zero's own (calm) days it would look much worse
+    zero_rows = own("zero_return")
+    unpaired = 1 - np.sqrt(gbm["error2"].mean()) / np.sqrt((zero_rows["y"] ** 2).mean())
+    assert unpaired < expected - 0.2
+    # skill against drift only over the days drift was scored beside ridge
+    ridge_early, drift = own("ridge", 0, 9), own("drift")
+    assert board.loc[("all", "ridge"), "skill_vs_drift"] == pytest.approx(
+        1 - np.sqrt(ridge_early["error2"].sum() / drift["error2"].sum())
+    )
+    assert np.isnan(board.loc[("all", "hist_gbm"), "skill_vs_drift"])
+    # ranks: the models of the last day, on the 25 days both were scored
+    all_time = board.loc["all"]
+    assert all_time.loc[["zero_return", "drift"], "rank"].isna().all()
+    assert all_time.loc["ridge", "rank"] == 1 and all_time.loc["hist_gbm", "rank"] == 2
+    assert (all_time.loc[["ridge", "hist_gbm"], "rank_rows"] == 25 * 24).all()
+    # the recent window (days 15-34) holds no baseline at all
+    assert set(board.loc["20d"].index) == {"ridge", "hist_gbm"}
+
+
+def test_diebold_mariano_pools_days_exactly_across_their_boundaries():
+    # horizon 6: the first 5 hours of a day pair with the last hours of the day before
+    plan = dict.fromkeys([0, 1, 2, 4, 5], ["zero_return", "ridge", "mlp"])  # day 3 missing
+    predictions, candles, realised = forecasts_of(plan, seed=9)
+    board = rank_models(scored(predictions, candles, plan)).set_index(["window", "model"])
+    for model in ("ridge", "mlp"):
+        series = []
+        for day in range(6):
+            if day not in plan:
+                series += [np.nan] * 24
+                continue
+            made_that_day = (predictions["ts"] - pd.Timestamp(DAY)).dt.days == day
+            rows = predictions[(predictions["model"] == model) & made_that_day]
+            series += list(loss_differential(realised[day], rows["pred_log_return"].to_numpy()))
+        stat, p_value = diebold_mariano(np.array(series), 6)
+        assert board.loc[("all", model), "dm_stat"] == pytest.approx(stat)
+        assert board.loc[("all", model), "dm_p_value"] == pytest.approx(p_value)
+    assert board.loc[("all", "ridge"), "dm_stat"] > 2  # knows part of the future
+    assert board.loc[("all", "mlp"), "dm_stat"] < 0  # anti-informed: worse than zero
+    assert np.isnan(board.loc[("all", "zero_return"), "dm_stat"])

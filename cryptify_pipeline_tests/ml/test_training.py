@@ -13,10 +13,21 @@ import pytest
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.artifacts import load_model, sign_models
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.forecasting import forecast
+from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, split_rows, train_all
+from cryptify_pipeline.ml.training import (
+    NotEnoughData,
+    conformal_interval,
+    conformal_rank,
+    fit_model,
+    hold_out_last,
+    min_calibration_windows,
+    split_rows,
+    train_all,
+)
+from cryptify_pipeline_tests.support.coverage import coverage_band
 
 HOUR = timedelta(hours=1)
 CUTOFF = datetime(2025, 4, 1, tzinfo=UTC)
@@ -34,7 +45,7 @@ def rows() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def records(rows) -> pd.DataFrame:
-    trained = train_all(rows, CUTOFF, HORIZONS, MODEL_ZOO, window_days=30)
+    trained = train_all(rows, CUTOFF, HORIZONS, MODEL_ZOO, window_days=30, interval_level=0.9)
     return sign_models(trained.assign(day=CUTOFF - timedelta(days=1)), KEY)
 
 
@@ -42,14 +53,27 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
     assert len(records) == 2 * len(HORIZONS) * len(MODEL_ZOO)
     for record in records.itertuples():
         assert len(record.sha256) == 64 and record.sklearn_version and record.python_version
-        assert record.artifact_format == "skops"
-        assert set(record.library_versions) == {"scikit-learn", "skops"}
+        if record.model == "xgboost":
+            assert record.artifact_format == "xgboost-json"
+            assert set(record.library_versions) == {"scikit-learn", "xgboost-cpu"}
+        else:
+            assert record.artifact_format == "skops"
+            assert set(record.library_versions) == {"scikit-learn", "skops"}
         assert len(record.signature) == 64 and record.signing_key_id == KEY.key_id
         assert list(record.features) == list(MODEL_FEATURES)
         assert record.fit_rows > 100 and record.validation_rows > 24
-        # empirical residual quantiles: a biased model's interval may sit to one side of it
-        assert record.interval_low < record.interval_high
+        assert (record.boosting_rounds is pd.NA) == (record.model not in BOOSTED)
         assert np.isfinite(record.val_rmse)
+        # 30 days hold out ~143 hours: 24 windows of 6 h (enough for 90%), 12 of 12 h, 6 of 24 h
+        assert record.interval_windows == -(-record.validation_rows // record.horizon_h)
+        assert record.interval_level == 0.9
+        if record.horizon_h == 6:
+            assert record.interval_calibrated
+            # empirical residual quantiles: a biased model's interval may sit to one side of 0
+            assert record.interval_low < record.interval_high
+        else:
+            assert not record.interval_calibrated
+            assert np.isnan(record.interval_low) and np.isnan(record.interval_high)
 
 
 def test_purge_audit_no_target_reaches_past_the_cutoff(records):
@@ -96,6 +120,139 @@ def test_too_little_history_is_a_named_error(rows):
     three_days_in = CUTOFF - timedelta(days=37)
     with pytest.raises(
         NotEnoughData,
-        match="rows with known 24h targets before 2025-02-23 00:00; need at least 124",
+        match="48 complete rows with known 24h targets before 2025-02-23 00:00 leave 15 to fit "
+        "and 10 to validate after holding out the last 20% and purging 24 h; need at least 100 "
+        "and 24",
     ):
         split_rows(rows[rows["symbol"] == "BTC/USDT"], 24, three_days_in, None)
+
+
+def test_the_fit_minimum_counts_the_rows_fitted_after_the_hold_out_and_purge(rows):
+    btc = rows[rows["symbol"] == "BTC/USDT"]
+    newest_known = CUTOFF - timedelta(hours=25)  # the newest row whose 24 h target is known
+
+    def last(count: int) -> pd.DataFrame:
+        return btc[(btc["ts"] > newest_known - count * HOUR) & (btc["ts"] <= newest_known)]
+
+    # 130 complete rows: enough before the split (100 + 24), but the last 26 are held out and
+    # the 23 before them purged (a target may end where the held-out period starts), so only 81
+    # would be fitted
+    with pytest.raises(NotEnoughData, match="130 complete .* leave 81 to fit and 26 to validate"):
+        split_rows(last(130), 24, CUTOFF, None)
+    split = split_rows(last(160), 24, CUTOFF, None)  # 32 held out, 23 purged: 105 fitted
+    assert (len(split.fit), len(split.validation)) == (105, 32)
+
+
+def test_boosting_rounds_are_chosen_on_the_last_fitted_rows_purged(rows):
+    split = split_rows(rows[rows["symbol"] == "ETH/USDT"], 12, CUTOFF, 30)
+    pipeline, rounds = fit_model("hist_gbm", split.fit, 12)
+    assert 1 <= rounds <= BOOSTED["hist_gbm"].most
+    assert pipeline[-1].n_iter_ == rounds and not pipeline[-1].do_early_stopping_
+    # the same choice by hand: the last 20% of the fitted rows, the 12 before them purged
+    inner = hold_out_last(split.fit, 12, 0.2)
+    assert inner.fit["ts"].max() + 12 * HOUR <= inner.validation["ts"].min()
+    assert inner.validation["ts"].max() == split.fit["ts"].max()
+    probe = BOOSTED["hist_gbm"].build(BOOSTED["hist_gbm"].most)
+    probe.fit(inner.fit[list(MODEL_FEATURES)], inner.fit["target_12h"].to_numpy())
+    losses = [
+        np.mean((inner.validation["target_12h"].to_numpy() - p) ** 2)
+        for p in probe[-1].staged_predict(inner.validation[list(MODEL_FEATURES)])
+    ]
+    assert rounds == int(np.argmin(losses)) + 1
+    _, none = fit_model("ridge", split.fit, 12)
+    assert none is None
+
+
+def test_conformal_rank_and_the_fewest_windows_per_level():
+    # k = ceil((n + 1)(1 - a/2)): the default 180 days hold out 144, 72 and 36 windows
+    assert [conformal_rank(0.9, n) for n in (144, 72, 36)] == [138, 70, 36]
+    assert conformal_rank(0.9, 19) == 19 and conformal_rank(0.9, 18) == 19  # 18 is too few
+    assert [min_calibration_windows(level) for level in (0.8, 0.9, 0.95)] == [9, 19, 39]
+
+
+def test_conformal_interval_takes_one_score_per_window_back_from_the_newest():
+    ts = pd.Series(pd.date_range(CUTOFF, periods=60, freq="h"))
+    scores = np.arange(60.0)  # the score is the hour's index
+    interval = conformal_interval(scores, ts, 3, 0.9)
+    # windows end at hours 59, 56, ..., 2: 20 scores; k = ceil(21 * 0.95) = 20 -> max and min
+    assert (interval.windows, interval.calibrated) == (20, True)
+    assert (interval.low, interval.high) == (2.0, 59.0)
+    too_few = conformal_interval(scores[:54], ts[:54], 3, 0.9)  # 18 windows
+    assert not too_few.calibrated and np.isnan(too_few.low) and np.isnan(too_few.high)
+
+
+def test_conformal_coverage_on_exchangeable_scores_is_what_the_band_says():
+    # 4,000 calibrations on 36 normal scores, each tested on one new score
+    rng = np.random.default_rng(2)
+    calibrations, n = 4000, 36
+    ts = pd.Series(pd.date_range(CUTOFF, periods=n, freq="h"))
+    covered = []
+    for _ in range(calibrations):
+        interval = conformal_interval(rng.standard_normal(n), ts, 1, 0.9)
+        covered.append(interval.low <= rng.standard_normal() <= interval.high)
+    band = coverage_band(0.9, [n] * calibrations, [1] * calibrations)
+    assert band.expected == pytest.approx(2 * 36 / 37 - 1)  # 94.6%: k = n = 36
+    assert np.mean(covered) in band, (np.mean(covered), str(band))
+
+
+CALIBRATION_SYMBOLS = [f"CAL{i:02d}/USDT" for i in range(10)]
+CALIBRATIONS = 10
+SERVED_DAYS = 36  # the default 180-day window holds out 36 days: cut-offs this far apart
+FIRST_CALIBRATION = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_intervals_cover_what_their_windows_promise_on_the_sample_market(horizon, calibrated):
+    """Every horizon's coverage lies in the band its windows imply (``support/coverage.py``).
+
+    The default 180-day window holds out 36 days, n = 864 / h windows: 144, 72 and 36 for 6, 12
+    and 24 h, so k = 138, 70 and 36 and a calibration covers on average 2k / (n + 1) - 1 =
+    90.3%, 91.8% and 94.6% (at least 90% at any n: the finite-sample price is at most
+    2 / (n + 1)). 10 symbols x 10 cut-offs 36 days apart give R = 100 calibrations on disjoint
+    held-out periods, each serving the next 36 days (m = 864 / h test windows). Per calibration
+    the variance is at most 2k(n - k + 1) / ((n + 1)^2 (n + 2)) + E(1 - E) / m, e.g. at 24 h
+    2 * 36 * 1 / (37^2 * 38) + 0.946 * 0.054 / 36 = 0.00138 + 0.00142; over R = 100 the sd is
+    sqrt(0.0028 / 100) = 0.53 pp, and the band at 3 sd is [88.4%, 96.2%]; at 6 h it is
+    [88.9%, 91.4%] (sd 0.35 pp). Both the zero forecast and ridge must land in it.
+    """
+    coverage = calibrated[calibrated["horizon_h"] == horizon]
+    for model, runs in coverage.groupby("model"):
+        assert len(runs) == len(CALIBRATION_SYMBOLS) * CALIBRATIONS
+        band = coverage_band(0.9, runs["windows"].tolist(), (runs["rows"] / horizon).tolist())
+        observed = runs["covered"].sum() / runs["rows"].sum()
+        print(f"{model} {horizon}h: covered {observed:.4f}, band {band}")
+        assert observed in band, (model, horizon, observed, str(band))
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> pd.DataFrame:
+    """Per calibration (symbol, cut-off, model, horizon): windows, test rows and rows covered."""
+    start = FIRST_CALIBRATION - timedelta(days=182)
+    end = FIRST_CALIBRATION + timedelta(days=CALIBRATIONS * SERVED_DAYS + 2)
+    candles = SampleMarket().fetch(CALIBRATION_SYMBOLS, start - LOOKBACK_HOURS * HOUR, end)
+    rows = with_targets(build_features(candles, start, end))
+    closes = candles.set_index(["symbol", "ts"])["close"]
+    runs = []
+    for index in range(CALIBRATIONS):
+        cutoff = FIRST_CALIBRATION + timedelta(days=index * SERVED_DAYS)
+        models = train_all(rows, cutoff, HORIZONS, ["zero_return", "ridge"], 180,
+                           interval_level=0.9)  # fmt: skip
+        serving = pd.concat(
+            [sign_models(models.assign(day=pd.Timestamp(cutoff + timedelta(days=d - 1))), KEY)
+             for d in range(SERVED_DAYS)]
+        )  # fmt: skip
+        made = forecast(rows, serving, CALIBRATION_SYMBOLS, cutoff,
+                        cutoff + timedelta(days=SERVED_DAYS), KEY)  # fmt: skip
+        realised = closes.reindex(pd.MultiIndex.from_frame(made[["symbol", "target_ts"]]))
+        made["covered"] = made["lower"].le(realised.to_numpy()) & made["upper"].ge(
+            realised.to_numpy()
+        )
+        summary = (
+            made.groupby(["symbol", "model", "horizon_h"])
+            .agg(covered=("covered", "sum"), rows=("covered", "size"))
+            .reset_index()
+            .merge(models[["symbol", "model", "horizon_h", "interval_windows"]])
+        )
+        runs.append(summary.rename(columns={"interval_windows": "windows"}))
+    return pd.concat(runs, ignore_index=True)

@@ -38,7 +38,11 @@ class PriceConfig(Config):
 @asset(
     partitions_def=HOURLY,
     backfill_policy=BackfillPolicy.single_run(),
-    metadata={"partition_expr": "ts", "primary_key": ["symbol", "ts"]},
+    metadata={
+        "partition_expr": "ts",
+        "primary_key": ["symbol", "ts"],
+        "column_descriptions": {"ts": "Hour (UTC).", "price": "Last price."},
+    },
 )
 def prices(context: AssetExecutionContext, config: PriceConfig) -> pd.DataFrame:
     window = context.partition_time_window
@@ -120,10 +124,10 @@ def test_output_metadata_for_the_ui(instance, schema):
     assert metadata["dagster/row_count"].value == 2
     assert metadata["dagster/table_name"].value.endswith(f"{schema}.prices")
     schema_columns = metadata["dagster/column_schema"].value.columns
-    assert [(c.name, c.type) for c in schema_columns] == [
-        ("ts", "timestamp with time zone"),
-        ("symbol", "text"),
-        ("price", "double precision"),
+    assert [(c.name, c.type, c.description) for c in schema_columns] == [
+        ("ts", "timestamp with time zone", "Hour (UTC)."),
+        ("symbol", "text", None),  # not described: the type alone
+        ("price", "double precision", "Last price."),
     ]
     assert metadata["partition_start"].value == ts("2026-01-02T05:00").timestamp()
     assert metadata["partition_end"].value == ts("2026-01-02T06:00").timestamp()

@@ -12,7 +12,13 @@ from cryptify_pipeline.automation.run_tags import range_tags
 from cryptify_pipeline.definitions import build_definitions
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.resources import FailureAlerts, MarketData, ModelSigning, PostgresDatabase
+from cryptify_pipeline.resources import (
+    FailureAlerts,
+    Forecasting,
+    MarketData,
+    ModelSigning,
+    PostgresDatabase,
+)
 from cryptify_pipeline.settings import DEFAULT_START, load_settings
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
 from cryptify_pipeline_tests.support.database import suite_database_url
@@ -48,6 +54,7 @@ def resources(
     market: MarketData | None = None,
     alerts: FailureAlerts | None = None,
     signing: ModelSigning | None = None,
+    forecasting: Forecasting | None = None,
 ) -> dict[str, object]:
     """The resources of ``build_resources``, on ``schema`` of the test database."""
     return {
@@ -56,6 +63,7 @@ def resources(
         "market": market or sample_market(),
         "alerts": alerts or FailureAlerts(),
         "model_signing": signing or model_signing(),
+        "forecasting": forecasting or Forecasting(),
     }
 
 
@@ -72,9 +80,12 @@ def definitions(
     schema: str, env: Mapping[str, str] | None = None, **resource_overrides
 ) -> Definitions:
     """The code location as ``env``'s settings build it (automation off unless ``env`` says
-    otherwise), with its resources on ``schema`` of the test database and its market that of
-    the settings."""
+    otherwise), with its resources on ``schema`` of the test database and its market and
+    forecasting those of the settings."""
     settings = load_settings({"CRYPTIFY_AUTOMATION": "off", **(env or {})})
     market = MarketData(source=settings.source, symbols=list(settings.symbols))
     resource_overrides.setdefault("market", market)
+    resource_overrides.setdefault(
+        "forecasting", Forecasting(interval_level=settings.interval_level)
+    )
     return build_definitions(settings, resources=resources(schema, **resource_overrides))

@@ -1,0 +1,185 @@
+"""What every column of every asset table means, shown beside its type in the UI.
+
+Each asset puts its mapping in its metadata under ``column_descriptions`` (``described``);
+the IO manager merges it into the ``dagster/column_schema`` it records with each write. A test
+checks that every column written has a description and every description a column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cryptify_pipeline.ml.features import RETURN_HOURS, VOLATILITY_HOURS
+from cryptify_pipeline.storage.io_manager import COLUMN_DESCRIPTIONS
+
+
+def described(columns: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Asset metadata that gives the IO manager the descriptions of ``columns``."""
+    return {COLUMN_DESCRIPTIONS: dict(columns)}
+
+
+_SYMBOL = "Trading pair, BASE/QUOTE (e.g. BTC/USDT)."
+_HORIZON = "Forecast horizon in hours: the target is the log return from ts to ts + h."
+_MODEL = "Model of the zoo (zero_return and drift are the baselines)."
+
+CANDLES = {
+    "ts": "Open time of the hourly candle (UTC); the candle closed at ts + 1 h.",
+    "symbol": _SYMBOL,
+    "open": "First trade price of the hour, in the quote currency.",
+    "high": "Highest trade price of the hour.",
+    "low": "Lowest trade price of the hour.",
+    "close": "Last trade price of the hour.",
+    "volume": "Traded volume in the base currency.",
+    "quote_volume": "Traded volume in the quote currency (null where the source does not say).",
+    "trades": "Number of trades (null where the source does not say).",
+    "source": "Where the candle came from: an exchange id, file, or sample (synthetic prices).",
+    "ingested_at": "When the pipeline wrote the candle (UTC).",
+}
+
+FEATURES = {
+    "ts": "Hour of the candle the features describe (UTC); each uses candles up to ts only.",
+    "symbol": _SYMBOL,
+    "close": "Close of the candle at ts.",
+    "log_return_1h": "log(close[t] / close[t - 1 h]).",
+    **{f"log_return_{h}h": f"log(close[t] / close[t - {h} h])." for h in RETURN_HOURS},
+    "range_over_prev_close": "(high - low) / previous close.",
+    "body_over_open": "(close - open) / open.",
+    "high_over_prev_close": "(high - previous close) / previous close.",
+    "low_over_prev_close": "(low - previous close) / previous close.",
+    **{
+        f"volatility_{h}h": f"Standard deviation of the hourly log returns of the last {h} hours."
+        for h in VOLATILITY_HOURS
+    },
+    "volume_zscore_100h": "Volume against the mean and standard deviation of the last 100 hours.",
+    "log_volume_vs_24h_mean": "log(volume / mean volume of the last 24 hours).",
+    "rsi_14": "Relative strength index over 14 hours (Wilder's smoothing), 0-100.",
+    "macd": "MACD line: EMA(12) - EMA(26) of the close, in price units (not a model input).",
+    "macd_signal": "EMA(9) of the MACD line, in price units (not a model input).",
+    "macd_hist": "MACD line - signal, in price units (not a model input).",
+    "macd_norm": "MACD line / close.",
+    "macd_signal_norm": "MACD signal / close.",
+    "macd_hist_norm": "MACD histogram / close.",
+    "atr_14_norm": "Average true range over 14 hours (Wilder's smoothing) / close.",
+    "hour_sin": "sin(2 pi hour / 24): the hour of day on a circle.",
+    "hour_cos": "cos(2 pi hour / 24).",
+    "day_of_week_sin": "sin(2 pi weekday / 7): the day of week on a circle.",
+    "day_of_week_cos": "cos(2 pi weekday / 7).",
+}
+
+
+def models(level: float) -> dict[str, str]:
+    return {
+        "day": "The day D whose end is the cut-off: trained on targets known by then, used for "
+        "the forecasts of D + 1.",
+        "symbol": _SYMBOL,
+        "model": _MODEL,
+        "horizon_h": _HORIZON,
+        "cutoff": "End of day D (UTC): no fitted or held-out target reaches past it.",
+        "fit_start": "First hour of the rows fitted.",
+        "fit_end": "Last hour of the rows fitted (its target ends before the held-out period).",
+        "validation_start": "First hour of the held-out rows (the last 20% before the cut-off).",
+        "validation_end": "Last hour of the held-out rows.",
+        "fit_rows": "Rows fitted, after the hold-out and its purge (at least 100).",
+        "validation_rows": "Rows held out (at least 24).",
+        "boosting_rounds": "Boosting rounds (hist_gbm, xgboost), chosen on the last fitted rows "
+        "(time-ordered, purged); null for models that do not boost.",
+        "features": "The model's input columns, in order.",
+        "val_mae": "Mean absolute error on the held-out rows (log return).",
+        "val_rmse": "Root mean squared error on the held-out rows (log return).",
+        "val_r2_vs_zero": "1 - SSE / sum(y^2) on the held-out rows: > 0 beats the zero forecast.",
+        "val_directional_accuracy": "Share of held-out rows whose sign was called right (ties "
+        "excluded).",
+        "interval_level": f"Coverage the interval is calibrated for (here {level:.0%}).",
+        "interval_windows": "Non-overlapping held-out windows the interval was calibrated on (n).",
+        "interval_calibrated": "Whether n sufficed for the level; if not, forecasts carry no "
+        "interval.",
+        "interval_low": f"Lower bound of the {level:.0%} interval in units of the volatility at "
+        "the forecast's hour (null if uncalibrated).",
+        "interval_high": f"Upper bound of the {level:.0%} interval in units of the volatility "
+        "at the forecast's hour (null if uncalibrated).",
+        "interval_scale_median": "Median held-out volatility * sqrt(h): stands in for a "
+        "forecast hour without a week of history.",
+        "artifact_format": "How the model is stored, hence which loader reads it: skops, or "
+        "xgboost-json (XGBoost's own JSON).",
+        "pipeline": "The fitted model in its artifact format (bytes).",
+        "sha256": "sha256 of the stored bytes: loading refuses other bytes.",
+        "library_versions": "Versions of the libraries that wrote it: loading refuses others.",
+        "sklearn_version": "scikit-learn version that trained it.",
+        "python_version": "Python version that trained it.",
+        "signature": "HMAC-SHA256 under the model signing key of the bytes and the fields a "
+        "forecast takes from this row: loading refuses a row it does not verify.",
+        "signing_key_id": "Id of the key that signed it (tells keys apart; not trusted).",
+        "trained_at": "When the model was trained (UTC).",
+    }
+
+
+def predictions(level: float) -> dict[str, str]:
+    return {
+        "ts": "Hour the forecast was made at: with the close of the candle of ts (UTC).",
+        "symbol": _SYMBOL,
+        "model": _MODEL,
+        "horizon_h": _HORIZON,
+        "target_ts": "ts + h: the candle whose close the forecast is scored against.",
+        "close": "Close at ts, the price forecast from.",
+        "pred_log_return": "Forecast log return from ts to ts + h.",
+        "pred_price": "close * exp(pred_log_return).",
+        "lower": f"Lower bound of the {level:.0%} interval of the price at ts + h (null if "
+        "the model is uncalibrated).",
+        "upper": f"Upper bound of the {level:.0%} interval of the price at ts + h (null if "
+        "the model is uncalibrated).",
+        "interval_level": "Coverage the model's interval is calibrated for.",
+        "interval_calibrated": "Whether the forecast has an interval.",
+        "model_day": "Day of the model used: the day before ts's.",
+        "model_sha256": "sha256 of the model used.",
+    }
+
+
+_SCORE = {
+    "symbol": _SYMBOL,
+    "model": _MODEL,
+    "horizon_h": _HORIZON,
+    "n": "Forecasts scored: per symbol and horizon every model on the same rows.",
+    "mae": "Mean absolute error of the log-return forecasts.",
+    "rmse": "Root mean squared error of the log-return forecasts.",
+    "r2_vs_zero": "1 - SSE / sum(y^2) on the model's rows: > 0 beats the zero forecast.",
+    "directional_accuracy": "Share of forecasts whose sign was right (ties excluded).",
+}
+
+FORECAST_METRICS = {
+    "day": "Day the forecasts were made (UTC); scored against candles through the next day.",
+    **_SCORE,
+    "sum_abs_error": "Sum of |error|: with n, pools MAE over days exactly.",
+    "sse": "Sum of squared errors.",
+    "sum_y2": "Sum of squared realised log returns: the zero forecast's SSE on these rows.",
+    "direction_n": "Forecasts with a decided direction (neither realised nor forecast zero).",
+    "direction_hits": "Of those, the ones whose sign was right.",
+    "covered": "Realised prices inside the forecast's interval.",
+    "interval_n": "Forecasts that had an interval (calibrated models).",
+    "coverage": "covered / interval_n.",
+    "mae_zero_return": "The zero forecast's MAE on the same rows: mean |realised return|.",
+    "rmse_zero_return": "The zero forecast's RMSE on the same rows.",
+    "mae_drift": "Drift's MAE on the same rows (null where drift was not forecast).",
+    "rmse_drift": "Drift's RMSE on the same rows (null where drift was not forecast).",
+    "sse_drift": "Drift's SSE on the same rows: pools skill against drift exactly.",
+    "loss_diff": "By hour of the day (0-23): the zero forecast's squared error minus the "
+    "model's; null where not scored. The Diebold-Mariano test's series.",
+}
+
+
+def leaderboard(level: float) -> dict[str, str]:
+    return {
+        **_SCORE,
+        "window": "The days pooled: the recent days (e.g. 30d) or all.",
+        "n": "Forecasts scored in the window, over the model's own rows.",
+        "coverage": f"Share of realised prices inside the {level:.0%} intervals.",
+        "skill_vs_zero": "1 - RMSE / RMSE of the zero forecast on the same rows: > 0 beats "
+        "saying the price stays.",
+        "skill_vs_drift": "1 - RMSE / RMSE of drift on the rows where drift was scored too.",
+        "dm_stat": "Diebold-Mariano statistic against the zero forecast on squared errors "
+        "(Newey-West, h - 1 lags): > 0 means lower errors.",
+        "dm_p_value": "One-sided p-value of dm_stat: how likely a statistic this large is if "
+        "the model were no better than zero.",
+        "rank": "Rank by RMSE among the models scored on the window's last day, on the rows "
+        "they all share (null for a model no longer scored).",
+        "rank_rows": "Rows the rank compares the models on.",
+    }
