@@ -175,9 +175,7 @@ def test_symbol_spellings(client, spelling):
     assert {bar["symbol"] for bar in body["data"]["raw_bars"]} == {"ETH/USDT"}
 
 
-@pytest.mark.parametrize(
-    ("alias", "zoo"), [("linear_regression", "linear"), ("lstm", "mlp")]
-)
+@pytest.mark.parametrize(("alias", "zoo"), [("linear_regression", "linear"), ("lstm", "mlp")])
 def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     asked = client.get(f"/history?model={alias}&{DAY}").json()["data"]["predictions"]
     direct = client.get(f"/history?model={zoo}&{DAY}").json()["data"]["predictions"]
