@@ -52,7 +52,9 @@ class Bar(_Strict):
 class Prediction(_Strict):
     """One model's forecast made at ``timestamp`` (the close of that hour's candle) for
     ``predicted_time`` = ``timestamp`` + ``prediction_horizon`` hours. Prices are
-    ``close * exp(log return)``; ``ci_low``/``ci_high`` bound the 90% interval."""
+    ``close * exp(log return)``; ``ci_low``/``ci_high`` bound the interval at the pipeline's
+    level (CRYPTIFY_INTERVAL_LEVEL), null when the model had too few held-out windows to
+    calibrate one."""
 
     timestamp: datetime
     symbol: str
@@ -60,8 +62,8 @@ class Prediction(_Strict):
     predicted_time: datetime
     predicted_value: float = Field(description="Forecast price: close * exp(predicted log return).")
     predicted_log_return: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None = Field(description="Interval's lower price; null if uncalibrated.")
+    ci_high: float | None = Field(description="Interval's upper price; null if uncalibrated.")
     model: str = Field(description="The model name asked for (an alias stays an alias).")
     model_id: str = Field(description="The zoo model whose forecasts these are.")
 

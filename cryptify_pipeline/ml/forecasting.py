@@ -115,7 +115,9 @@ def _nan_as_none(value: float) -> float | None:
 
 def _forecast_batch(model, record, batch: pd.DataFrame) -> pd.DataFrame:
     """One model's forecasts of ``batch``'s rows: log return, price and interval."""
-    predicted = model.predict(batch[list(record.features)])
+    # XGBoost predicts float32: in float64 before exp, so every price is close * exp(r) exactly
+    # as anyone recomputes it from the stored log return
+    predicted = np.asarray(model.predict(batch[list(record.features)]), dtype="float64")
     close = batch["close"].to_numpy()
     scale = interval_scale(batch, record.horizon_h)
     # without a week of history the volatility is unknown: the validation median stands in

@@ -15,15 +15,16 @@ from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
-# features need 320 hours of candles before them, and training (7 days, the least allowed)
-# at least 124 complete rows: so two weeks of candles precede the features that are used
+# features need 320 hours of candles before them, and training at least 100 rows to fit after
+# its hold-out and purge (155 complete rows at 24 h): so two weeks of candles precede the
+# features, and models train on 8 days
 CANDLES = ("2025-01-01-00:00", "2025-01-23-23:00")
 FEATURES = ("2025-01-14-00:00", "2025-01-23-23:00")
 MODEL_DAYS = ("2025-01-21", "2025-01-22")
 FORECAST_HOURS = ("2025-01-22-00:00", "2025-01-23-23:00")
 SCORED_DAY = "2025-01-22"  # scored against the candles of 01-22 and 01-23
 HORIZONS = [6, 24]
-TRAIN = {"ops": {"models": {"config": {"training_days": 7, "horizons": HORIZONS}}}}
+TRAIN = {"ops": {"models": {"config": {"training_days": 8, "horizons": HORIZONS}}}}
 
 LAST_CANDLE = datetime(2025, 1, 23, 23, tzinfo=UTC)
 FIRST_FORECAST = datetime(2025, 1, 22, tzinfo=UTC)

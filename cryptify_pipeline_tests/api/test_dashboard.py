@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline_tests.api.conftest import LAST_CANDLE
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.live_api import get_json, live_api
@@ -93,7 +94,7 @@ def test_dashboard_draws_candles_forecasts_and_the_leaderboard(
     ]
     # the newest forecasts reach ahead of the last candle's close
     assert seen["last_forecast_time"] == (LAST_CANDLE + timedelta(hours=6)).isoformat()
-    assert seen["rows"] == 12  # 6 models x (30d, all) at 6 h
+    assert seen["rows"] == 2 * len(MODEL_ZOO)  # every model x (30d, all) at 6 h
     page.wait_for_selector("#health.degraded")  # 2025 is long past
     assert "newest candle 2025-01-23T23:00:00+00:00" in page.locator("#health").inner_text()
     screenshot = tmp_path / "dashboard.png"
