@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DAGSTER_PORT ?= 3000
+API_PORT ?= 8000
 
-.PHONY: install dev test test-quick lint bench db-stop clean
+.PHONY: install dev test test-quick test-deploy lint bench db-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +16,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# fills the recent weeks (candles through leaderboard) on the first run, then serves the UI
+# fills the recent weeks (candles through leaderboard) on the first run, then serves the Dagster
+# UI and, beside it, the data API with its dashboard; one Ctrl-C stops both
 dev: $(STAMP)
 	$(BIN)/python -m cryptify_pipeline.bootstrap
-	$(BIN)/dagster dev
+	$(BIN)/cryptify api --port $(API_PORT) & api=$$!; \
+	trap 'kill $$api 2>/dev/null' INT TERM EXIT; \
+	$(BIN)/dagster dev --port $(DAGSTER_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile
@@ -25,6 +30,17 @@ test: $(STAMP)
 # the everyday run: no statistical tests, no servers started
 test-quick: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow and not live"
+
+# the production stack in a private Docker engine (root; ~5 min; see README, Production). The
+# engine's root is removed by the test, and by the `clean` after it if the test was killed.
+test-deploy: $(STAMP)
+	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null \
+		&& command -v docker-compose >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq docker.io debootstrap docker-compose)
+	CRYPTIFY_DEPLOY_TEST=1 $(BIN)/pytest -q -s -m deploy \
+		cryptify_pipeline_tests/deployment/test_production_stack.py; \
+	status=$$?; $(BIN)/python -m cryptify_pipeline_tests.deployment.docker_engine clean; \
+	exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check cryptify_pipeline cryptify_pipeline_tests benchmarks

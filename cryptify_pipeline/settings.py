@@ -8,8 +8,9 @@ a URL that may hold credentials is shown redacted (scheme, host and port), a dat
 at all. In a deployment (``CRYPTIFY_DEPLOYMENT=production``) no database configured is an error,
 not a reason to start the embedded server.
 
-Only the definitions (``definitions.build_definitions``), the instance storage and the command
-line read these; code that runs in a step, check or sensor gets them through its resources.
+Only the definitions (``definitions.build_definitions``), the instance storage, the command
+line and the data API it starts read these; code that runs in a step, check or sensor gets them
+through its resources.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ DEPLOYMENTS = ("development", "production")
 # Bitcoin's first block: no market has an hourly candle before it.
 EARLIEST_START = datetime(2009, 1, 3, tzinfo=UTC)
 MODEL_SIGNING_KEY_FILE = "model-signing.key"  # beside the embedded server's data directory
+DEFAULT_API_HOST = "127.0.0.1"  # `cryptify api`: local only unless asked
+DEFAULT_API_PORT = 8000
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
 # Schemas are quoted wherever they reach SQL; the narrow form only spares users surprises
 # such as case-folding differences between psql and the pipeline.
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$")
+_ORIGIN = re.compile(r"^https?://[^\s/,]+$")
 _CELERY_BROKER = re.compile(r"^(redis|rediss|amqp|pyamqp)://\S*$")
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
@@ -103,6 +107,10 @@ class Settings:
     # ``model_signing_key_file``, created on first use (``resources.ModelSigning``).
     model_signing_key: SigningKey | None
     model_signing_key_file: Path
+    # the data API (``cryptify api``): its own, possibly read-only, database role, and the web
+    # origins allowed to call it from a browser
+    api_database_url: DatabaseUrl | None = None
+    api_cors_origins: tuple[str, ...] = ()
     interval_level: float = DEFAULT_INTERVAL_LEVEL
 
 
@@ -234,6 +242,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CRYPTIFY_MODEL_SIGNING_KEY", None, SigningKey.parse, KEY_FORM, show=shown_secret
         ),
         model_signing_key_file=database.embedded_dir.parent / MODEL_SIGNING_KEY_FILE,
+        api_database_url=_url_or_none(read, "CRYPTIFY_API_DATABASE_URL"),
+        api_cors_origins=read.read(
+            "CRYPTIFY_API_CORS_ORIGINS", (), _origins,
+            "comma-separated origins such as https://app.example.com,http://localhost:5173, or *",
+        ),
         interval_level=read.read(
             "CRYPTIFY_INTERVAL_LEVEL", DEFAULT_INTERVAL_LEVEL, _interval_level,
             "a coverage level between 0.5 and 0.99, e.g. 0.9",
@@ -297,6 +310,26 @@ def _database(read: _Reader, embedded_allowed: bool) -> DatabaseSettings:
             "development only"
         )
     return DatabaseSettings(None, embedded_dir)
+
+
+def _url_or_none(read: _Reader, name: str) -> DatabaseUrl | None:
+    """A Postgres URL; its refusal names the variable but never echoes the value (a password)."""
+    raw = read.raw(name)
+    if raw is None:
+        return None
+    try:
+        return DatabaseUrl.parse(raw, source=name)
+    except DatabaseUrlError as error:
+        raise SettingsError(str(error)) from None
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(","))
+    if origins == ("*",):
+        return origins
+    if not all(_ORIGIN.match(origin) for origin in origins):
+        raise ValueError
+    return origins
 
 
 def _port(raw: str) -> int:

@@ -1,4 +1,5 @@
-"""The layout's rules hold: ``market/`` knows neither Dagster nor Postgres, ``ml/`` no Dagster."""
+"""The layout's rules hold: ``market/`` knows neither Dagster nor Postgres, ``ml/`` and ``api/``
+no Dagster."""
 
 import json
 import subprocess
@@ -40,7 +41,9 @@ def loaded_after_import(modules: list[str], forbidden: tuple[str, ...]) -> list[
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize(("folder", "forbidden"), [("market", DAGSTER + POSTGRES), ("ml", DAGSTER)])
+@pytest.mark.parametrize(
+    ("folder", "forbidden"), [("market", DAGSTER + POSTGRES), ("ml", DAGSTER), ("api", DAGSTER)]
+)
 def test_folder_imports_none_of_the_forbidden_packages(folder, forbidden):
     modules = modules_of(folder)
     assert modules, folder

@@ -100,6 +100,29 @@ def test_market_and_automation_settings():
     assert load_settings({"CRYPTIFY_SOURCE": "file:~/klines/*.zip"}).source == "file:~/klines/*.zip"
 
 
+def test_api_settings():
+    defaults = load_settings({})
+    assert (defaults.api_database_url, defaults.api_cors_origins) == (None, ())
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://pipeline:writer@db/prices",
+            "CRYPTIFY_API_DATABASE_URL": "postgresql://reader:s3cret@db/prices",
+            "CRYPTIFY_API_CORS_ORIGINS": "https://app.example.com, http://localhost:5173/",
+        }
+    )
+    assert settings.api_database_url.libpq == "postgresql://reader:s3cret@db/prices"
+    assert "s3cret" not in repr(settings)
+    assert settings.api_cors_origins == ("https://app.example.com", "http://localhost:5173")
+    assert load_settings({"CRYPTIFY_API_CORS_ORIGINS": "*"}).api_cors_origins == ("*",)
+
+
+def test_a_refused_api_database_url_does_not_echo_its_password():
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"CRYPTIFY_API_DATABASE_URL": "mysql://reader:hunter2@db/prices"})
+    assert "CRYPTIFY_API_DATABASE_URL" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
 def test_interval_level():
     assert load_settings({}).interval_level == 0.9
     assert load_settings({"CRYPTIFY_INTERVAL_LEVEL": "0.8"}).interval_level == 0.8
@@ -147,6 +170,11 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_AUTOMATION": "maybe"}, "CRYPTIFY_AUTOMATION", "on or off"),
         ({"CRYPTIFY_GAP_REPAIR_DAYS": "0"}, "CRYPTIFY_GAP_REPAIR_DAYS", "1 to 365"),
         ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
+        ({"CRYPTIFY_API_DATABASE_URL": "mysql://u@h/d"}, "CRYPTIFY_API_DATABASE_URL", "postgresql"),
+        ({"CRYPTIFY_API_DATABASE_URL": "postgresql://u@h"}, "CRYPTIFY_API_DATABASE_URL", "DBNAME"),
+        ({"CRYPTIFY_API_CORS_ORIGINS": "app.example.com"}, "CRYPTIFY_API_CORS_ORIGINS", "origins"),
+        ({"CRYPTIFY_API_CORS_ORIGINS": "https://a.example/x"}, "CRYPTIFY_API_CORS_ORIGINS", "*"),
+        ({"CRYPTIFY_API_CORS_ORIGINS": "*,https://a.example"}, "CRYPTIFY_API_CORS_ORIGINS", "*"),
     ],
 )
 def test_invalid_values_name_the_variable_and_accepted_form(env, variable, hint):

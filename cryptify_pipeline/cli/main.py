@@ -8,10 +8,12 @@
     cryptify cancel RUN_ID
     cryptify logs RUN_ID
     cryptify db url|start|stop
+    cryptify api [--host 127.0.0.1] [--port 8000]
 
-Every command takes --host/--port (default localhost:3000), --request-timeout and --json. People
-get aligned tables, scripts --json. Errors are one line on stderr and exit status 1, and nothing
-is launched when a partition key, a range or a run config is wrong.
+Every command but ``api`` takes --host/--port (default localhost:3000), --request-timeout and
+--json. People get aligned tables, scripts --json. Errors are one line on stderr and exit status
+1, and nothing is launched when a partition key, a range or a run config is wrong. ``api`` serves
+the read-only data API and its dashboard until interrupted.
 """
 
 import argparse
@@ -35,6 +37,7 @@ from cryptify_pipeline.cli.client import (
     Run,
 )
 from cryptify_pipeline.cli.output import render
+from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 
 POLL_SECONDS = 1.0
 
@@ -133,7 +136,7 @@ def _db_action(args: argparse.Namespace) -> Any:
 
     database = get_settings().database
     if args.action == "url":
-        from cryptify_pipeline.storage.database import database_url
+        from cryptify_pipeline.storage.database_url import database_url
 
         url = database_url().libpq
         # plain, so that `psql "$(cryptify db url)"` works
@@ -144,11 +147,23 @@ def _db_action(args: argparse.Namespace) -> Any:
             "one: start and stop it with its own tools"
         )
     if args.action == "start":
-        from cryptify_pipeline.storage.database import database_url
+        from cryptify_pipeline.storage.database_url import database_url
 
         return {"url": database_url().libpq, "data_dir": str(database.embedded_dir)}
     stopped = stop_embedded_server(database.embedded_dir)
     return {"stopped": stopped, "data_dir": str(database.embedded_dir)}
+
+
+def _api(args: argparse.Namespace) -> Any:
+    from cryptify_pipeline.api.app import serve
+    from cryptify_pipeline.settings import SettingsError, get_settings
+
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        raise CommandError(str(error)) from None
+    serve(settings, args.host, args.port)
+    return "stopped"
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -262,6 +277,14 @@ def _parser() -> argparse.ArgumentParser:
     command("logs", _logs, "print a run's event log").add_argument("run_id")
     db = command("db", _db, "the embedded Postgres: its URL, start it, stop it")
     db.add_argument("action", choices=["url", "start", "stop"])
+    # the data API is a server of its own, not a client of the webserver: no --json
+    api_help = "serve the read-only data API and its dashboard (until Ctrl-C)"
+    api = commands.add_parser("api", help=api_help, description=api_help)
+    api.set_defaults(command=_api, json=False)
+    api.add_argument(
+        "--host", default=DEFAULT_API_HOST, help=f"address to listen on ({DEFAULT_API_HOST})"
+    )
+    api.add_argument("--port", type=int, default=DEFAULT_API_PORT, help=f"({DEFAULT_API_PORT})")
     return parser
 
 

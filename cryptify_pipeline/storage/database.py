@@ -1,11 +1,13 @@
-"""How to reach the project database: the configured server, or the embedded one started on
-demand; for a process (``database_url``) and for steps, checks and sensors (the resource)."""
+"""How steps, checks and sensors reach the project database: the ``PostgresDatabase`` resource.
+
+The URL of a process (``database_url``) and its resolution live in ``database_url.py``, free of
+Dagster, for the data API too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -18,31 +20,12 @@ from cryptify_pipeline.settings import (
     DEFAULT_DB_USER,
     DEFAULT_SCHEMA,
     DatabaseSettings,
-    get_settings,
 )
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.embedded import start_embedded_server
+from cryptify_pipeline.storage.database_url import embedded_database_url
 from cryptify_pipeline.storage.urls import DatabaseUrl
 
-
-@cache
-def embedded_database_url(data_dir: Path) -> DatabaseUrl:
-    """The project database on the embedded server in ``data_dir``, started if not running."""
-    return start_embedded_server(data_dir, DEFAULT_DB_NAME)
-
-
-def resolve_database_url(database: DatabaseSettings) -> DatabaseUrl:
-    """The configured URL, or the URL of the embedded server."""
-    if database.url is not None:
-        return database.url
-    return embedded_database_url(database.embedded_dir)
-
-
-@cache
-def database_url() -> DatabaseUrl:
-    """The process's database URL from its settings, resolved once (instance storage, the
-    command line, benchmarks; steps, checks and sensors use their resources)."""
-    return resolve_database_url(get_settings().database)
+__all__ = ["PostgresDatabase"]
 
 
 class PostgresDatabase(ConfigurableResource):

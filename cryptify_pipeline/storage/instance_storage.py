@@ -14,7 +14,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from psycopg2 import sql
 
-from cryptify_pipeline.storage.database import database_url
+from cryptify_pipeline.storage.database_url import database_url
 from cryptify_pipeline.storage.urls import DatabaseUrl
 
 DEFAULT_INSTANCE_SCHEMA = "dagster"

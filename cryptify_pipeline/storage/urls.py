@@ -164,6 +164,10 @@ class DatabaseUrl:
                 raise
             raise DatabaseConnectionError(f"{type(error).__name__}: {redacted}") from None
 
+    def with_credentials(self, user: str, password: str | None) -> DatabaseUrl:
+        """The same server and database, reached as another role."""
+        return DatabaseUrl(self._url.set(username=user, password=password))
+
     def with_database(self, database: str) -> DatabaseUrl:
         return DatabaseUrl(self._url.set(database=database))
 

@@ -1,0 +1,258 @@
+"""The API's responses as pydantic models: what ``/docs`` and ``/openapi.json`` describe.
+
+The large responses are built as JSON by Postgres (``queries.py``) and are not re-validated
+on the way out, for speed; the tests check every endpoint's bodies against these models
+(``extra="forbid"``) and schemathesis checks them against the OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Strict):
+    code: str = Field(
+        description="invalid_parameter, invalid_window, window_too_long, unknown_symbol, "
+        "unknown_model, not_found, method_not_allowed, database_unavailable or internal_error"
+    )
+    message: str = Field(description="What was wrong, naming the parameter and value.")
+    details: dict[str, Any] = Field(description="Machine-readable specifics (valid values...).")
+
+
+class ErrorResponse(_Strict):
+    status: Literal["error"]
+    error: ErrorDetail
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+class Bar(_Strict):
+    """A stored, closed hourly candle; ``timestamp`` is its open time."""
+
+    timestamp: datetime
+    symbol: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Prediction(_Strict):
+    """One model's forecast made at ``timestamp`` (the close of that hour's candle) for
+    ``predicted_time`` = ``timestamp`` + ``prediction_horizon`` hours. Prices are
+    ``close * exp(log return)``; ``ci_low``/``ci_high`` bound the 90% interval."""
+
+    timestamp: datetime
+    symbol: str
+    prediction_horizon: int = Field(description="Hours ahead: 6, 12 or 24.")
+    predicted_time: datetime
+    predicted_value: float = Field(description="Forecast price: close * exp(predicted log return).")
+    predicted_log_return: float
+    ci_low: float
+    ci_high: float
+    model: str = Field(description="The model name asked for (an alias stays an alias).")
+    model_id: str = Field(description="The zoo model whose forecasts these are.")
+
+
+class FeatureRow(_Strict):
+    timestamp: datetime
+    symbol: str
+    close: float
+    features: dict[str, float | None] = Field(
+        description="Every feature column at this hour; null while its window is incomplete."
+    )
+
+
+class LeaderboardRow(_Strict):
+    symbol: str
+    horizon_h: int
+    model: str
+    model_id: str
+    window: str = Field(description="'all', or the recent window such as '30d'.")
+    n: int
+    mae: float | None
+    rmse: float | None
+    r2_vs_zero: float | None
+    directional_accuracy: float | None
+    coverage: float | None
+    skill_vs_zero: float | None
+    rank: int
+
+
+class DayScore(_Strict):
+    day: datetime
+    symbol: str
+    model: str
+    model_id: str
+    horizon_h: int
+    n: int
+    mae: float | None
+    rmse: float | None
+    r2_vs_zero: float | None
+    directional_accuracy: float | None
+    coverage: float | None
+
+
+class ModelRecord(_Strict):
+    """A trained model's provenance and validation figures (never its bytes)."""
+
+    day: datetime = Field(description="The model serves forecasts made on the day after this.")
+    symbol: str
+    model: str
+    horizon_h: int
+    cutoff: datetime
+    fit_start: datetime
+    fit_end: datetime
+    validation_start: datetime
+    validation_end: datetime
+    fit_rows: int
+    validation_rows: int
+    features: list[str]
+    val_mae: float | None
+    val_rmse: float | None
+    val_r2_vs_zero: float | None
+    val_directional_accuracy: float | None
+    interval_low: float | None
+    interval_high: float | None
+    interval_scale_median: float | None
+    artifact_format: str = Field(description="How the model is stored, e.g. skops.")
+    sha256: str
+    library_versions: dict[str, str] = Field(description="The versions that stored it.")
+    sklearn_version: str
+    python_version: str
+    signing_key_id: str = Field(description="Which key signed it (an id, not the key).")
+    trained_at: datetime
+
+
+# -- envelopes -------------------------------------------------------------------------------
+
+
+class HistoryData(_Strict):
+    raw_bars: list[Bar]
+    predictions: list[Prediction]
+
+
+class HistoryMetadata(_Strict):
+    bars_count: int
+    predictions_count: int
+    symbol: str
+    model: str | None
+
+
+class TimeRange(_Strict):
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+
+class HistoryResponse(_Strict):
+    status: Literal["success"]
+    data: HistoryData
+    metadata: HistoryMetadata
+    time_range: TimeRange
+
+
+class ListMetadata(_Strict):
+    symbol: str
+    count: int
+
+
+class RangeMetadata(ListMetadata):
+    truncated: bool = Field(description="True when more rows matched than the limit allowed.")
+
+
+class PredictionsResponse(_Strict):
+    status: Literal["success"]
+    data: list[Prediction]
+    metadata: ListMetadata
+
+
+class FeaturesResponse(_Strict):
+    status: Literal["success"]
+    data: list[FeatureRow]
+    metadata: ListMetadata
+
+
+class RangeFeaturesResponse(_Strict):
+    status: Literal["success"]
+    data: list[FeatureRow]
+    metadata: RangeMetadata
+    time_range: TimeRange
+
+
+class MetricsData(_Strict):
+    leaderboard: list[LeaderboardRow]
+    latest_day: datetime | None = Field(description="The newest day scored, if any.")
+    latest_scores: list[DayScore]
+
+
+class MetricsResponse(_Strict):
+    status: Literal["success"]
+    data: MetricsData
+    metadata: ListMetadata
+
+
+class ModelsData(_Strict):
+    day: datetime | None = Field(description="The newest training day, if any.")
+    models: list[ModelRecord]
+
+
+class ModelsResponse(_Strict):
+    status: Literal["success"]
+    data: ModelsData
+    metadata: ListMetadata
+
+
+class SymbolInfo(_Strict):
+    symbol: str
+    latest_candle: datetime | None
+
+
+class MetaData(_Strict):
+    symbols: list[SymbolInfo]
+    models: list[str]
+    aliases: dict[str, str] = Field(description="Old frontend names and the zoo model each means.")
+    horizons: list[int]
+    time_ranges: dict[str, int] = Field(description="time_range values and their hours.")
+
+
+class MetaResponse(_Strict):
+    status: Literal["success"]
+    data: MetaData
+
+
+class HealthResponse(_Strict):
+    status: Literal["ok", "degraded"]
+    database: str = Field(description="'ok', or why the database cannot be read.")
+    latest_candle: datetime | None = Field(
+        description="The newest hour whose candle is stored for every configured symbol."
+    )
+    latest_prediction: datetime | None = Field(
+        description="The newest hour with forecasts for every configured symbol."
+    )
+    lag_hours: int | None = Field(
+        description="Closed hours due but not stored (0 when current; null with no candles)."
+    )
+    missing_symbols: list[str] = Field(description="Symbols without the newest due candle.")
+
+
+class HealthUnavailableResponse(_Strict):
+    """503: the error envelope, plus the health fields a monitor reads."""
+
+    status: Literal["error"]
+    error: ErrorDetail
+    database: str = Field(description="Why the database cannot be read.")
+    latest_candle: None
+    latest_prediction: None
+    lag_hours: None
