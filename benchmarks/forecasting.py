@@ -1,9 +1,11 @@
 """Forecasting at scale: two years of hourly candles for 3 symbols from the sample market.
 
 Stages, each a real Dagster run on a Postgres-backed instance: the features backfill (one run
-over 17,520 hourly partitions), training one daily partition (6 models x 3 horizons x 3
+over 17,520 hourly partitions), training one daily partition (7 models x 3 horizons x 3
 symbols, per-symbol models, the default 180-day window), and a 30-day walk-forward (daily
-training, hourly predictions, daily metrics). The pure feature computation is timed apart
+training, hourly predictions, daily metrics, then the leaderboard). Besides the times, what the
+walk-forward's forecasts were worth: interval coverage per horizon and how many models the
+Diebold-Mariano test calls better than zero. The pure feature computation is timed apart
 from its Dagster run. Wall time and peak RSS per stage go to benchmarks/results/forecasting.json.
 
     python -m benchmarks.forecasting
@@ -14,11 +16,13 @@ import time
 import warnings
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 from dagster import materialize
 
-from benchmarks._common import bench_definitions, postgres_instance, report
+from benchmarks._common import bench_definitions, postgres_instance, report, sql
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.significance import significantly_better
 from cryptify_pipeline_tests.support.database import suite_database_url
 
 warnings.filterwarnings("ignore")
@@ -81,8 +85,36 @@ def main() -> None:
         stage("walk_forward_metrics", ["forecast_metrics"],
               key(walk_first + timedelta(days=1), True), key(walk_last, True))  # fmt: skip
         results["walk_forward_seconds"] = round(time.perf_counter() - started, 2)
+        leaderboard = materialize(ASSETS, selection=["leaderboard"], instance=instance,
+                                  resources=resources)  # fmt: skip
+        assert leaderboard.success, "leaderboard"
+    results.update(accuracy())
     results["peak_rss_mb"] = peak_rss_mb()
     report("forecasting", results)
+
+
+def accuracy() -> dict[str, float]:
+    """What the walk-forward's forecasts were worth: interval coverage per horizon (all models
+    and symbols pooled), and how many (symbol, horizon, model) the leaderboard calls
+    significantly better than zero, of how many tested."""
+    results: dict[str, float] = {}
+    for horizon, covered, scored in sql(
+        f"SELECT horizon_h, sum(covered), sum(interval_n) FROM {SCHEMA}.forecast_metrics"
+        " GROUP BY horizon_h ORDER BY horizon_h"
+    ):
+        results[f"coverage_{horizon}h"] = round(float(covered) / float(scored), 4)
+    board = pd.DataFrame(
+        sql(f"SELECT symbol, horizon_h, model, dm_p_value FROM {SCHEMA}.leaderboard"
+            " WHERE \"window\" = 'all' AND model <> 'zero_return'"),
+        columns=["symbol", "horizon_h", "model", "dm_p_value"],
+    )  # fmt: skip
+    better = [
+        significantly_better(dict(zip(group["model"], group["dm_p_value"], strict=True)))
+        for _, group in board.groupby(["symbol", "horizon_h"])
+    ]
+    results["models_tested_against_zero"] = len(board)
+    results["significantly_better_than_zero"] = sum(map(len, better))
+    return results
 
 
 if __name__ == "__main__":
