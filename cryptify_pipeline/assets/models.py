@@ -22,9 +22,15 @@ from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.models import MODEL_ZOO
 from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, min_calibration_windows, train_all
+from cryptify_pipeline.ml.training import (
+    NotEnoughData,
+    min_calibration_windows,
+    rows_needed,
+    train_all,
+)
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
 from cryptify_pipeline.resources import Forecasting, ModelSigning
+from cryptify_pipeline.storage.slice_reader import SliceReader
 
 
 class TrainConfig(Config):
@@ -88,7 +94,7 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         context: AssetExecutionContext,
         model_signing: ModelSigning,
         forecasting: Forecasting,
-        features: pd.DataFrame,
+        features: SliceReader,
     ) -> Output[pd.DataFrame]:
         config = config_of(context, TrainConfig)
         try:
@@ -96,22 +102,29 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         except SigningKeyError as error:
             raise Failure(str(error), allow_retries=False) from None
         window = context.partition_time_window
-        rows = with_targets(features)
+        days = [window.start + timedelta(days=n) for n in range((window.end - window.start).days)]
+        cutoffs = [day + timedelta(days=1) for day in days]
+        # the input maps to the longest allowed window; only this run's window is read
+        start, end = rows_needed(cutoffs, config.training_days)
+        rows = with_targets(features.read_between(start, end))
+        context.log.info(f"read {len(rows)} feature rows in [{start}, {end})")
+        jobs = forecasting.jobs()
         trained = []
-        day = window.start
-        while day < window.end:
-            cutoff = day + timedelta(days=1)
+        for day, cutoff in zip(days, cutoffs, strict=True):
             try:
                 records = train_all(
                     rows, cutoff, config.horizons, config.models, config.training_days,
-                    interval_level=forecasting.interval_level,
+                    interval_level=forecasting.interval_level, n_jobs=jobs,
                 )  # fmt: skip
             except NotEnoughData as error:
-                raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
+                raise Failure(
+                    f"models for {day:%Y-%m-%d}: {error}; read {len(rows)} feature rows in "
+                    f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC",
+                    allow_retries=False,
+                ) from error
             records.insert(0, "day", day)
             trained.append(sign_models(records, key))
             context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
-            day = cutoff
         frame = pd.concat(trained, ignore_index=True)
         frame["trained_at"] = datetime.now(UTC)
         summary = (
@@ -136,6 +149,10 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             frame,
             metadata={
                 "models": len(frame),
+                "rows_loaded": len(rows),
+                "first_row_loaded": str(rows["ts"].min()) if len(rows) else "none",
+                "last_row_loaded": str(rows["ts"].max()) if len(rows) else "none",
+                "training_jobs": jobs,
                 "validation (mean over symbols and days)": MetadataValue.md(
                     summary.to_markdown(index=False, floatfmt=".4g")
                 ),

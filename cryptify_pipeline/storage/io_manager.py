@@ -40,6 +40,7 @@ from dagster._core.storage.db_io_manager import (
 from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline.storage.database import PostgresDatabase
 from cryptify_pipeline.storage.pg_types import storage_frame
+from cryptify_pipeline.storage.slice_reader import SliceReader
 from cryptify_pipeline.storage.urls import DatabaseUrl
 
 COLUMN_DESCRIPTIONS = "column_descriptions"
@@ -146,6 +147,31 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
         return [pd.DataFrame]
 
 
+class SliceReaderTypeHandler(DbTypeHandler[SliceReader]):
+    """Hands an input its mapped slice to read on demand, on the IO manager's server."""
+
+    def __init__(self, url: DatabaseUrl):
+        self.url = url
+
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: SliceReader, connection
+    ) -> Mapping[str, object]:
+        raise TypeError("a SliceReader is a way to read an input; an asset returns a DataFrame")
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> SliceReader:
+        return SliceReader(
+            url=self.url,
+            schema=table_slice.schema,
+            table=table_slice.table,
+            columns=tuple(table_slice.columns) if table_slice.columns else None,
+            predicates=tuple(slice_predicates(table_slice)),
+        )
+
+    @property
+    def supported_types(self) -> Sequence[type[object]]:
+        return [SliceReader]
+
+
 def _time_range_metadata(predicates: Sequence[pg_tables.Predicate]) -> dict[str, object]:
     for predicate in predicates:
         if isinstance(predicate, pg_tables.TimeRange):
@@ -165,7 +191,7 @@ class PostgresPandasIOManager(ConfigurableIOManagerFactory):
     def create_io_manager(self, context) -> DbIOManager:
         url = self.database.connection_url()
         return DbIOManager(
-            type_handlers=[PandasPostgresTypeHandler()],
+            type_handlers=[PandasPostgresTypeHandler(), SliceReaderTypeHandler(url)],
             db_client=PostgresDbClient(url),
             database=url.database,
             schema=self.database.schema_name,

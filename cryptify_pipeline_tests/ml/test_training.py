@@ -76,6 +76,32 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
             assert np.isnan(record.interval_low) and np.isnan(record.interval_high)
 
 
+def test_symbols_trained_on_two_processes_store_the_same_bytes_as_one(rows, records):
+    parallel = train_all(
+        rows, CUTOFF, HORIZONS, MODEL_ZOO, window_days=30, interval_level=0.9, n_jobs=2
+    )
+    key = ["symbol", "horizon_h", "model"]
+    serial = records.sort_values(key).reset_index(drop=True)
+    parallel = sign_models(parallel.assign(day=CUTOFF - timedelta(days=1)), KEY)
+    parallel = parallel.sort_values(key).reset_index(drop=True)
+    assert len(parallel) == len(serial) == 2 * len(HORIZONS) * len(MODEL_ZOO)
+    assert parallel["pipeline"].tolist() == serial["pipeline"].tolist()  # every stored byte
+    assert parallel["sha256"].tolist() == serial["sha256"].tolist()
+    assert parallel["signature"].tolist() == serial["signature"].tolist()
+    pd.testing.assert_frame_equal(parallel, serial)  # and every figure of every record
+
+
+def test_a_symbol_too_short_fails_the_parallel_run_by_name(rows):
+    short = rows[(rows["symbol"] == "BTC/USDT") | (rows["ts"] >= CUTOFF - timedelta(days=3))]
+    with pytest.raises(NotEnoughData, match=r"^ETH/USDT: \d+ complete rows with known 6h"):
+        train_all(short, CUTOFF, [6], ["ridge"], window_days=30, interval_level=0.9, n_jobs=2)
+
+
+def test_n_jobs_below_one_is_refused(rows):
+    with pytest.raises(ValueError, match="n_jobs must be at least 1, not 0"):
+        train_all(rows, CUTOFF, [6], ["ridge"], interval_level=0.9, n_jobs=0)
+
+
 def test_purge_audit_no_target_reaches_past_the_cutoff(records):
     for record in records.itertuples():
         horizon = timedelta(hours=record.horizon_h)
