@@ -275,6 +275,8 @@ def train_all(
         raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
     horizons, models = list(horizons), list(models)
     groups = [(str(symbol), group) for symbol, group in rows.groupby("symbol", sort=True)]
+    if not groups:
+        raise NotEnoughData(f"no rows of any symbol to train on at {cutoff:%Y-%m-%d %H:%M}")
     tasks = (
         joblib.delayed(train_symbol)(
             group, symbol, cutoff, horizons, models, window_days, interval_level
