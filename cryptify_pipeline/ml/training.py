@@ -244,8 +244,11 @@ def train_symbol(
 
     Single-threaded inside (BLAS and OpenMP): parallel summations order their terms by thread
     count, so a fit on two threads need not be bit-identical to one on one; and the cores are
-    for the other symbols' workers.
+    for the other symbols' workers. threadpoolctl limits only the libraries already loaded, and
+    a model's load when it is first built: so every model is built once before the limit.
     """
+    for model in models:
+        MODEL_ZOO[model]()
     with threadpool_limits(limits=1):
         records = []
         for horizon in horizons:
