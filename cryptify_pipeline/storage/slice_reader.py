@@ -3,8 +3,8 @@
 A partition mapping is fixed when the definitions load, so it must reach as far back as any run
 may ask for (``models`` maps its input to 3,650 days of ``features``). A ``SliceReader`` keeps
 that lineage while loading only the part a run's config asks for: the IO manager hands it the
-mapped slice (its table, schema and partition predicates), and ``read_between`` narrows the slice's
-time range, never widening it, in one bound-value query.
+mapped slice (its table, schema and partition predicates), and ``read_between`` narrows the
+slice's time range, never widening it, in one bound-value query.
 """
 
 from __future__ import annotations
@@ -29,19 +29,14 @@ class SliceReader:
     columns: tuple[str, ...] | None
     predicates: tuple[pg_tables.Predicate, ...]
 
-    @property
-    def time_range(self) -> pg_tables.TimeRange | None:
-        """The mapped time range, or None when the slice maps to no time partition."""
-        return next((p for p in self.predicates if isinstance(p, pg_tables.TimeRange)), None)
-
     def read_between(self, start: datetime, end: datetime) -> pd.DataFrame:
         """The slice's rows in [start, end) of its time column (within the mapped range)."""
         if start > end:
             raise ValueError(f"empty time range: start {start} is after end {end}")
-        if self.time_range is None and not self.predicates:
+        if not any(isinstance(p, pg_tables.TimeRange) for p in self.predicates):
             raise pg_tables.TableError(
-                f"{self.schema}.{self.table} is read whole (not partitioned): it has no time "
-                "range to read part of"
+                f"the slice of {self.schema}.{self.table} has no time range to read part of "
+                f"(its partitions select {self.predicates or 'the whole table'})"
             )
         with pg_tables.transaction(self.url) as connection:
             return pg_tables.read_frame(
