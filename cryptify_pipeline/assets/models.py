@@ -83,7 +83,8 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         kinds={"scikitlearn", "xgboost", "postgres"},
         description=(
             "Per day D, symbol, horizon and model: a scikit-learn pipeline (or an XGBoost model) "
-            "fitted on rows whose target was known by the end of D, stored in skops's format (or "
+            "fitted on rows whose target was known by the end of D (of the features, only the "
+            "run's training window is read), stored in skops's format (or "
             "XGBoost's JSON) and signed for its row "
             "with the model signing key, with its sha256, versions, training window, "
             f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
