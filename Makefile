@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.forecasting
 	$(BIN)/python -m benchmarks.operations
 	$(BIN)/python -m benchmarks.executors
+	$(BIN)/python -m benchmarks.bookkeeping
 	$(BIN)/python -m benchmarks.scale
 
 db-stop: $(STAMP)
