@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from cryptify_pipeline.assets.columns import FEATURES, described
+from cryptify_pipeline.assets.run_metadata import output_once_per_run
 from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS, build_features
 from cryptify_pipeline.partitions import Partitions, features_lookback
 
@@ -41,19 +42,16 @@ def features_asset(partitions: Partitions) -> AssetsDefinition:
                 f"{incomplete} row(s) have NaN features: history shorter than the lookback, or a "
                 "missing candle inside it"
             )
-        return Output(
-            frame,
-            metadata={
-                "rows": len(frame),
-                "rows_with_nan_features": incomplete,
-                "first_ts": str(frame["ts"].min()) if len(frame) else "none",
-                "last_ts": str(frame["ts"].max()) if len(frame) else "none",
-                "preview": MetadataValue.md(
-                    frame[["ts", "symbol", "close", "log_return_1h", "volatility_21h", "rsi_14"]]
-                    .tail(6)
-                    .to_markdown(index=False, floatfmt=".5g")
-                ),
-            },
-        )
+        summary = {
+            "rows": len(frame),
+            "rows_with_nan_features": incomplete,
+            "first_ts": str(frame["ts"].min()) if len(frame) else "none",
+            "last_ts": str(frame["ts"].max()) if len(frame) else "none",
+        }
+        preview = frame[["ts", "symbol", "close", "log_return_1h", "volatility_21h", "rsi_14"]]
+        details = {
+            "preview": MetadataValue.md(preview.tail(6).to_markdown(index=False, floatfmt=".5g"))
+        }
+        return output_once_per_run(context, frame, summary, details)
 
     return features
