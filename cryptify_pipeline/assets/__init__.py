@@ -9,17 +9,21 @@ from cryptify_pipeline.assets.evaluation import evaluation_assets
 from cryptify_pipeline.assets.features import features_asset
 from cryptify_pipeline.assets.models import models_asset
 from cryptify_pipeline.assets.predictions import predictions_asset
+from cryptify_pipeline.market.context import DEFAULT_EQUITY_INDEXES
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL
 
 
 def build_assets(
-    partitions: Partitions, interval_level: float = DEFAULT_INTERVAL_LEVEL
+    partitions: Partitions,
+    interval_level: float = DEFAULT_INTERVAL_LEVEL,
+    index_symbol: str | None = DEFAULT_EQUITY_INDEXES[0],
 ) -> list[AssetsDefinition]:
-    """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts."""
+    """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts,
+    ``index_symbol`` is the equity index whose bars become features."""
     return [
         candles_asset(partitions),
-        features_asset(partitions),
+        features_asset(partitions, index_symbol),
         models_asset(partitions, interval_level),
         predictions_asset(partitions, interval_level),
         *evaluation_assets(partitions, interval_level),
