@@ -5,25 +5,24 @@ from dagster import AssetChecksDefinition, AssetsDefinition
 
 from cryptify_pipeline.assets.candle_checks import candle_checks
 from cryptify_pipeline.assets.candles import candles_asset
+from cryptify_pipeline.assets.context import context_assets
+from cryptify_pipeline.assets.context_checks import context_checks
 from cryptify_pipeline.assets.evaluation import evaluation_assets
 from cryptify_pipeline.assets.features import features_asset
 from cryptify_pipeline.assets.models import models_asset
 from cryptify_pipeline.assets.predictions import predictions_asset
-from cryptify_pipeline.market.context import DEFAULT_EQUITY_INDEXES
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL
 
 
 def build_assets(
-    partitions: Partitions,
-    interval_level: float = DEFAULT_INTERVAL_LEVEL,
-    index_symbol: str | None = DEFAULT_EQUITY_INDEXES[0],
+    partitions: Partitions, interval_level: float = DEFAULT_INTERVAL_LEVEL
 ) -> list[AssetsDefinition]:
-    """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts,
-    ``index_symbol`` is the equity index whose bars become features."""
+    """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts."""
     return [
         candles_asset(partitions),
-        features_asset(partitions, index_symbol),
+        *context_assets(partitions),
+        features_asset(partitions),
         models_asset(partitions, interval_level),
         predictions_asset(partitions, interval_level),
         *evaluation_assets(partitions, interval_level),
@@ -31,4 +30,4 @@ def build_assets(
 
 
 def build_asset_checks(partitions: Partitions) -> list[AssetChecksDefinition]:
-    return [*candle_checks(partitions)]
+    return [*candle_checks(partitions), *context_checks(partitions)]

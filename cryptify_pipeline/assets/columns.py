@@ -214,3 +214,34 @@ def leaderboard(level: float) -> dict[str, str]:
         "they all share (null for a model no longer scored).",
         "rank_rows": "Rows the rank compares the models on.",
     }
+
+
+_PERPETUAL_SYMBOL = "Spot pair, BASE/QUOTE (e.g. BTC/USDT); the values are its perpetual swap's."
+_CONTEXT_SOURCE = "Where the row came from: an exchange id, yfinance, file, or sample (synthetic)."
+
+OPEN_INTEREST = {
+    "symbol": _PERPETUAL_SYMBOL,
+    "ts": "Instant the open interest was measured, a whole hour (UTC); known at ts.",
+    "open_interest": "Open interest in base-currency units (contracts x contract size).",
+    "open_interest_usd": "The same in the quote currency, where the source gives it.",
+    "source": _CONTEXT_SOURCE,
+}
+
+FUNDING_RATES = {
+    "symbol": _PERPETUAL_SYMBOL,
+    "ts": "Funding time as the exchange gives it (usually 00:00, 08:00, 16:00 UTC); known at ts.",
+    "funding_rate": "Rate settled at ts, a fraction per funding interval (0.0001 = 1 bp).",
+    "source": _CONTEXT_SOURCE,
+}
+
+EQUITY_INDEX = {
+    "index_symbol": "Equity index future, as Yahoo spells it (ES=F: the S&P 500 E-mini).",
+    "ts": "Open time of the hourly bar (UTC); the bar closes, and is known, at ts + 1 h.",
+    "open": "First price of the hour (null when the market was shut).",
+    "high": "Highest price of the hour (null when shut).",
+    "low": "Lowest price of the hour (null when shut).",
+    "close": "Last price of the hour (null when shut).",
+    "volume": "Contracts traded in the hour (null when shut).",
+    "market_open": "Whether the market traded in the hour; false: shut, no price is invented.",
+    "source": _CONTEXT_SOURCE,
+}

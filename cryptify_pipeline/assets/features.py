@@ -23,6 +23,7 @@ from cryptify_pipeline.ml.context_features import (
 )
 from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS, build_features
 from cryptify_pipeline.partitions import Partitions, features_lookback
+from cryptify_pipeline.resources import MarketData
 from cryptify_pipeline.storage.io_manager import ABSENT_TABLE_IS_EMPTY
 
 # the context is optional: a deployment that never collected it still gets its features
@@ -31,9 +32,8 @@ _CONTEXT_INPUT = AssetIn(
 )
 
 
-def features_asset(partitions: Partitions, index_symbol: str | None = None) -> AssetsDefinition:
-    """The ``features`` asset on ``partitions``' hours; ``index_symbol`` is the equity index whose
-    bars become features (None: those columns are NaN)."""
+def features_asset(partitions: Partitions) -> AssetsDefinition:
+    """The ``features`` asset on ``partitions``' hours."""
 
     @asset(
         partitions_def=partitions.hourly,
@@ -51,20 +51,23 @@ def features_asset(partitions: Partitions, index_symbol: str | None = None) -> A
         description=(
             f"One row per candle: returns, candle shape, volatility, volume, RSI, MACD, ATR and "
             f"calendar features, each from the {LOOKBACK_HOURS} hours of candles ending at ts; "
-            "and the market context known when the candle closed (open interest, funding, "
-            f"{index_symbol or 'no equity index'}), NaN where it is missing."
+            "and the market context known when the candle closed (open interest, funding and "
+            "the first configured equity index), NaN where it is missing."
         ),
     )
     def features(
         context: AssetExecutionContext,
+        market: MarketData,
         candles: pd.DataFrame,
         open_interest: pd.DataFrame,
         funding_rates: pd.DataFrame,
         equity_index: pd.DataFrame,
     ) -> Output[pd.DataFrame]:
         window = context.partition_time_window
-        market = MarketContext(open_interest, funding_rates, equity_index, index_symbol)
-        frame = with_context(build_features(candles, window.start, window.end), market)
+        # the first configured index is the one whose bars become features
+        index_symbol = market.equity_indexes[0] if market.equity_indexes else None
+        known = MarketContext(open_interest, funding_rates, equity_index, index_symbol)
+        frame = with_context(build_features(candles, window.start, window.end), known)
         incomplete = int(frame[list(FEATURE_COLUMNS)].isna().any(axis=1).sum())
         if incomplete:
             context.log.info(

@@ -27,6 +27,7 @@ FUNDING_COLUMNS = ("symbol", "ts", "funding_rate", "source")
 EQUITY_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 EQUITY_INDEX_COLUMNS = ("index_symbol", "ts", *EQUITY_PRICE_COLUMNS, "market_open", "source")
 DEFAULT_EQUITY_INDEXES = ("ES=F",)
+FUNDING_EVERY_HOURS = 8  # the usual funding interval: 00:00, 08:00, 16:00 UTC
 
 # CME Globex equity futures (E-mini S&P 500 and its siblings), in UTC: from Sunday 23:00 to
 # Friday 22:00, shut daily 22:00-23:00. The real hours move by an hour with US daylight saving

@@ -28,6 +28,7 @@ import pandas as pd
 
 from cryptify_pipeline.market.candles import SOURCE_COLUMNS, empty_candles, typed_candles
 from cryptify_pipeline.market.context import (
+    FUNDING_EVERY_HOURS,
     cme_equity_open,
     empty_equity_index,
     empty_funding_rates,
@@ -236,7 +237,6 @@ OI_PERSISTENCE = 0.98  # hourly AR(1) coefficient of log open interest around it
 OI_PRICE_LOADING = 0.02  # per standardised hourly return: open interest rises with the price
 OI_NOISE = 0.02
 OI_TURNOVER_MULTIPLE = 12.0  # open interest in US dollars, in hours of spot turnover
-FUNDING_EVERY_HOURS = 8  # settled at 00:00, 08:00 and 16:00 UTC
 FUNDING_BASE = 1e-4  # the exchanges' usual 0.01% per 8 hours
 FUNDING_OI_LOADING = 3e-4  # crowded longs (high open interest) pay more
 FUNDING_NOISE = 5e-5
