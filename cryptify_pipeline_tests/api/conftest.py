@@ -1,6 +1,6 @@
 """The tables the API reads, written by the pipeline's own assets as Dagster runs, once per
-test session (worker): two symbols, candles for 23 days, two days of models and forecasts
-(all six models, 6 h and 24 h), a day of scores and the leaderboard."""
+test session (worker): two symbols, candles and their market context for 23 days, two days of
+models and forecasts (all six models, 6 h and 24 h), a day of scores and the leaderboard."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ FIRST_FORECAST = datetime(2025, 1, 22, tzinfo=UTC)
 def write_forecast_tables(instance, schema: str) -> None:
     assets = list(pipeline.assets().values())
     stages = [
-        (["candles"], CANDLES, None),
+        (["candles", "open_interest", "funding_rates", "equity_index"], CANDLES, None),
         (["features"], FEATURES, None),
         (["models"], MODEL_DAYS, TRAIN),
         (["predictions"], FORECAST_HOURS, None),

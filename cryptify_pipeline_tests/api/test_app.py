@@ -18,6 +18,7 @@ from schemathesis.checks import positive_data_acceptance
 from cryptify_pipeline.api import schemas
 from cryptify_pipeline.api.app import create_app
 from cryptify_pipeline.api.queries import Database
+from cryptify_pipeline.ml.context_features import CONTEXT_COLUMNS
 from cryptify_pipeline.ml.models import MODEL_ZOO, ZOO
 from cryptify_pipeline.settings import load_settings
 from cryptify_pipeline.storage.urls import DatabaseUrl
@@ -263,6 +264,9 @@ def test_latest_features(client, tables):
     )[0]
     assert rows[0]["close"] == stored[0]
     assert rows[0]["features"] == dict(zip(columns, stored[1:], strict=True))
+    # the market context too, known at that hour (the sample market's)
+    assert set(CONTEXT_COLUMNS) <= set(rows[0]["features"])
+    assert all(rows[0]["features"][column] is not None for column in CONTEXT_COLUMNS)
     assert ok(client.get("/features/latest"), schemas.FeaturesResponse)["metadata"]["count"] == 1
 
 
