@@ -13,6 +13,7 @@ from cryptify_pipeline_tests.support.pipeline import range_tags
 
 ASSETS_BY_NAME = pipeline.assets()
 ASSETS = list(ASSETS_BY_NAME.values())
+CONTEXT = ["open_interest", "funding_rates", "equity_index"]
 
 
 def run(instance, schema, selection, first=None, last=None, config=None):
@@ -55,7 +56,7 @@ def chain(instance):
 
 def test_every_stage_succeeds_and_writes(chain):
     schema, steps = chain
-    assert [step.success for step in steps] == [True] * 5, [
+    assert [step.success for step in steps] == [True] * 6, [
         failure(s) for s in steps if not s.success
     ]
     count = lambda table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]  # noqa: E731
