@@ -94,3 +94,19 @@ def test_each_model_records_and_gets_its_own_feature_columns(chain):
     ]  # fmt: skip
     by_model = {model: np.array(values) for model, _, values in forecasts}
     assert not np.allclose(by_model["ridge"], by_model["ridge+context"])
+
+
+def test_the_feature_set_chooses_which_zoo_entries_train():
+    from cryptify_pipeline.assets.models import TrainConfig
+    from cryptify_pipeline.ml.models import MODEL_ZOO, ZOO
+
+    assert TrainConfig().trained_models == list(MODEL_ZOO)  # the default: price, as before
+    assert TrainConfig(feature_set="context").trained_models == [
+        "zero_return", "drift", "linear+context", "ridge+context", "hist_gbm+context",
+        "mlp+context", "xgboost+context",
+    ]  # fmt: skip
+    assert TrainConfig(feature_set="both").trained_models == list(ZOO)
+    with pytest.raises(ValueError, match="none of the models \\['ridge'\\] trains with feature"):
+        TrainConfig(models=["ridge"], feature_set="context")
+    with pytest.raises(ValueError, match="feature_set"):
+        TrainConfig(feature_set="everything")
