@@ -57,6 +57,8 @@ from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import FailureAlerts, MarketData, PostgresDatabase
 from cryptify_pipeline.storage import pg_tables
 
+# what collect_job writes per hour, so what gap repair looks for
+COLLECTED_ASSETS = ("candles", "open_interest", "funding_rates", "equity_index")
 # The schedule fetches each hour at HH:02; leave it the hour before calling the hour a gap.
 SCHEDULE_GRACE = timedelta(minutes=20)
 # evaluate_schedule scores the day before yesterday at 00:15; leave it its run before calling
@@ -206,14 +208,26 @@ def build_sensors(
         job=jobs.collect,
         minimum_interval_seconds=600,
         default_status=status,
-        description="Requests candles for hours missing in the last CRYPTIFY_GAP_REPAIR_DAYS days.",
+        description=(
+            "Requests collect_job for hours missing candles or market context (open interest, "
+            "funding, equity index) in the last CRYPTIFY_GAP_REPAIR_DAYS days."
+        ),
     )
     def candle_gap_repair(context: SensorEvaluationContext, market: MarketData):
         now = datetime.now(UTC)
-        materialized = context.instance.get_materialized_partitions(AssetKey("candles"))
+        # an hour is done once every collected asset has it: the context came later, and a
+        # deployment that had candles before gets its context filled the same way
+        materialized = set.intersection(
+            *(
+                set(context.instance.get_materialized_partitions(AssetKey(name)))
+                for name in COLLECTED_ASSETS
+            )
+        )
         gaps = gap_ranges(materialized, now, market.gap_repair_days, first_hour)
         if not gaps:
-            return SkipReason(f"no missing candle hours in the last {market.gap_repair_days} days")
+            return SkipReason(
+                f"no missing candle or context hours in the last {market.gap_repair_days} days"
+            )
         context.log.info(f"requesting {len(gaps)} missing range(s): {gaps}")
         # one single-run backfill per range; the run key lets each range go out once an hour
         return [
