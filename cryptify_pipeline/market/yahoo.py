@@ -10,6 +10,7 @@ to a local server speaking Yahoo's chart JSON.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -46,10 +47,13 @@ class YahooFinance:
         import requests
 
         try:
-            history = yfinance.Ticker(index_symbol, session=self.session).history(
-                start=start, end=end, interval="1h", auto_adjust=False, actions=False,
-                raise_errors=True, timeout=self.timeout_seconds,
-            )  # fmt: skip
+            with warnings.catch_warnings():  # raise_errors is deprecated for a global switch
+                warnings.simplefilter("ignore", DeprecationWarning)
+                # prepost: futures trade outside the cash session; every traded hour counts
+                history = yfinance.Ticker(index_symbol, session=self.session).history(
+                    start=start, end=end, interval="1h", prepost=True, auto_adjust=False,
+                    actions=False, raise_errors=True, timeout=self.timeout_seconds,
+                )  # fmt: skip
         except yfinance.exceptions.YFRateLimitError as error:
             raise RetryableSourceError(f"yfinance: {index_symbol}: rate limited") from error
         except requests.RequestException as error:
