@@ -10,6 +10,7 @@ to a local server speaking Yahoo's chart JSON.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
@@ -46,6 +47,8 @@ class YahooFinance:
             ) from error
         import requests
 
+        # our errors carry yfinance's reason; its own log of them would say it twice
+        logging.getLogger("yfinance").setLevel(logging.CRITICAL)
         try:
             with warnings.catch_warnings():  # raise_errors is deprecated for a global switch
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -56,7 +59,7 @@ class YahooFinance:
                 )  # fmt: skip
         except yfinance.exceptions.YFRateLimitError as error:
             raise RetryableSourceError(f"yfinance: {index_symbol}: rate limited") from error
-        except requests.RequestException as error:
+        except (requests.RequestException, OSError) as error:  # curl_cffi's are OSErrors too
             raise RetryableSourceError(f"yfinance: {index_symbol}: {_short(error)}") from error
         except yfinance.exceptions.YFPricesMissingError:
             return pd.DataFrame()  # no bars in the range: a holiday, or all shut hours
