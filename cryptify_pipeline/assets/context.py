@@ -4,9 +4,10 @@ candles, on the same hourly partitions.
 Context never blocks a collection: a source that fails (or is not configured) is a warning with
 the reason, and the step still succeeds, writing the rows the partitions already held (nothing
 is lost) with ``source_status`` saying why in the materialisation's metadata. The completeness
-checks then show the hours that are missing, and gap repair retries partitions whose latest
-materialisation failed for a transient reason (``RETRYABLE``). A source that returns fewer rows
-than are stored keeps the stored rows it lacks, with a warning and ``kept_stored_rows``.
+checks then show the hours that are missing, and gap repair asks again for the hours whose
+latest materialisation failed for a transient reason (``RETRYABLE``). A source that returns
+fewer rows than are stored keeps the stored rows it lacks, with a warning and
+``kept_stored_rows``.
 """
 
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ from cryptify_pipeline.resources import MarketData, PostgresDatabase
 # source_status in a materialisation's metadata
 OK = "ok"
 DISABLED = "disabled"  # CRYPTIFY_CONTEXT_SOURCE / CRYPTIFY_EQUITY_INDEX_SOURCE = none
-RETRYABLE = "failed, retryable"  # network, 5xx, 429: gap repair tries again
+RETRYABLE = "failed, retryable"  # network, 5xx, 429: gap repair asks again
 FAILED = "failed"  # configuration, unknown symbol, malformed data: retrying will not help
 STATUS_KEY = "source_status"
 

@@ -135,6 +135,8 @@ def shut_hours(
     """``bars`` (open hours only) completed with a ``market_open = false`` row, null prices, for
     every hour of [start, end) the market was shut: those the bars lack where CME is shut.
     Hours CME trades that have no bar stay missing (the completeness check reports them)."""
+    if bars.empty:  # possibly without columns: no source had a bar
+        bars = empty_equity_index()
     frames = [bars[bars["index_symbol"].isin(list(index_symbols))]]
     grid = hours(start, end)
     shut = grid[~cme_equity_open(grid)]

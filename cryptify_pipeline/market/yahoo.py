@@ -10,6 +10,8 @@ to a local server speaking Yahoo's chart JSON.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -45,14 +47,19 @@ class YahooFinance:
             ) from error
         import requests
 
+        # our errors carry yfinance's reason; its own log of them would say it twice
+        logging.getLogger("yfinance").setLevel(logging.CRITICAL)
         try:
-            history = yfinance.Ticker(index_symbol, session=self.session).history(
-                start=start, end=end, interval="1h", auto_adjust=False, actions=False,
-                raise_errors=True, timeout=self.timeout_seconds,
-            )  # fmt: skip
+            with warnings.catch_warnings():  # raise_errors is deprecated for a global switch
+                warnings.simplefilter("ignore", DeprecationWarning)
+                # prepost: futures trade outside the cash session; every traded hour counts
+                history = yfinance.Ticker(index_symbol, session=self.session).history(
+                    start=start, end=end, interval="1h", prepost=True, auto_adjust=False,
+                    actions=False, raise_errors=True, timeout=self.timeout_seconds,
+                )  # fmt: skip
         except yfinance.exceptions.YFRateLimitError as error:
             raise RetryableSourceError(f"yfinance: {index_symbol}: rate limited") from error
-        except requests.RequestException as error:
+        except (requests.RequestException, OSError) as error:  # curl_cffi's are OSErrors too
             raise RetryableSourceError(f"yfinance: {index_symbol}: {_short(error)}") from error
         except yfinance.exceptions.YFPricesMissingError:
             return pd.DataFrame()  # no bars in the range: a holiday, or all shut hours
