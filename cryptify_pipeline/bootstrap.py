@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     first_model_day, today = span.first_model_day, span.today
     hourly, daily = partitions.hourly, partitions.daily
     stages = [
-        (["candles", "features"], hourly, span.first_hour, span.last_hour + HOUR),
+        (COLLECTED, hourly, span.first_hour, span.last_hour + HOUR),
         (["models"], daily, first_model_day, today),
         (["predictions"], hourly, first_model_day + DAY, span.last_hour + HOUR),
         # a day's forecasts are scored once the next day has closed
@@ -145,7 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     resources = defs.resources
     with _instance() as instance:
         for selection, partitions_def, start, end in stages:
-            done = instance.get_materialized_partitions(AssetKey(selection[-1]))
+            # a partition is done once every asset of the stage has it (the context assets
+            # came later than candles and features: an older install gets them filled)
+            done = set.intersection(
+                *(set(instance.get_materialized_partitions(AssetKey(name))) for name in selection)
+            )
             wanted = _starts(partitions_def, start, end)
             step = HOUR if partitions_def is hourly else DAY
             for first, last in missing_ranges(wanted, done, partitions_def.fmt, step):
@@ -155,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             log.info("leaderboard: nothing scored yet (a day is scored once the next has closed)")
     log.info("bootstrap done: open the UI with `dagster dev` (make dev does both)")
+
+
+# collect_job's assets: candles, the market context, and their features
+COLLECTED = ["candles", "open_interest", "funding_rates", "equity_index", "features"]
 
 
 def _instance() -> DagsterInstance:

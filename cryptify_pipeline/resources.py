@@ -15,10 +15,17 @@ from pydantic import Field
 
 from cryptify_pipeline.automation.alerts import AlertPolicy, Attempt, deliver_due_alerts
 from cryptify_pipeline.automation.failures import NOT_CONFIGURED, PENDING
+from cryptify_pipeline.market.context_sources import (
+    DerivativesSource,
+    EquityIndexSource,
+    derivatives_source_for,
+    equity_index_source_for,
+)
 from cryptify_pipeline.market.sources import CandleSource, source_for
 from cryptify_pipeline.ml.signing import SigningKey, SigningKeyError, read_or_create_key_file
 from cryptify_pipeline.ml.training import default_training_jobs
 from cryptify_pipeline.settings import (
+    DEFAULT_EQUITY_INDEXES,
     DEFAULT_GAP_REPAIR_DAYS,
     DEFAULT_INTERVAL_LEVEL,
     DEFAULT_PRICE_JUMP_BOUND,
@@ -51,9 +58,30 @@ class MarketData(ConfigurableResource):
     price_jump_bound: float = Field(
         default=DEFAULT_PRICE_JUMP_BOUND, description="|hourly log return| the jump check flags."
     )
+    context_source: str = Field(
+        default="sample",
+        description="Open interest and funding: sample, none, or a ccxt exchange id (bybit).",
+    )
+    context_api_url: str | None = Field(
+        default=None, description="Override of the context exchange's REST base URL (tests)."
+    )
+    equity_index_source_setting: str = Field(
+        default="sample", description="Equity indexes: sample, none, yfinance or file:<dir>."
+    )
+    equity_indexes: list[str] = Field(
+        default=list(DEFAULT_EQUITY_INDEXES), description="Index futures to collect (ES=F)."
+    )
 
     def candle_source(self) -> CandleSource:
         return source_for(self.source, self.exchange_api_url)
+
+    def derivatives_source(self) -> DerivativesSource | None:
+        """None when CRYPTIFY_CONTEXT_SOURCE=none."""
+        return derivatives_source_for(self.context_source, self.context_api_url)
+
+    def equity_index_source(self) -> EquityIndexSource | None:
+        """None when CRYPTIFY_EQUITY_INDEX_SOURCE=none."""
+        return equity_index_source_for(self.equity_index_source_setting)
 
 
 class Forecasting(ConfigurableResource):
@@ -172,6 +200,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
             exchange_api_url=_env_or_none("CRYPTIFY_EXCHANGE_API_URL", settings.exchange_api_url),
             gap_repair_days=settings.gap_repair_days,
             price_jump_bound=settings.price_jump_bound,
+            context_source=settings.context_source,
+            context_api_url=_env_or_none("CRYPTIFY_CONTEXT_API_URL", settings.context_api_url),
+            equity_index_source_setting=settings.equity_index_source,
+            equity_indexes=list(settings.equity_indexes),
         ),
         "model_signing": ModelSigning(
             key=_env_or_none("CRYPTIFY_MODEL_SIGNING_KEY", settings.model_signing_key),

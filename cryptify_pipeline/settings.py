@@ -39,6 +39,11 @@ DEFAULT_DB_NAME = "cryptify"
 DEFAULT_DB_PORT = 5432
 DEFAULT_DB_USER = "postgres"
 DEFAULT_SOURCE = "sample"
+# market context: the sample's with the sample market, else the old system's sources
+DEFAULT_CONTEXT_EXCHANGE = "bybit"
+DEFAULT_EQUITY_INDEX_SOURCE = "yfinance"
+DEFAULT_EQUITY_INDEXES = ("ES=F",)
+CONTEXT_EXCHANGE_NEEDS = ("fetchOpenInterestHistory", "fetchFundingRateHistory")
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
 DEFAULT_INTERVAL_LEVEL = 0.9
@@ -59,6 +64,7 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$")
 _ORIGIN = re.compile(r"^https?://[^\s/,]+$")
 _CELERY_BROKER = re.compile(r"^(redis|rediss|amqp|pyamqp)://\S*$")
+_INDEX_SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9^=.\-]{0,19}$")  # ES=F, ^GSPC, NQ=F
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
@@ -115,6 +121,11 @@ class Settings:
     interval_level: float = DEFAULT_INTERVAL_LEVEL
     # processes training a day's symbols; None: the run's machine's cores minus one
     training_jobs: int | None = None
+    # market context (open interest, funding, equity indexes): ``none`` turns a kind off
+    context_source: str = DEFAULT_SOURCE
+    context_api_url: str | None = None
+    equity_index_source: str = DEFAULT_SOURCE
+    equity_indexes: tuple[str, ...] = DEFAULT_EQUITY_INDEXES
 
 
 def project_root() -> Path:
@@ -202,6 +213,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "CRYPTIFY_DEPLOYMENT", DEPLOYMENTS[0], _one_of(DEPLOYMENTS), " or ".join(DEPLOYMENTS)
     )
     database = _database(read, embedded_allowed=deployment != "production")
+    source = read.read(
+        "CRYPTIFY_SOURCE", DEFAULT_SOURCE, _source,
+        "sample, file:<dir or glob>, or a ccxt exchange id such as binance",
+    )  # fmt: skip
+    sample = source == DEFAULT_SOURCE
     return Settings(
         database=database,
         deployment=deployment,
@@ -218,10 +234,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "a lower-case SQL name of letters, digits and underscores, starting with a letter "
             "or underscore, at most 63 characters",
         ),
-        source=read.read(
-            "CRYPTIFY_SOURCE", DEFAULT_SOURCE, _source,
-            "sample, file:<dir or glob>, or a ccxt exchange id such as binance",
-        ),
+        source=source,
         exchange_api_url=read.http_url(
             "CRYPTIFY_EXCHANGE_API_URL", "https://api.binance.com/api/v3"
         ),
@@ -257,6 +270,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         training_jobs=read.read(
             "CRYPTIFY_TRAINING_JOBS", None, _training_jobs,
             f"a whole number of processes from 1 to {MAX_TRAINING_JOBS}, e.g. 3",
+        ),
+        context_source=read.read(
+            "CRYPTIFY_CONTEXT_SOURCE", DEFAULT_SOURCE if sample else DEFAULT_CONTEXT_EXCHANGE,
+            _context_source,
+            "sample, none, or a ccxt exchange id with open interest and funding history such "
+            "as bybit",
+        ),
+        context_api_url=read.http_url(
+            "CRYPTIFY_CONTEXT_API_URL", "https://api.bybit.com"
+        ),
+        equity_index_source=read.read(
+            "CRYPTIFY_EQUITY_INDEX_SOURCE",
+            DEFAULT_SOURCE if sample else DEFAULT_EQUITY_INDEX_SOURCE, _equity_index_source,
+            "sample, none, yfinance, or file:<dir>",
+        ),
+        equity_indexes=read.read(
+            "CRYPTIFY_EQUITY_INDEXES", DEFAULT_EQUITY_INDEXES, _equity_indexes,
+            "comma-separated Yahoo symbols of index futures, e.g. ES=F,NQ=F",
         ),
     )  # fmt: skip
 
@@ -384,6 +415,39 @@ def _source(raw: str) -> str:
     if raw not in ccxt.exchanges:
         raise _Refused(f"not a known source; {accepted}")
     return raw
+
+
+def _context_source(raw: str) -> str:
+    if raw in ("sample", "none"):
+        return raw
+    import ccxt
+
+    if raw not in ccxt.exchanges:
+        raise _Refused(
+            "not a known source; expected sample, none, or a ccxt exchange id such as bybit"
+        )
+    has = getattr(ccxt, raw)().has  # no network: the class's declared capabilities
+    lacking = [method for method in CONTEXT_EXCHANGE_NEEDS if not has.get(method)]
+    if lacking:
+        raise _Refused(f"ccxt's {raw} has no {' or '.join(lacking)}; try bybit")
+    return raw
+
+
+def _equity_index_source(raw: str) -> str:
+    if raw in ("sample", "none", "yfinance"):
+        return raw
+    if raw.startswith("file:") and raw.removeprefix("file:").strip():
+        return raw
+    raise ValueError
+
+
+def _equity_indexes(raw: str) -> tuple[str, ...]:
+    indexes = tuple(part.strip().upper() for part in raw.split(","))
+    if not all(_INDEX_SYMBOL.match(index) for index in indexes):
+        raise ValueError
+    if len(set(indexes)) != len(indexes):
+        raise _Refused("it lists an index more than once")
+    return indexes
 
 
 def _price_jump_bound(raw: str) -> float:

@@ -145,6 +145,7 @@ def test_a_failed_run_stops_the_bootstrap_with_the_steps_own_error(schema, tmp_p
         run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
     assert failed.returncode == 1
     lines = failed.stderr.strip().splitlines()
-    assert "candles+features" in lines[-2] and "FAILED" in lines[-2] and "in the UI" in lines[-2]
+    assert "candles+" in lines[-2] and "+features" in lines[-2], lines[-4:]
+    assert "FAILED" in lines[-2] and "in the UI" in lines[-2]
     assert lines[-1].startswith("candles: ") and str(empty) in lines[-1], lines[-1]
     assert "Traceback" not in failed.stderr

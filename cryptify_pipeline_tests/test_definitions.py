@@ -92,8 +92,14 @@ def test_collect_job_backfills_a_range_in_one_run(instance, schema):
         f'SELECT count(*), count(DISTINCT ts), count(DISTINCT symbol) FROM "{schema}".candles'
     )
     assert rows == [(6 * len(symbols), 6, len(symbols))]
+    # the market context is collected with the candles, in the same run
+    for table, expected in (("open_interest", 6 * len(symbols)), ("equity_index", 6)):
+        assert run_sql(f'SELECT count(*) FROM "{schema}"."{table}"') == [(expected,)]
     checks = {e.check_name for e in result.get_asset_check_evaluations()}
-    assert checks == {"candles_complete", "candles_fresh", "candles_price_jumps"}
+    assert checks == {
+        "candles_complete", "candles_fresh", "candles_price_jumps", "open_interest_complete",
+        "funding_rates_complete", "equity_index_complete",
+    }  # fmt: skip
 
 
 def test_cli_partition_range_materialises_in_one_run(schema):

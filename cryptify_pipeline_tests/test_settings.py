@@ -176,6 +176,21 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_SOURCE": "file:"}, "CRYPTIFY_SOURCE", "no path after file:"),
         ({"CRYPTIFY_EXCHANGE_API_URL": "ftp://x"}, "CRYPTIFY_EXCHANGE_API_URL", "http(s) URL"),
         ({"CRYPTIFY_AUTOMATION": "maybe"}, "CRYPTIFY_AUTOMATION", "on or off"),
+        ({"CRYPTIFY_CONTEXT_SOURCE": "nasdaq"}, "CRYPTIFY_CONTEXT_SOURCE", "such as bybit"),
+        (
+            {"CRYPTIFY_CONTEXT_SOURCE": "kraken"},
+            "CRYPTIFY_CONTEXT_SOURCE",
+            "kraken has no fetchOpenInterestHistory or fetchFundingRateHistory",
+        ),
+        ({"CRYPTIFY_CONTEXT_API_URL": "ftp://x"}, "CRYPTIFY_CONTEXT_API_URL", "http(s) URL"),
+        (
+            {"CRYPTIFY_EQUITY_INDEX_SOURCE": "google"},
+            "CRYPTIFY_EQUITY_INDEX_SOURCE",
+            "sample, none, yfinance, or file:<dir>",
+        ),
+        ({"CRYPTIFY_EQUITY_INDEX_SOURCE": "file:"}, "CRYPTIFY_EQUITY_INDEX_SOURCE", "file:<dir>"),
+        ({"CRYPTIFY_EQUITY_INDEXES": "ES=F;NQ=F"}, "CRYPTIFY_EQUITY_INDEXES", "ES=F,NQ=F"),
+        ({"CRYPTIFY_EQUITY_INDEXES": "ES=F,es=f"}, "CRYPTIFY_EQUITY_INDEXES", "more than once"),
         ({"CRYPTIFY_GAP_REPAIR_DAYS": "0"}, "CRYPTIFY_GAP_REPAIR_DAYS", "1 to 365"),
         ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
         ({"CRYPTIFY_API_DATABASE_URL": "mysql://u@h/d"}, "CRYPTIFY_API_DATABASE_URL", "postgresql"),
@@ -342,3 +357,22 @@ def test_an_unusable_model_signing_key_is_named_and_never_shown(value):
     assert "at least 32 random bytes as hex" in message
     assert value not in message and "hunter2" not in message
     assert refusal.value.__cause__ is None and refusal.value.__context__ is None
+
+
+def test_context_sources_follow_the_candle_source_unless_set():
+    sample = load_settings({})
+    assert (sample.context_source, sample.equity_index_source) == ("sample", "sample")
+    assert sample.equity_indexes == ("ES=F",)
+    real = load_settings({"CRYPTIFY_SOURCE": "binance"})
+    assert (real.context_source, real.equity_index_source) == ("bybit", "yfinance")
+    chosen = load_settings({
+        "CRYPTIFY_SOURCE": "binance", "CRYPTIFY_CONTEXT_SOURCE": "okx",
+        "CRYPTIFY_EQUITY_INDEX_SOURCE": "file:/data/indexes",
+        "CRYPTIFY_EQUITY_INDEXES": "es=f, ^GSPC",
+        "CRYPTIFY_CONTEXT_API_URL": "http://127.0.0.1:9000",
+    })  # fmt: skip
+    assert (chosen.context_source, chosen.equity_index_source) == ("okx", "file:/data/indexes")
+    assert chosen.equity_indexes == ("ES=F", "^GSPC")
+    assert chosen.context_api_url == "http://127.0.0.1:9000"
+    off = load_settings({"CRYPTIFY_CONTEXT_SOURCE": "none", "CRYPTIFY_EQUITY_INDEX_SOURCE": "none"})
+    assert (off.context_source, off.equity_index_source) == ("none", "none")

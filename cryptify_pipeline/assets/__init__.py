@@ -5,6 +5,8 @@ from dagster import AssetChecksDefinition, AssetsDefinition
 
 from cryptify_pipeline.assets.candle_checks import candle_checks
 from cryptify_pipeline.assets.candles import candles_asset
+from cryptify_pipeline.assets.context import context_assets
+from cryptify_pipeline.assets.context_checks import context_checks
 from cryptify_pipeline.assets.evaluation import evaluation_assets
 from cryptify_pipeline.assets.features import features_asset
 from cryptify_pipeline.assets.models import models_asset
@@ -19,6 +21,7 @@ def build_assets(
     """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts."""
     return [
         candles_asset(partitions),
+        *context_assets(partitions),
         features_asset(partitions),
         models_asset(partitions, interval_level),
         predictions_asset(partitions, interval_level),
@@ -27,4 +30,4 @@ def build_assets(
 
 
 def build_asset_checks(partitions: Partitions) -> list[AssetChecksDefinition]:
-    return [*candle_checks(partitions)]
+    return [*candle_checks(partitions), *context_checks(partitions)]

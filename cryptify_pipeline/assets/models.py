@@ -1,6 +1,7 @@
 """``models``: every model of the zoo per symbol and horizon, trained through the end of a day."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pandas as pd
 from dagster import (
@@ -13,13 +14,13 @@ from dagster import (
     Output,
     asset,
 )
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.artifacts import sign_models
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import ZOO, models_of
 from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import (
@@ -34,7 +35,8 @@ from cryptify_pipeline.storage.slice_reader import SliceReader
 
 
 class TrainConfig(Config):
-    """Knobs of train_job: the rolling window, the horizons and the models to fit."""
+    """Knobs of train_job: the rolling window, the horizons, the models to fit and their
+    feature set."""
 
     training_days: int = Field(
         default=180,
@@ -46,7 +48,13 @@ class TrainConfig(Config):
         default=list(HORIZONS), min_length=1, description="Forecast horizons in hours: 6, 12, 24."
     )
     models: list[str] = Field(
-        default=list(MODEL_ZOO), min_length=1, description=f"Models of the zoo: {list(MODEL_ZOO)}."
+        default=list(ZOO), min_length=1, description=f"Models of the zoo: {list(ZOO)}."
+    )
+    feature_set: Literal["price", "context", "both"] = Field(
+        default="price",
+        description="Which of `models` train: those on the price features (`price`), their "
+        "`+context` twins that also see open interest, funding and the equity index "
+        "(`context`), or both, ranked side by side; the baselines train in every set.",
     )
 
     @field_validator("horizons")
@@ -59,10 +67,24 @@ class TrainConfig(Config):
     @field_validator("models")
     @classmethod
     def _known_models(cls, models: list[str]) -> list[str]:
-        unknown = sorted(set(models) - set(MODEL_ZOO))
+        unknown = sorted(set(models) - set(ZOO))
         if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; the zoo has {sorted(MODEL_ZOO)}")
+            raise ValueError(f"unknown model(s) {unknown}; the zoo has {sorted(ZOO)}")
         return models
+
+    @model_validator(mode="after")
+    def _some_model_in_the_set(self) -> "TrainConfig":
+        if not models_of(self.feature_set, self.models):
+            raise ValueError(
+                f"none of the models {self.models} trains with feature set "
+                f"{self.feature_set!r}: name their +context entries, or choose another set"
+            )
+        return self
+
+    @property
+    def trained_models(self) -> list[str]:
+        """The entries of ``models`` in the chosen feature set."""
+        return models_of(self.feature_set, self.models)
 
 
 def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
@@ -114,7 +136,7 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         for day, cutoff in zip(days, cutoffs, strict=True):
             try:
                 records = train_all(
-                    rows, cutoff, config.horizons, config.models, config.training_days,
+                    rows, cutoff, config.horizons, config.trained_models, config.training_days,
                     interval_level=forecasting.interval_level, n_jobs=jobs,
                 )  # fmt: skip
             except NotEnoughData as error:

@@ -52,9 +52,10 @@ def build_jobs(executor: ExecutorDefinition) -> Jobs:
     return Jobs(
         collect=job(
             "collect_job",
-            ["candles", "features"],
-            "Collect the closed hourly candles of every configured symbol and compute their "
-            "features.",
+            ["candles", "open_interest", "funding_rates", "equity_index", "features"],
+            "Collect the closed hourly candles of every configured symbol and the market context "
+            "(open interest, funding, equity indexes; a context source failing is a warning), "
+            "and compute their features.",
         ),
         train=job(
             "train_job",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
     AutomationConditionSensorDefinition,
     DagsterEventType,
@@ -25,6 +26,7 @@ from dagster import (
     sensor,
 )
 
+from cryptify_pipeline.assets.context import RETRYABLE, STATUS_KEY
 from cryptify_pipeline.automation.failures import (
     DELIVERED,
     cursor_for,
@@ -57,6 +59,9 @@ from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import FailureAlerts, MarketData, PostgresDatabase
 from cryptify_pipeline.storage import pg_tables
 
+# what collect_job writes per hour, so what gap repair looks for
+CONTEXT_ASSETS = ("open_interest", "funding_rates", "equity_index")
+COLLECTED_ASSETS = ("candles", *CONTEXT_ASSETS)
 # The schedule fetches each hour at HH:02; leave it the hour before calling the hour a gap.
 SCHEDULE_GRACE = timedelta(minutes=20)
 # evaluate_schedule scores the day before yesterday at 00:15; leave it its run before calling
@@ -100,6 +105,31 @@ def forecastable_ranges(
         datetime.strptime(last, HOUR_KEY_FORMAT),
         lambda hour: day_key(hour - DAY) in days,
     )
+
+
+def transiently_failed_hours(instance: DagsterInstance, since: datetime) -> set[str]:
+    """Hour keys whose latest context materialisation (recorded after ``since``) says its
+    source failed for a transient reason (network, 5xx, 429): the asset kept what was stored
+    and succeeded, so the partition is materialised but its rows may be missing."""
+    failed: set[str] = set()
+    for name in CONTEXT_ASSETS:
+        latest: dict[str, object] = {}
+        cursor = None
+        while True:
+            found = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=AssetKey(name), after_timestamp=since.timestamp()),
+                limit=1000, cursor=cursor, ascending=True,
+            )  # fmt: skip
+            for record in found.records:
+                event = record.asset_materialization
+                if event is not None and event.partition is not None:
+                    status = event.metadata.get(STATUS_KEY)
+                    latest[event.partition] = None if status is None else status.value
+            if not found.has_more:
+                break
+            cursor = found.cursor
+        failed |= {hour for hour, status in latest.items() if status == RETRYABLE}
+    return failed
 
 
 def newest_closed_hour(now: datetime) -> datetime:
@@ -206,14 +236,30 @@ def build_sensors(
         job=jobs.collect,
         minimum_interval_seconds=600,
         default_status=status,
-        description="Requests candles for hours missing in the last CRYPTIFY_GAP_REPAIR_DAYS days.",
+        description=(
+            "Requests collect_job for hours missing candles or market context (open interest, "
+            "funding, equity index), or whose context source last failed transiently, in the "
+            "last CRYPTIFY_GAP_REPAIR_DAYS days."
+        ),
     )
     def candle_gap_repair(context: SensorEvaluationContext, market: MarketData):
         now = datetime.now(UTC)
-        materialized = context.instance.get_materialized_partitions(AssetKey("candles"))
+        # an hour is done once every collected asset has it: the context came later, and a
+        # deployment that had candles before gets its context filled the same way
+        materialized = set.intersection(
+            *(
+                set(context.instance.get_materialized_partitions(AssetKey(name)))
+                for name in COLLECTED_ASSETS
+            )
+        )
+        # hours whose context was written after a transient source failure count as missing
+        since = now - timedelta(days=market.gap_repair_days + 1)
+        materialized -= transiently_failed_hours(context.instance, since)
         gaps = gap_ranges(materialized, now, market.gap_repair_days, first_hour)
         if not gaps:
-            return SkipReason(f"no missing candle hours in the last {market.gap_repair_days} days")
+            return SkipReason(
+                f"no missing candle or context hours in the last {market.gap_repair_days} days"
+            )
         context.log.info(f"requesting {len(gaps)} missing range(s): {gaps}")
         # one single-run backfill per range; the run key lets each range go out once an hour
         return [

@@ -134,11 +134,14 @@ def missing_candles(
     return missing.to_frame(index=False).astype({"symbol": "str"})
 
 
-def describe_missing(missing: pd.DataFrame, limit: int = 100) -> str:
-    """Missing hours as Markdown, one line per symbol with runs of hours collapsed."""
+def describe_missing(
+    missing: pd.DataFrame, limit: int = 100, key: str = "symbol", what: str = "candles"
+) -> str:
+    """Missing hours as Markdown, one line per symbol (``key`` in the header) with runs of
+    hours collapsed."""
     if missing.empty:
-        return "No missing candles."
-    lines = ["| symbol | missing hours (UTC) |", "|---|---|"]
+        return f"No missing {what}."
+    lines = [f"| {key} | missing hours (UTC) |", "|---|---|"]
     for symbol, group in missing.groupby("symbol", sort=True):
         lines.append(f"| {symbol} | {_hour_runs(group['ts'].sort_values().tolist(), limit)} |")
     return "\n".join(lines)

@@ -59,6 +59,10 @@ class ExchangeSource:
             self._exchange = self._connect()
         return self._exchange
 
+    def options(self) -> dict[str, Any]:
+        # spot markets only, and no currency list (that endpoint needs an API key)
+        return {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}
+
     def _connect(self) -> Any:
         import ccxt  # imported here: large, and only needed for this source
 
@@ -72,8 +76,7 @@ class ExchangeSource:
                 # and Retry-After off a 429
                 "enableLastJsonResponse": True,
                 "enableLastResponseHeaders": True,
-                # spot markets only, and no currency list (that endpoint needs an API key)
-                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+                "options": self.options(),
             }
         )
         if self.api_url:

@@ -18,7 +18,7 @@ process.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,6 +27,16 @@ import numpy as np
 import pandas as pd
 
 from cryptify_pipeline.market.candles import SOURCE_COLUMNS, empty_candles, typed_candles
+from cryptify_pipeline.market.context import (
+    FUNDING_EVERY_HOURS,
+    cme_equity_open,
+    empty_equity_index,
+    empty_funding_rates,
+    empty_open_interest,
+    typed_equity_index,
+    typed_funding_rates,
+    typed_open_interest,
+)
 from cryptify_pipeline.market.sources import SourceError
 
 EPOCH = datetime(2017, 1, 1, tzinfo=UTC)
@@ -213,5 +223,244 @@ def _candles(symbol: str, year: int, simulated: _Year) -> pd.DataFrame:
             "quote_volume": quote_volume,
             # an average trade of a few thousand dollars' worth
             "trades": np.rint(quote_volume / 2_000).astype("int64"),
+        }
+    )
+
+
+# --- market context: open interest, funding and an equity index ---------------------------
+#
+# Each is simulated in the same whole-year blocks as the candles, from its own RNG seeded by
+# (name, year, stream), with its state carried from the previous year's end, so an hour's value
+# is the same whichever range is asked for.
+
+OI_PERSISTENCE = 0.98  # hourly AR(1) coefficient of log open interest around its level
+OI_PRICE_LOADING = 0.02  # per standardised hourly return: open interest rises with the price
+OI_NOISE = 0.02
+OI_TURNOVER_MULTIPLE = 12.0  # open interest in US dollars, in hours of spot turnover
+FUNDING_BASE = 1e-4  # the exchanges' usual 0.01% per 8 hours
+FUNDING_OI_LOADING = 3e-4  # crowded longs (high open interest) pay more
+FUNDING_NOISE = 5e-5
+FUNDING_CAP = 3.75e-3
+INDEX_BTC_CORRELATION = 0.3  # of the index's hourly returns with BTC/USDT's, while it trades
+INDEX_CORRELATED_WITH = "BTC/USDT"
+_OI_STREAM, _INDEX_STREAM = 1, 2
+
+
+@dataclass(frozen=True)
+class IndexProfile:
+    """An equity index future: its level at ``ANCHOR``, hourly volatility while it trades, and
+    contracts traded per hour."""
+
+    level: float
+    hourly_sigma: float
+    hourly_contracts: float
+
+
+INDEX_PROFILES = {
+    "ES=F": IndexProfile(5_900.0, 0.002, 1.2e5),
+    "NQ=F": IndexProfile(21_000.0, 0.0026, 6e4),
+    "YM=F": IndexProfile(42_500.0, 0.0018, 1.5e4),
+}
+
+
+class SampleContext:
+    """The synthetic market's perpetual swaps: open interest and funding rates."""
+
+    name = "sample"
+
+    def fetch_open_interest(
+        self, symbols: Sequence[str], start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        _check_start(start)
+        frames = [sample_open_interest(s, start, end) for s in symbols]
+        return typed_open_interest(pd.concat(frames)) if frames else empty_open_interest()
+
+    def fetch_funding_rates(
+        self, symbols: Sequence[str], start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        _check_start(start)
+        frames = [sample_funding_rates(s, start, end) for s in symbols]
+        return typed_funding_rates(pd.concat(frames)) if frames else empty_funding_rates()
+
+
+class SampleEquityIndex:
+    """The synthetic market's equity index futures, trading CME's hours."""
+
+    name = "sample"
+
+    def fetch(self, index_symbols: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
+        _check_start(start)
+        frames = [sample_equity_index(s, start, end) for s in index_symbols]
+        return typed_equity_index(pd.concat(frames)) if frames else empty_equity_index()
+
+
+def _check_start(start: datetime) -> None:
+    if start < EPOCH:
+        raise SourceError(f"the sample market starts at {EPOCH:%Y-%m-%d}; asked for {start}")
+
+
+def sample_open_interest(symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Open interest of ``symbol``'s perpetual at every whole hour in [start, end): in base
+    units around ``OI_TURNOVER_MULTIPLE`` hours of turnover, following the price (AR(1) in
+    logs driven by the hourly returns up to that instant), and in US dollars at the instant's
+    price (the open of the candle at ts)."""
+    frame = _across_years(start, end, lambda year: _oi_block(symbol, year))
+    return typed_open_interest(frame if len(frame) else empty_open_interest())
+
+
+def sample_funding_rates(symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Funding rates of ``symbol``'s perpetual settled in [start, end), every 8 hours from
+    00:00 UTC: 0.01% plus more when open interest is above its level, plus noise, capped."""
+    frame = _across_years(start, end, lambda year: _funding_block(symbol, year))
+    return typed_funding_rates(frame if len(frame) else empty_funding_rates())
+
+
+def sample_equity_index(index_symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """One row per hour in [start, end): the bar of ``index_symbol`` where CME's equity futures
+    trade (``cme_equity_open``), a ``market_open = false`` row with null prices where they do
+    not. Returns are correlated with BTC/USDT's at ``INDEX_BTC_CORRELATION``; the price does not
+    move while the market is shut."""
+    frame = _across_years(start, end, lambda year: _index_block(index_symbol, year))
+    return typed_equity_index(frame if len(frame) else empty_equity_index())
+
+
+def _across_years(
+    start: datetime, end: datetime, block: Callable[[int], pd.DataFrame]
+) -> pd.DataFrame:
+    """The rows of [start, end) from yearly blocks of ``BLOCK_HOURS`` hourly rows."""
+    first, last = _hours_since_epoch(start), _hours_since_epoch(end)
+    parts = []
+    for year in range(start.year, end.year + 1):
+        year_start = _hours_since_epoch(datetime(year, 1, 1, tzinfo=UTC))
+        lo, hi = max(first, year_start) - year_start, min(last, _next_year(year)) - year_start
+        if lo < hi:
+            rows = block(year)
+            parts.append(rows.iloc[lo:hi] if "block_hour" not in rows else _between(rows, lo, hi))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _between(rows: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
+    hour = rows["block_hour"]
+    return rows[(hour >= lo) & (hour < hi)].drop(columns="block_hour")
+
+
+def _year_hours(year: int) -> int:
+    return _next_year(year) - _hours_since_epoch(datetime(year, 1, 1, tzinfo=UTC))
+
+
+def _block_ts(year: int) -> pd.DatetimeIndex:
+    return pd.date_range(datetime(year, 1, 1, tzinfo=UTC), periods=BLOCK_HOURS, freq="h", unit="us")
+
+
+def _standardised_returns(symbol: str, year: int) -> np.ndarray:
+    candles = _year_block(symbol, year)
+    log_return = np.log(candles["close"].to_numpy() / candles["open"].to_numpy())
+    return log_return / profile(symbol).hourly_sigma
+
+
+@lru_cache(maxsize=256)
+def _oi_path(symbol: str, year: int) -> tuple[np.ndarray, float]:
+    """The log deviation of open interest at each instant of the block (before the hour's
+    candle), and its value at the year's end."""
+    start = state = 0.0 if year == EPOCH.year else _oi_path(symbol, year - 1)[1]
+    rng = np.random.default_rng([_seed(symbol), year, _OI_STREAM])
+    drive = OI_PRICE_LOADING * _standardised_returns(symbol, year)
+    drive += OI_NOISE * rng.standard_normal(BLOCK_HOURS)
+    after = np.empty(BLOCK_HOURS)  # after the hour's candle
+    for hour in range(BLOCK_HOURS):
+        state = OI_PERSISTENCE * state + drive[hour]
+        after[hour] = state
+    return np.concatenate(([start], after[:-1])), float(after[_year_hours(year) - 1])
+
+
+@lru_cache(maxsize=256)
+def _oi_block(symbol: str, year: int) -> pd.DataFrame:
+    known = profile(symbol)
+    deviation, _ = _oi_path(symbol, year)
+    contracts = known.hourly_turnover * OI_TURNOVER_MULTIPLE / known.level * np.exp(deviation)
+    price = _year_block(symbol, year)["open"].to_numpy()  # the price at the instant ts
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": _block_ts(year),
+            "open_interest": contracts,
+            "open_interest_usd": contracts * price,  # in the quote currency
+            "source": "sample",
+        }
+    )
+
+
+@lru_cache(maxsize=256)
+def _funding_block(symbol: str, year: int) -> pd.DataFrame:
+    deviation, _ = _oi_path(symbol, year)
+    rng = np.random.default_rng([_seed(symbol), year, _OI_STREAM + 10])
+    noise = rng.standard_normal(BLOCK_HOURS)
+    rate = FUNDING_BASE + FUNDING_OI_LOADING * np.tanh(deviation / 0.15) + FUNDING_NOISE * noise
+    ts = _block_ts(year)
+    settles = ts.hour % FUNDING_EVERY_HOURS == 0
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": ts[settles],
+            "funding_rate": np.clip(rate, -FUNDING_CAP, FUNDING_CAP)[settles],
+            "source": "sample",
+            "block_hour": np.flatnonzero(settles),
+        }
+    )
+
+
+def _index_profile(index_symbol: str) -> IndexProfile:
+    if index_symbol in INDEX_PROFILES:
+        return INDEX_PROFILES[index_symbol]
+    level = 10.0 ** np.random.default_rng([_seed(index_symbol), 0]).uniform(2, 5)
+    return IndexProfile(float(level), 0.002, 5e4)
+
+
+@lru_cache(maxsize=64)
+def _index_path(index_symbol: str, year: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Unshifted log close of each hour of the block (flat while shut), the hour's return, and
+    the log close at the year's end."""
+    state = 0.0 if year == EPOCH.year else _index_path(index_symbol, year - 1)[2]
+    rng = np.random.default_rng([_seed(index_symbol), year, _INDEX_STREAM])
+    own = rng.standard_normal(BLOCK_HOURS)
+    btc = np.clip(_standardised_returns(INDEX_CORRELATED_WITH, year), -6, 6)
+    rho = INDEX_BTC_CORRELATION
+    shocks = rho * btc + np.sqrt(1 - rho * rho) * own
+    trading = cme_equity_open(_block_ts(year))
+    log_return = _index_profile(index_symbol).hourly_sigma * shocks * trading
+    log_close = state + np.cumsum(log_return)
+    return log_close, log_return, float(log_close[_year_hours(year) - 1])
+
+
+@lru_cache(maxsize=64)
+def _index_block(index_symbol: str, year: int) -> pd.DataFrame:
+    known = _index_profile(index_symbol)
+    anchor_state = (
+        0.0 if ANCHOR.year == EPOCH.year else _index_path(index_symbol, ANCHOR.year - 1)[2]
+    )
+    log_close, log_return, _ = _index_path(index_symbol, year)
+    shift = np.log(known.level) - anchor_state
+    close = np.exp(log_close + shift)
+    open_ = np.exp(log_close - log_return + shift)
+    rng = np.random.default_rng([_seed(index_symbol), year, _INDEX_STREAM + 10])
+    high_draw, low_draw = np.abs(rng.standard_normal((2, BLOCK_HOURS)))
+    ts = _block_ts(year)
+    trading = cme_equity_open(ts)
+    # busier in US cash-market hours (14:30-21:00 UTC)
+    us_hours = (ts.hour >= 14) & (ts.hour < 21)
+    volume = known.hourly_contracts * rng.lognormal(0.0, 0.3, BLOCK_HOURS) * (1 + 2 * us_hours)
+    half_sigma = 0.5 * known.hourly_sigma
+    shut = np.where(trading, 1.0, np.nan)
+    return pd.DataFrame(
+        {
+            "index_symbol": index_symbol,
+            "ts": ts,
+            "open": open_ * shut,
+            "high": np.maximum(open_, close) * np.exp(half_sigma * high_draw) * shut,
+            "low": np.minimum(open_, close) * np.exp(-half_sigma * low_draw) * shut,
+            "close": close * shut,
+            "volume": volume * shut,
+            "market_open": trading,
+            "source": "sample",
         }
     )

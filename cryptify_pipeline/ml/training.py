@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
+from cryptify_pipeline.ml.models import BOOSTED, ZOO, model_features
 from cryptify_pipeline.ml.targets import purge
 
 VALIDATION_FRACTION = 0.2
@@ -60,7 +60,9 @@ def split_rows(
     too few of either after the hold-out and its purge is a ``NotEnoughData``."""
     known = purge(rows, horizon, cutoff).sort_values("ts")
     # only complete rows: a feature still warming up (or after a gap) is NaN, and a column that
-    # is NaN in every fitted row cannot be learned from; forecasts impute, training does not
+    # is NaN in every fitted row cannot be learned from; forecasts impute, training does not.
+    # Market context is not required: missing context must not block a model, so a +context
+    # model's imputer (or its trees) handles NaN context in training as in forecasts
     known = known[known[list(MODEL_FEATURES)].notna().all(axis=1)]
     if window_days is not None:
         known = known[known["ts"] >= window_start(cutoff, window_days)]
@@ -120,7 +122,7 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
     (time-ordered, purged by the horizon, never the held-out validation rows): the round with
     the lowest error there, then a fit on all the rows with that many rounds.
     """
-    features, target = list(MODEL_FEATURES), f"target_{horizon}h"
+    features, target = list(model_features(model)), f"target_{horizon}h"
     boosted = BOOSTED.get(model)
     rounds = None
     if boosted is not None:
@@ -130,7 +132,7 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
             probe, inner.validation[features], inner.validation[target].to_numpy()
         )
         rounds = int(np.argmin(losses)) + 1
-    pipeline = MODEL_ZOO[model]() if rounds is None else boosted.build(rounds)
+    pipeline = ZOO[model]() if rounds is None else boosted.build(rounds)
     return pipeline.fit(fit[features], fit[target].to_numpy()), rounds
 
 
@@ -141,7 +143,7 @@ def train_model(
     for ``interval_level`` and the stored model (format, bytes, hash, versions;
     ``artifacts.sign_models`` signs it)."""
     target = f"target_{horizon}h"
-    features = list(MODEL_FEATURES)
+    features = list(model_features(model))
     pipeline, rounds = fit_model(model, split.fit, horizon)
     predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
@@ -248,7 +250,7 @@ def train_symbol(
     a model's load when it is first built: so every model is built once before the limit.
     """
     for model in models:
-        MODEL_ZOO[model]()
+        ZOO[model]()
     with threadpool_limits(limits=1):
         records = []
         for horizon in horizons:

@@ -10,6 +10,10 @@ Asset metadata it reads:
 - ``schema``: overrides the IO manager's schema; ``columns``: on inputs, the columns to load;
 - ``column_descriptions``: column name -> what it means, shown beside its type in the column
   schema each write records.
+
+Input metadata it reads: ``absent_table_is_empty`` (``ABSENT_TABLE_IS_EMPTY``), for an optional
+input, loads a table that does not exist yet as a frame without rows or columns, where any
+other input fails naming the table.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from cryptify_pipeline.storage.slice_reader import SliceReader
 from cryptify_pipeline.storage.urls import DatabaseUrl
 
 COLUMN_DESCRIPTIONS = "column_descriptions"
+ABSENT_TABLE_IS_EMPTY = "absent_table_is_empty"
 
 
 def slice_predicates(table_slice: TableSlice) -> list[pg_tables.Predicate]:
@@ -134,6 +139,10 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
     def load_input(
         self, context: InputContext, table_slice: TableSlice, connection
     ) -> pd.DataFrame:
+        if (context.definition_metadata or {}).get(ABSENT_TABLE_IS_EMPTY) and (
+            pg_tables.table_columns(connection, table_slice.schema, table_slice.table) is None
+        ):
+            return pd.DataFrame()
         return pg_tables.read_frame(
             connection,
             table_slice.schema,

@@ -12,6 +12,7 @@ from dagster import (
     materialize,
 )
 
+from cryptify_pipeline.assets.context import FAILED, RETRYABLE, STATUS_KEY
 from cryptify_pipeline.automation.sensors import (
     forecast_gaps,
     forecastable_ranges,
@@ -67,17 +68,24 @@ def test_sensor_requests_exactly_the_missing_hours(schema):
         schema, pipeline.sample_market(["BTC/USDT"], gap_repair_days=days)
     )
     defs = pipeline.definitions(schema, market=resources["market"])
+    collected = [
+        defs.get_assets_def(name)
+        for name in ("candles", "open_interest", "funding_rates", "equity_index")
+    ]
     with own_instance("gaps") as instance:
         for first, last in [
             (oldest, gap[0] - timedelta(hours=1)),
             (gap[1] + timedelta(hours=1), newest),
         ]:
             assert materialize(
-                [defs.get_assets_def("candles")],
-                instance=instance,
-                resources=resources,
+                collected, instance=instance, resources=resources,
                 tags=range_tags(key(first), key(last)),
-            ).success
+            ).success  # fmt: skip
+        # the gap's candles alone do not fill it: its context is missing too
+        assert materialize(
+            collected[:1], instance=instance, resources=resources,
+            tags=range_tags(key(gap[0]), key(gap[1])),
+        ).success  # fmt: skip
         sensor = defs.get_sensor_def("candle_gap_repair")
         with build_sensor_context(instance=instance, resources=resources) as context:
             requests = isolated(sensor, context)
@@ -86,6 +94,37 @@ def test_sensor_requests_exactly_the_missing_hours(schema):
         for r in requests
     ] == [(key(gap[0]), key(gap[1]))]
     assert requests[0].run_key.startswith(f"candle-gap:{key(gap[0])}:{key(gap[1])}:")
+
+
+def test_sensor_requests_hours_whose_context_failed_transiently(schema):
+    now = datetime.now(UTC)
+    newest = floor_hour(now - timedelta(minutes=20)) - timedelta(hours=1)
+    oldest = newest - timedelta(days=1) + timedelta(hours=1)
+    resources = pipeline.resources(schema, pipeline.sample_market(["BTC/USDT"], gap_repair_days=1))
+    defs = pipeline.definitions(schema, market=resources["market"])
+    collected = [
+        defs.get_assets_def(name)
+        for name in ("candles", "open_interest", "funding_rates", "equity_index")
+    ]
+    failed, final = newest - timedelta(hours=5), newest - timedelta(hours=9)
+    with own_instance("context-gaps") as instance:
+        assert materialize(
+            collected, instance=instance, resources=resources,
+            tags=range_tags(key(oldest), key(newest)),
+        ).success  # fmt: skip
+        sensor = defs.get_sensor_def("candle_gap_repair")
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            assert "no missing candle or context hours" in isolated(sensor, context).skip_message
+        # written after a source failure: a transient one is repaired, a final one is not
+        for hour, status in ((failed, RETRYABLE), (final, FAILED)):
+            instance.report_runless_asset_event(
+                AssetMaterialization(
+                    "equity_index", partition=key(hour), metadata={STATUS_KEY: status}
+                )  # fmt: skip
+            )
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            requests = isolated(sensor, context)
+    assert [r.partition_key for r in requests] == [key(failed)]  # one hour: a partition run
 
 
 def test_forecastable_ranges_keep_hours_whose_previous_day_has_models():

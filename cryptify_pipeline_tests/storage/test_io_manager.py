@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from cryptify_pipeline.storage import pg_tables
+from cryptify_pipeline.storage.io_manager import ABSENT_TABLE_IS_EMPTY
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.pipeline import io_manager_on
 
@@ -372,3 +373,46 @@ def test_runs_and_events_are_stored_in_postgres(instance, instance_schema, schem
         (result.run_id,),
     )
     assert (DagsterEventType.ASSET_MATERIALIZATION.value,) in events
+
+
+@asset(
+    partitions_def=HOURLY,
+    ins={
+        "prices": AssetIn(metadata={ABSENT_TABLE_IS_EMPTY: True}),
+        "more_prices": AssetIn(metadata={ABSENT_TABLE_IS_EMPTY: True}),
+    },
+    metadata={"partition_expr": "ts"},
+)
+def optional_seen(
+    context: AssetExecutionContext, prices: pd.DataFrame, more_prices: pd.DataFrame
+) -> pd.DataFrame:
+    """Records how many rows and columns its optional inputs loaded."""
+    return pd.DataFrame(
+        {
+            "ts": [context.partition_time_window.start],
+            "prices_rows": [len(prices)],
+            "more_prices_columns": [len(more_prices.columns)],
+        }
+    ).astype({"ts": "datetime64[us, UTC]"})
+
+
+@asset(partitions_def=HOURLY, metadata={"partition_expr": "ts"})
+def more_prices(context: AssetExecutionContext) -> pd.DataFrame:
+    raise AssertionError("never materialised: its table must not exist")
+
+
+def test_an_optional_input_of_an_absent_table_loads_empty_and_a_present_one_its_rows(
+    instance, schema
+):
+    assert run_prices(instance, schema, partition_key="2026-01-02-05:00").success
+    assert materialize(
+        [prices, more_prices, optional_seen],
+        selection=[optional_seen],
+        partition_key="2026-01-02-05:00",
+        instance=instance,
+        resources={"io_manager": io_manager_on(schema)},
+    ).success
+    # the table of prices exists: its rows; that of more_prices does not: nothing
+    assert run_sql(f'SELECT prices_rows, more_prices_columns FROM "{schema}".optional_seen') == [
+        (2, 0)
+    ]

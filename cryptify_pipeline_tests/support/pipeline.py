@@ -72,8 +72,13 @@ def assets(start: datetime = DEFAULT_START) -> dict[str, AssetsDefinition]:
     return {a.key.to_user_string(): a for a in build_assets(Partitions.starting(start))}
 
 
-def checks(start: datetime = DEFAULT_START) -> list:
-    return build_asset_checks(Partitions.starting(start))
+def checks(start: datetime = DEFAULT_START, asset: str = "candles") -> list:
+    """The checks on ``asset``."""
+    return [
+        check
+        for check in build_asset_checks(Partitions.starting(start))
+        if all(key.asset_key.to_user_string() == asset for key in check.check_keys)
+    ]
 
 
 def definitions(

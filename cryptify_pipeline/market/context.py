@@ -1,0 +1,244 @@
+"""The market-context contract: open interest, funding rates and equity-index bars.
+
+Three hourly-partitioned tables beside the candles (see the README's Market context):
+
+- ``open_interest`` (symbol, ts): the open interest of the symbol's perpetual swap measured at
+  the instant ``ts`` (a whole hour), known at ``ts``.
+- ``funding_rates`` (symbol, ts): the rate settled at the funding time ``ts`` as the exchange
+  gives it (8-hourly), known at ``ts``; it belongs to the partition hour containing ``ts``, so
+  most hours hold none.
+- ``equity_index`` (index_symbol, ts): one row per index and hour; the bar that opened at ``ts``
+  (known at ``ts + 1 h``), or ``market_open = false`` with null prices for an hour the market
+  is shut. No price is invented for a shut hour.
+
+``symbol`` is the pipeline's spot spelling (``BTC/USDT``); the perpetual's is ``BTC/USDT:USDT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+OPEN_INTEREST_COLUMNS = ("symbol", "ts", "open_interest", "open_interest_usd", "source")
+FUNDING_COLUMNS = ("symbol", "ts", "funding_rate", "source")
+EQUITY_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+EQUITY_INDEX_COLUMNS = ("index_symbol", "ts", *EQUITY_PRICE_COLUMNS, "market_open", "source")
+DEFAULT_EQUITY_INDEXES = ("ES=F",)
+FUNDING_EVERY_HOURS = 8  # the usual funding interval: 00:00, 08:00, 16:00 UTC
+
+# CME Globex equity futures (E-mini S&P 500 and its siblings), in UTC: from Sunday 23:00 to
+# Friday 22:00, shut daily 22:00-23:00. The real hours move by an hour with US daylight saving
+# and close on US holidays; this is the winter schedule, the sample market's and the files'
+# default when they do not say.
+CME_DAILY_BREAK_HOUR = 22
+_MONDAY, _FRIDAY, _SATURDAY, _SUNDAY = 0, 4, 5, 6
+
+
+class ContextValidationError(ValueError):
+    """A context row that breaks a rule; nothing of its partition is written."""
+
+
+def perpetual_of(symbol: str) -> str:
+    """The linear perpetual swap of a spot pair in ccxt's spelling: ``BTC/USDT:USDT``."""
+    base, _, quote = symbol.partition("/")
+    return f"{base}/{quote}:{quote}"
+
+
+def _ts(values: object) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us")
+
+
+def typed_open_interest(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s open-interest columns with the contract's dtypes, sorted by symbol and ts."""
+    typed = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].astype("str"),
+            "ts": _ts(frame["ts"]),
+            "open_interest": frame["open_interest"].astype("float64"),
+            "open_interest_usd": frame["open_interest_usd"].astype("float64"),
+            "source": frame["source"].astype("str"),
+        }
+    )
+    return typed.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+
+
+def typed_funding_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s funding columns with the contract's dtypes, sorted by symbol and ts."""
+    typed = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].astype("str"),
+            "ts": _ts(frame["ts"]),
+            "funding_rate": frame["funding_rate"].astype("float64"),
+            "source": frame["source"].astype("str"),
+        }
+    )
+    return typed.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+
+
+def typed_equity_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s equity-index columns with the contract's dtypes, sorted by index and ts."""
+    typed = pd.DataFrame(
+        {
+            "index_symbol": frame["index_symbol"].astype("str"),
+            "ts": _ts(frame["ts"]),
+            **{c: frame[c].astype("float64") for c in EQUITY_PRICE_COLUMNS},
+            "market_open": frame["market_open"].astype("bool"),
+            "source": frame["source"].astype("str"),
+        }
+    )
+    return typed.sort_values(["index_symbol", "ts"], kind="stable").reset_index(drop=True)
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({column: [] for column in columns})
+
+
+def empty_open_interest() -> pd.DataFrame:
+    """No rows, the open-interest columns and dtypes."""
+    return typed_open_interest(_empty(OPEN_INTEREST_COLUMNS))
+
+
+def empty_funding_rates() -> pd.DataFrame:
+    """No rows, the funding columns and dtypes."""
+    return typed_funding_rates(_empty(FUNDING_COLUMNS))
+
+
+def empty_equity_index() -> pd.DataFrame:
+    """No rows, the equity-index columns and dtypes."""
+    return typed_equity_index(_empty(EQUITY_INDEX_COLUMNS))
+
+
+def hours(start: datetime, end: datetime) -> pd.DatetimeIndex:
+    """The whole hours in [start, end), UTC."""
+    index = pd.date_range(start, end, freq="h", inclusive="left", unit="us")
+    return index if index.tz is not None else index.tz_localize("UTC")
+
+
+def cme_equity_open(ts: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+    """Whether CME's equity futures trade in the hour opening at each ``ts`` (UTC)."""
+    stamps = pd.DatetimeIndex(ts)
+    weekday, hour = stamps.day_of_week.to_numpy(), stamps.hour.to_numpy()
+    weekend = (
+        (weekday == _SATURDAY)
+        | ((weekday == _SUNDAY) & (hour < CME_DAILY_BREAK_HOUR + 1))
+        | ((weekday == _FRIDAY) & (hour >= CME_DAILY_BREAK_HOUR))
+    )
+    return ~weekend & (hour != CME_DAILY_BREAK_HOUR)
+
+
+def shut_hours(
+    bars: pd.DataFrame, index_symbols: Sequence[str], start: datetime, end: datetime, source: str
+) -> pd.DataFrame:
+    """``bars`` (open hours only) completed with a ``market_open = false`` row, null prices, for
+    every hour of [start, end) the market was shut: those the bars lack where CME is shut.
+    Hours CME trades that have no bar stay missing (the completeness check reports them)."""
+    if bars.empty:  # possibly without columns: no source had a bar
+        bars = empty_equity_index()
+    frames = [bars[bars["index_symbol"].isin(list(index_symbols))]]
+    grid = hours(start, end)
+    shut = grid[~cme_equity_open(grid)]
+    for index_symbol in index_symbols:
+        have = set(bars.loc[bars["index_symbol"] == index_symbol, "ts"])
+        closed = [ts for ts in shut if ts not in have]
+        if closed:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "index_symbol": index_symbol,
+                        "ts": closed,
+                        **{c: np.nan for c in EQUITY_PRICE_COLUMNS},
+                        "market_open": False,
+                        "source": source,
+                    }
+                )
+            )
+    frames = [frame for frame in frames if not frame.empty]
+    return typed_equity_index(pd.concat(frames)) if frames else empty_equity_index()
+
+
+def validate_context(frame: pd.DataFrame, table: str, start: datetime, end: datetime) -> None:
+    """Raise naming the table, key, hour and rule of the first row that breaks a rule."""
+    key = "index_symbol" if table == "equity_index" else "symbol"
+    ts = frame["ts"]
+    rules: list[tuple[str, object]] = [
+        (
+            f"timestamp is outside the partition [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
+            (ts < start) | (ts >= end),
+        ),
+        (f"duplicate ({key}, ts)", frame.duplicated([key, "ts"], keep=False)),
+    ]
+    if table == "open_interest":
+        value = frame["open_interest"]
+        rules += [
+            ("timestamp is not on the hour", ts != ts.dt.floor("h")),
+            ("NaN, infinite or negative open interest", ~np.isfinite(value) | (value < 0)),
+            ("negative open interest in USD", (frame["open_interest_usd"] < 0).fillna(False)),
+        ]
+    elif table == "funding_rates":
+        rate = frame["funding_rate"]
+        rules.append(("NaN or infinite funding rate", ~np.isfinite(rate)))
+    else:
+        prices = frame[list(EQUITY_PRICE_COLUMNS[:4])].to_numpy(dtype="float64")
+        open_ = frame["market_open"].to_numpy(dtype=bool)
+        rules += [
+            ("timestamp is not on the hour", ts != ts.dt.floor("h")),
+            (
+                "open hour without a positive finite price",
+                open_ & ~(np.isfinite(prices) & (prices > 0)).all(axis=1),
+            ),
+            ("shut hour with a price", ~open_ & ~np.isnan(prices).all(axis=1)),
+            ("high < max(open, close)", frame["high"] < frame[["open", "close"]].max(axis=1)),
+            ("low > min(open, close)", frame["low"] > frame[["open", "close"]].min(axis=1)),
+        ]
+    for rule, broken in rules:
+        mask = np.asarray(broken, dtype=bool)
+        if mask.any():
+            first = frame[mask].iloc[0]
+            raise ContextValidationError(
+                f"{table}: {first[key]} {pd.Timestamp(first['ts']):%Y-%m-%d %H:%M}: {rule} "
+                f"({int(mask.sum())} row(s) break this rule; nothing was written)"
+            )
+
+
+def lost_rows(stored: pd.DataFrame, fetched: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The (key, ts) pairs of ``stored`` that ``fetched`` lacks: what replacing ``stored`` by
+    ``fetched`` would delete. For the equity index a stored bar replaced by a shut row counts
+    as lost too (the market does not close an hour after the fact)."""
+
+    def keys(frame: pd.DataFrame) -> pd.MultiIndex:
+        if "market_open" in frame.columns:
+            frame = frame[frame["market_open"].astype(bool)]
+        return pd.MultiIndex.from_arrays(
+            [frame[key].astype("str"), _ts(frame["ts"])], names=[key, "ts"]
+        )
+
+    return keys(stored).difference(keys(fetched)).to_frame(index=False)
+
+
+def missing_hours(
+    frame: pd.DataFrame, keys: Sequence[str], key: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """The (key, ts) pairs of the whole hours in [start, end) with no row in ``frame``; as
+    ``symbol``-named columns so ``candles.describe_missing`` prints them."""
+    expected = pd.MultiIndex.from_product([list(keys), hours(start, end)], names=["symbol", "ts"])
+    present = pd.MultiIndex.from_arrays(
+        [frame[key].astype("str"), _ts(frame["ts"])], names=["symbol", "ts"]
+    )
+    return expected.difference(present).to_frame(index=False).astype({"symbol": "str"})
+
+
+def funding_gaps(
+    frame: pd.DataFrame, symbols: Sequence[str], start: datetime, end: datetime, every_hours: int
+) -> pd.DataFrame:
+    """(symbol, ts) of the funding times on the ``every_hours`` grid (00:00 UTC based) in
+    [start, end) with no rate within the hour after them."""
+    grid = hours(start, end)
+    grid = grid[grid.hour % every_hours == 0]
+    expected = pd.MultiIndex.from_product([list(symbols), grid], names=["symbol", "ts"])
+    present = pd.MultiIndex.from_arrays(
+        [frame["symbol"].astype("str"), _ts(frame["ts"]).floor("h")], names=["symbol", "ts"]
+    )
+    return expected.difference(present).to_frame(index=False).astype({"symbol": "str"})

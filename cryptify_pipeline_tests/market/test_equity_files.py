@@ -1,0 +1,50 @@
+"""Equity index bars from CSV files: traded hours read, shut hours completed, bad rows named."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cryptify_pipeline.market.context import validate_context
+from cryptify_pipeline.market.equity_files import EquityIndexFiles
+from cryptify_pipeline.market.sources import SourceError
+
+# Friday 2025-03-07: CME trades until 22:00 UTC, then shuts for the weekend
+START, END = datetime(2025, 3, 7, 20, tzinfo=UTC), datetime(2025, 3, 8, 0, tzinfo=UTC)
+
+
+def test_bars_are_read_and_shut_hours_completed(tmp_path):
+    (tmp_path / "ES=F.csv").write_text(
+        "ts,open,high,low,close,volume\n"
+        "2025-03-07T19:00:00Z,5700,5710,5690,5705,1000\n"  # before the range
+        "2025-03-07T20:00:00Z,5705,5712,5701,5709,1200\n"
+        "2025-03-07T16:00:00-05:00,5709,5711,5700,5702,\n"  # 21:00 UTC, no volume
+    )
+    frame = EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], START, END)
+    validate_context(frame, "equity_index", START, END)
+    assert frame["ts"].dt.hour.tolist() == [20, 21, 22, 23]
+    assert frame["market_open"].tolist() == [True, True, False, False]
+    assert frame["close"].tolist()[:2] == [5709.0, 5702.0] and frame["close"][2:].isna().all()
+    assert (frame["source"] == "file").all()
+
+
+def test_a_missing_traded_hour_stays_missing(tmp_path):
+    (tmp_path / "ES=F.csv").write_text("ts,open,high,low,close,volume\n")
+    frame = EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], START, END)
+    assert frame["ts"].dt.hour.tolist() == [22, 23]  # 20:00 and 21:00 traded: not invented
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("2025-03-07T20:30:00Z,1,1,1,1,1", "line 3: a time not on the hour"),
+        ("yesterday,1,1,1,1,1", "line 3: a time that is not ISO 8601"),
+        ("2025-03-07T21:00:00Z,1,1,-1,1,1", "line 3: a missing or non-positive price"),
+        ("2025-03-07T20:00:00Z,1,1,1,1,1", "line 2: a duplicate hour"),
+    ],
+)
+def test_bad_rows_are_named(tmp_path, row, problem):
+    (tmp_path / "ES=F.csv").write_text(
+        f"ts,open,high,low,close,volume\n2025-03-07T20:00:00Z,2,2,2,2,2\n{row}\n"
+    )
+    with pytest.raises(SourceError, match=problem):
+        EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], START, END)
