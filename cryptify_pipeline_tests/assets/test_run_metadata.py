@@ -18,7 +18,8 @@ def metadata_by_partition(result, asset: str) -> dict[str, dict]:
 
 def test_a_backfill_records_details_on_its_newest_partition_only(instance, schema):
     result = materialize(
-        [ASSETS["candles"], ASSETS["features"]],
+        list(ASSETS.values()),
+        selection=["candles", "features"],
         instance=instance,
         resources=pipeline.resources(schema),
         tags=range_tags(FIRST, LAST),
@@ -40,7 +41,8 @@ def test_a_backfill_records_details_on_its_newest_partition_only(instance, schem
 
 def test_a_one_partition_run_records_summary_and_details(instance, schema):
     result = materialize(
-        [ASSETS["candles"]],
+        list(ASSETS.values()),
+        selection=["candles"],
         instance=instance,
         resources=pipeline.resources(schema),
         partition_key=LAST,
