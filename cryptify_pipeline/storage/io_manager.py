@@ -1,7 +1,9 @@
 """The Postgres IO manager for pandas frames, on Dagster's ``DbIOManager``.
 
 ``DbIOManager`` runs ensure-schema, delete-slice and write inside one ``connect()``; here that
-is one ADBC transaction, so re-materialising a partition replaces it atomically.
+is one ADBC transaction, so re-materialising a partition replaces it atomically. The delete is
+the type handler's (``pg_tables.replace_slice``): how it deletes and writes depends on how much
+of the table the slice holds.
 
 Asset metadata it reads:
 - ``partition_expr``: the partition column (a column name, quoted; not an SQL expression);
@@ -79,10 +81,8 @@ class PostgresDbClient(DbClient[Connection]):
     def delete_table_slice(  # type: ignore[override]
         self, context: OutputContext, table_slice: TableSlice, connection: Connection
     ) -> None:
-        deleted = pg_tables.delete_rows(
-            connection, table_slice.schema, table_slice.table, slice_predicates(table_slice)
-        )
-        context.log.debug(f"deleted {deleted} row(s) of {self.get_table_name(table_slice)}")
+        """Nothing here: the type handler deletes the slice as part of replacing it, in the
+        same transaction, once it has checked the frame."""
 
     @staticmethod
     def get_select_statement(table_slice: TableSlice) -> str:
@@ -115,9 +115,10 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
         )
         predicates = slice_predicates(table_slice)
         obj = storage_frame(obj)
-        columns = pg_tables.write_frame(
+        columns, deleted = pg_tables.replace_slice(
             connection, spec, obj, predicates, on_migration=context.log.warning
         )
+        context.log.debug(f"replaced {deleted} row(s) of {spec.schema}.{spec.table}")
         descriptions = metadata.get(COLUMN_DESCRIPTIONS) or {}
         return {
             "dagster/row_count": len(obj),
