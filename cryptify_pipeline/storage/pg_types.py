@@ -168,12 +168,8 @@ def to_pandas(batches: pa.RecordBatchReader) -> pd.DataFrame:
     schema = batches.schema
     pieces: list[list[object]] = [[] for _ in schema]
     for batch in batches:
-        for kept, column in zip(pieces, batch.columns, strict=True):
-            if pa.types.is_float64(column.type):  # NaN for NULL, as to_pandas does
-                kept.append(column.to_numpy(zero_copy_only=False, writable=True))
-            else:
-                kept.append(pa.concat_arrays([column]))  # a copy, in Arrow's own memory
-        del batch, column
+        _copy_out(batch, pieces)
+        del batch
     series = {}
     for field in schema:
         kept = pieces.pop(0)
@@ -183,6 +179,14 @@ def to_pandas(batches: pa.RecordBatchReader) -> pd.DataFrame:
             series[field.name] = _to_series(pa.chunked_array(kept, field.type))
         del kept
     return pd.DataFrame(series, columns=schema.names, copy=False)
+
+
+def _copy_out(batch: pa.RecordBatch, pieces: list[list[object]]) -> None:
+    for kept, column in zip(pieces, batch.columns, strict=True):
+        if pa.types.is_float64(column.type):  # NaN for NULL, as to_pandas does
+            kept.append(column.to_numpy(zero_copy_only=False, writable=True))
+        else:
+            kept.append(pa.concat_arrays([column]))  # a copy, in Arrow's own memory
 
 
 def _to_series(column: pa.ChunkedArray) -> pd.Series:
