@@ -1,7 +1,9 @@
 """The Postgres IO manager for pandas frames, on Dagster's ``DbIOManager``.
 
 ``DbIOManager`` runs ensure-schema, delete-slice and write inside one ``connect()``; here that
-is one ADBC transaction, so re-materialising a partition replaces it atomically.
+is one ADBC transaction, so re-materialising a partition replaces it atomically. The delete is
+the type handler's (``pg_tables.replace_slice``): how it deletes and writes depends on how much
+of the table the slice holds.
 
 Asset metadata it reads:
 - ``partition_expr``: the partition column (a column name, quoted; not an SQL expression);
@@ -85,10 +87,8 @@ class PostgresDbClient(DbClient[Connection]):
     def delete_table_slice(  # type: ignore[override]
         self, context: OutputContext, table_slice: TableSlice, connection: Connection
     ) -> None:
-        deleted = pg_tables.delete_rows(
-            connection, table_slice.schema, table_slice.table, slice_predicates(table_slice)
-        )
-        context.log.debug(f"deleted {deleted} row(s) of {self.get_table_name(table_slice)}")
+        """Nothing here: the type handler deletes the slice as part of replacing it, in the
+        same transaction, once it has checked the frame."""
 
     @staticmethod
     def get_select_statement(table_slice: TableSlice) -> str:
@@ -121,17 +121,14 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
         )
         predicates = slice_predicates(table_slice)
         obj = storage_frame(obj)
-        columns = pg_tables.write_frame(
+        columns, deleted = pg_tables.replace_slice(
             connection, spec, obj, predicates, on_migration=context.log.warning
         )
-        descriptions = metadata.get(COLUMN_DESCRIPTIONS) or {}
+        context.log.debug(f"replaced {deleted} row(s) of {spec.schema}.{spec.table}")
         return {
             "dagster/row_count": len(obj),
-            "dagster/column_schema": TableSchema(
-                columns=[
-                    TableColumn(name=name, type=pg_type, description=descriptions.get(name))
-                    for name, pg_type in columns.items()
-                ]
+            "dagster/column_schema": _column_schema(
+                columns, metadata.get(COLUMN_DESCRIPTIONS) or {}
             ),
             **_time_range_metadata(predicates),
         }
@@ -154,6 +151,18 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
     @property
     def supported_types(self) -> Sequence[type[object]]:
         return [pd.DataFrame]
+
+
+def _column_schema(columns: Mapping[str, str], descriptions: Mapping[str, str]) -> TableSchema:
+    # Not built inline in handle_output: the first TableSchema of a process compiles its
+    # checks with the calling frame's locals as their globals, for good; built there, it
+    # kept the first frame written alive (measured: 63 MB for a million candle rows).
+    return TableSchema(
+        columns=[
+            TableColumn(name=name, type=pg_type, description=descriptions.get(name))
+            for name, pg_type in columns.items()
+        ]
+    )
 
 
 class SliceReaderTypeHandler(DbTypeHandler[SliceReader]):
