@@ -28,6 +28,7 @@ import pandas as pd
 from adbc_driver_postgresql.dbapi import Connection
 from dagster import (
     ConfigurableIOManagerFactory,
+    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -125,13 +126,15 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
             connection, spec, obj, predicates, on_migration=context.log.warning
         )
         context.log.debug(f"replaced {deleted} row(s) of {spec.schema}.{spec.table}")
-        return {
-            "dagster/row_count": len(obj),
+        column_schema = {
             "dagster/column_schema": _column_schema(
                 columns, metadata.get(COLUMN_DESCRIPTIONS) or {}
-            ),
-            **_time_range_metadata(predicates),
+            )
         }
+        summary = {"dagster/row_count": len(obj), **_time_range_metadata(predicates)}
+        if not _record_once(context, column_schema):
+            summary.update(column_schema)
+        return summary
 
     def load_input(
         self, context: InputContext, table_slice: TableSlice, connection
@@ -151,6 +154,21 @@ class PandasPostgresTypeHandler(DbTypeHandler[pd.DataFrame]):
     @property
     def supported_types(self) -> Sequence[type[object]]:
         return [pd.DataFrame]
+
+
+def _record_once(context: OutputContext, metadata: Mapping[str, object]) -> bool:
+    """Records ``metadata`` on the newest partition of a many-partition write only: what the
+    handler returns is copied onto every partition's materialisation, and the column schema was
+    most of each one's bytes (8.4 of 10.5 kB for ``features``) in a 17,520-hour backfill."""
+    keys = context.asset_partition_keys if context.has_asset_partitions else []
+    if len(keys) <= 1:
+        return False
+    try:
+        step = context.step_context
+    except DagsterInvariantViolationError:  # a context built outside a run
+        return False
+    step.add_asset_metadata(dict(metadata), partition_key=keys[-1])
+    return True
 
 
 def _column_schema(columns: Mapping[str, str], descriptions: Mapping[str, str]) -> TableSchema:

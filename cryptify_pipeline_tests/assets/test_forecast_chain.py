@@ -73,8 +73,10 @@ def test_every_column_of_every_asset_is_described(chain):
     for step in steps:
         for event in step.get_asset_materialization_events():
             materialization = event.step_materialization_data.materialization
-            schema = materialization.metadata["dagster/column_schema"].schema
-            written[materialization.asset_key.to_user_string()] = schema.columns
+            # a many-partition run records the schema on its newest partition only
+            if "dagster/column_schema" in materialization.metadata:
+                schema = materialization.metadata["dagster/column_schema"].schema
+                written[materialization.asset_key.to_user_string()] = schema.columns
     assert set(written) == set(ASSETS_BY_NAME)
     for name, columns in written.items():
         undescribed = [column.name for column in columns if not column.description]

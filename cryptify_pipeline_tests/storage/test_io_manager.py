@@ -23,7 +23,7 @@ from dagster import (
 from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline.storage.io_manager import ABSENT_TABLE_IS_EMPTY
 from cryptify_pipeline_tests.support.database import run_sql
-from cryptify_pipeline_tests.support.pipeline import io_manager_on
+from cryptify_pipeline_tests.support.pipeline import io_manager_on, range_tags
 
 HOURLY = HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC")
 DAILY = DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
@@ -117,6 +117,23 @@ def test_rematerialising_a_partition_replaces_its_rows(instance, schema):
         (ts("2026-01-02T06:00"), "BTC/USDT", 1.0),
         (ts("2026-01-02T06:00"), "ETH/USDT", 1.0),
     ]
+
+
+def test_a_many_partition_write_records_its_column_schema_once(instance, schema):
+    result = materialize(
+        [prices],
+        instance=instance,
+        resources={"io_manager": io_manager_on(schema)},
+        tags=range_tags("2026-01-02-00:00", "2026-01-02-05:00"),
+    )
+    assert result.success
+    recorded = {m.partition: m.metadata for m in result.asset_materializations_for_node("prices")}
+    assert len(recorded) == 6
+    with_schema = [key for key, metadata in recorded.items() if "dagster/column_schema" in metadata]
+    assert with_schema == ["2026-01-02-05:00"]  # the newest: what the UI shows as the latest
+    assert all(metadata["dagster/row_count"].value == 12 for metadata in recorded.values())
+    columns = recorded["2026-01-02-05:00"]["dagster/column_schema"].value.columns
+    assert [c.name for c in columns] == ["ts", "symbol", "price"]
 
 
 def test_output_metadata_for_the_ui(instance, schema):
