@@ -52,6 +52,9 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.forecasting
 	$(BIN)/python -m benchmarks.operations
 	$(BIN)/python -m benchmarks.executors
+	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.bookkeeping
+	$(BIN)/python -m benchmarks.scale
 
 db-stop: $(STAMP)
 	$(BIN)/cryptify db stop

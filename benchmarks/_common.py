@@ -21,15 +21,21 @@ SCHEMA = "bench_dagster"
 def postgres_instance() -> Iterator[DagsterInstance]:
     drop_schema()
     with tempfile.TemporaryDirectory() as home:
-        (Path(home) / "dagster.yaml").write_text(
-            "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
-            f"    class: CryptifyPostgresStorage\n    config:\n      schema: {SCHEMA}\n"
-            f"      url: {suite_database_url().libpq}\n"
-            "telemetry:\n  enabled: false\n"
-        )
+        write_instance_config(Path(home), SCHEMA)
         with DagsterInstance.from_config(home) as instance:
             yield instance
     drop_schema()
+
+
+def write_instance_config(home: Path, schema: str) -> None:
+    """A ``dagster.yaml`` in ``home`` for an instance storing its runs and events in ``schema``
+    of the benchmark database: processes opening ``home`` share the instance."""
+    (home / "dagster.yaml").write_text(
+        "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
+        f"    class: CryptifyPostgresStorage\n    config:\n      schema: {schema}\n"
+        f"      url: {suite_database_url().libpq}\n"
+        "telemetry:\n  enabled: false\n"
+    )
 
 
 def bench_definitions(schema: str, **settings: str) -> Definitions:
@@ -43,8 +49,8 @@ def sql(query: str, params: tuple = ()) -> list[tuple]:
     return run_sql(query, params)
 
 
-def drop_schema() -> None:
-    sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+def drop_schema(schema: str = SCHEMA) -> None:
+    sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def report(name: str, results: dict[str, float]) -> None:

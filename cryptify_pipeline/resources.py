@@ -23,6 +23,7 @@ from cryptify_pipeline.market.context_sources import (
 )
 from cryptify_pipeline.market.sources import CandleSource, source_for
 from cryptify_pipeline.ml.signing import SigningKey, SigningKeyError, read_or_create_key_file
+from cryptify_pipeline.ml.training import default_training_jobs
 from cryptify_pipeline.settings import (
     DEFAULT_EQUITY_INDEXES,
     DEFAULT_GAP_REPAIR_DAYS,
@@ -84,12 +85,24 @@ class MarketData(ConfigurableResource):
 
 
 class Forecasting(ConfigurableResource):
-    """How forecasts are made: the coverage level their intervals are calibrated for."""
+    """How forecasts are made: the coverage level their intervals are calibrated for, and how
+    many processes train a day's symbols."""
 
     interval_level: float = Field(
         default=DEFAULT_INTERVAL_LEVEL,
         description="Coverage the intervals are calibrated for (CRYPTIFY_INTERVAL_LEVEL).",
     )
+    training_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Processes that train symbols in parallel (CRYPTIFY_TRAINING_JOBS); unset: the "
+            "cores of the machine the run is on, minus one, at least one."
+        ),
+    )
+
+    def jobs(self) -> int:
+        return self.training_jobs or default_training_jobs()
 
 
 _ALERTS = AlertPolicy()
@@ -196,5 +209,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             key=_env_or_none("CRYPTIFY_MODEL_SIGNING_KEY", settings.model_signing_key),
             key_file=None if settings.model_signing_key else str(settings.model_signing_key_file),
         ),
-        "forecasting": Forecasting(interval_level=settings.interval_level),
+        "forecasting": Forecasting(
+            interval_level=settings.interval_level, training_jobs=settings.training_jobs
+        ),
     }

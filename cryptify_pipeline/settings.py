@@ -47,6 +47,7 @@ CONTEXT_EXCHANGE_NEEDS = ("fetchOpenInterestHistory", "fetchFundingRateHistory")
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
 DEFAULT_INTERVAL_LEVEL = 0.9
+MAX_TRAINING_JOBS = 256
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
 DEPLOYMENTS = ("development", "production")
@@ -118,6 +119,8 @@ class Settings:
     api_database_url: DatabaseUrl | None = None
     api_cors_origins: tuple[str, ...] = ()
     interval_level: float = DEFAULT_INTERVAL_LEVEL
+    # processes training a day's symbols; None: the run's machine's cores minus one
+    training_jobs: int | None = None
     # market context (open interest, funding, equity indexes): ``none`` turns a kind off
     context_source: str = DEFAULT_SOURCE
     context_api_url: str | None = None
@@ -263,6 +266,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         interval_level=read.read(
             "CRYPTIFY_INTERVAL_LEVEL", DEFAULT_INTERVAL_LEVEL, _interval_level,
             "a coverage level between 0.5 and 0.99, e.g. 0.9",
+        ),
+        training_jobs=read.read(
+            "CRYPTIFY_TRAINING_JOBS", None, _training_jobs,
+            f"a whole number of processes from 1 to {MAX_TRAINING_JOBS}, e.g. 3",
         ),
         context_source=read.read(
             "CRYPTIFY_CONTEXT_SOURCE", DEFAULT_SOURCE if sample else DEFAULT_CONTEXT_EXCHANGE,
@@ -455,6 +462,12 @@ def _interval_level(raw: str) -> float:
     if not 0.5 <= level <= 0.99:
         raise ValueError
     return level
+
+
+def _training_jobs(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TRAINING_JOBS:
+        raise ValueError
+    return int(raw)
 
 
 def _celery_backend(broker: str) -> str:

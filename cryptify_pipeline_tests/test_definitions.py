@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 from dagster import Definitions
 
 from cryptify_pipeline.definitions import defs
@@ -67,6 +68,16 @@ def test_the_interval_level_labels_the_assets_and_reaches_training(schema):
         assert "80%" in " ".join(description) and "90%" not in " ".join(description), name
     assert "forecasting" in defs.get_assets_def("models").required_resource_keys
     assert defs.resources["forecasting"].interval_level == 0.8
+
+
+def test_the_training_jobs_reach_training(schema):
+    forecasting = pipeline.definitions(schema, {"CRYPTIFY_TRAINING_JOBS": "3"}).resources[
+        "forecasting"
+    ]
+    assert forecasting.jobs() == 3
+    unset = pipeline.definitions(schema).resources["forecasting"]
+    assert unset.training_jobs is None
+    assert unset.jobs() == max(1, joblib.cpu_count() - 1)
 
 
 def test_collect_job_backfills_a_range_in_one_run(instance, schema):

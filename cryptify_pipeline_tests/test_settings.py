@@ -131,6 +131,14 @@ def test_interval_level():
             load_settings({"CRYPTIFY_INTERVAL_LEVEL": refused})
 
 
+def test_training_jobs():
+    assert load_settings({}).training_jobs is None  # the run's machine decides
+    assert load_settings({"CRYPTIFY_TRAINING_JOBS": "3"}).training_jobs == 3
+    for refused in ("0", "-1", "all", "1.5", "257"):
+        with pytest.raises(SettingsError, match="CRYPTIFY_TRAINING_JOBS is .*from 1 to 256"):
+            load_settings({"CRYPTIFY_TRAINING_JOBS": refused})
+
+
 def test_start_date_only_means_midnight_utc():
     assert load_settings({"CRYPTIFY_START": "2024-03-01"}).start == datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -27,7 +27,7 @@ from cryptify_pipeline.api.names import MODEL_ALIASES, Symbols, resolve_model
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable, JsonRows
 from cryptify_pipeline.api.windows import RANGE_HOURS, TimeRangeName, window
 from cryptify_pipeline.hours import HOUR, last_closed_hour
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import ZOO
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
 from cryptify_pipeline.storage.database_url import resolve_database_url
@@ -56,7 +56,8 @@ SymbolParam = Annotated[
 ModelParam = Annotated[
     str | None,
     Query(
-        description=f"A zoo model ({', '.join(MODEL_ZOO)}) or an old frontend's name "
+        description=f"A zoo model ({', '.join(ZOO)}; + may be sent as is) or an old "
+        "frontend's name "
         f"({', '.join(f'{a} = {m}' for a, m in MODEL_ALIASES.items())}); default: all",
         examples=["ridge"],
     ),
@@ -178,8 +179,8 @@ def create_app(
         return _success(
             data={
                 "symbols": [{"symbol": s, "latest_candle": t} for s, t in latest.items()],
-                "models": list(MODEL_ZOO),
-                "aliases": {a: m for a, m in MODEL_ALIASES.items() if a not in MODEL_ZOO},
+                "models": list(ZOO),
+                "aliases": {a: m for a, m in MODEL_ALIASES.items() if a not in ZOO},
                 "horizons": list(HORIZONS),
                 "time_ranges": {str(name): hours for name, hours in RANGE_HOURS.items()},
             }

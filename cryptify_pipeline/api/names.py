@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptify_pipeline.api.errors import ApiError
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import ZOO
 
 # The old frontend's model names that the zoo does not have, each mapped to the closest model of
 # the zoo (its third, ``xgboost``, is a zoo model). A zoo model of the same name, should one be
@@ -21,6 +21,8 @@ MODEL_ALIASES = {
     "lstm": "mlp",  # the zoo's only neural network
 }
 _SEPARATORS = re.compile(r"[/\-]")
+# ``?model=ridge+context`` reaches the API as "ridge context": a query string's + is a space
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -68,22 +70,23 @@ class Symbols:
 
 
 def valid_model_names() -> list[str]:
-    return [*MODEL_ZOO, *(alias for alias in MODEL_ALIASES if alias not in MODEL_ZOO)]
+    return [*ZOO, *(alias for alias in MODEL_ALIASES if alias not in ZOO)]
 
 
 def resolve_model(raw: str | None) -> ModelChoice | None:
-    """The zoo model ``raw`` names (a zoo name or an alias); None when ``raw`` is None."""
+    """The zoo model ``raw`` names (a zoo name or an alias; ``ridge context`` is
+    ``ridge+context``); None when ``raw`` is None."""
     if raw is None:
         return None
-    name = raw.strip().lower()
-    if name in MODEL_ZOO:
+    name = _SPACES.sub("+", raw.strip().lower())
+    if name in ZOO:
         return ModelChoice(name, name)
-    if name in MODEL_ALIASES and MODEL_ALIASES[name] in MODEL_ZOO:
+    if name in MODEL_ALIASES and MODEL_ALIASES[name] in ZOO:
         return ModelChoice(name, MODEL_ALIASES[name])
     raise ApiError(
         404,
         "unknown_model",
-        f"model {raw!r} is not a model of the zoo ({', '.join(MODEL_ZOO)}) nor an alias "
+        f"model {raw!r} is not a model of the zoo ({', '.join(ZOO)}) nor an alias "
         f"({', '.join(f'{a} = {m}' for a, m in MODEL_ALIASES.items())})",
         {"model": raw, "valid": valid_model_names(), "aliases": dict(MODEL_ALIASES)},
     )

@@ -73,7 +73,9 @@ class FeatureRow(_Strict):
     symbol: str
     close: float
     features: dict[str, float | None] = Field(
-        description="Every feature column at this hour; null while its window is incomplete."
+        description="Every feature column at this hour, the market context's too "
+        "(open interest, funding, equity index; index_market_open is 1 or 0); null while its "
+        "window is incomplete or its context is missing."
     )
 
 

@@ -20,6 +20,7 @@ from dagster import (
 from pydantic import Field
 
 from cryptify_pipeline.assets.columns import CANDLES, described
+from cryptify_pipeline.assets.run_metadata import output_once_per_run
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.market.candles import (
     describe_hours,
@@ -118,8 +119,11 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
                 f"{len(missing)} candle(s) missing from {source.name}:\n{describe_missing(missing)}"
             )
         frame = frame.assign(source=source.name, ingested_at=pd.Timestamp(now))
-        metadata = _metadata(frame, market.symbols, source.name, missing)
-        return Output(frame, metadata={**metadata, "deleted_candles": len(lost)})
+        summary = {
+            **_summary(frame, market.symbols, source.name, missing),
+            "deleted_candles": len(lost),
+        }
+        return output_once_per_run(context, frame, summary, _details(frame, missing))
 
     return candles
 
@@ -141,11 +145,10 @@ def _describe_lost(lost: pd.DataFrame, symbols: list[str], source: str) -> str:
     )
 
 
-def _metadata(
+def _summary(
     frame: pd.DataFrame, symbols: list[str], source: str, missing: pd.DataFrame
 ) -> dict[str, object]:
     shown_source = f"{source} (synthetic market, not real prices)" if source == "sample" else source
-    preview = frame.drop(columns=["ingested_at"]).tail(10)
     return {
         "source": shown_source,
         "symbols": ", ".join(symbols),
@@ -153,6 +156,12 @@ def _metadata(
         "first_ts": str(frame["ts"].min()) if len(frame) else "none",
         "last_ts": str(frame["ts"].max()) if len(frame) else "none",
         "missing_candles": len(missing),
+    }
+
+
+def _details(frame: pd.DataFrame, missing: pd.DataFrame) -> dict[str, object]:
+    preview = frame.drop(columns=["ingested_at"]).tail(10)
+    return {
         "missing": MetadataValue.md(describe_missing(missing)),
         "preview": MetadataValue.md(preview.to_markdown(index=False, floatfmt=".6g")),
     }

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cryptify_pipeline.ml.context_features import (
+    FUNDING_HOURS,
+    FUNDING_PERIODS,
+    INDEX_CARRY_HOURS,
+    OI_MEAN_HOURS,
+)
 from cryptify_pipeline.ml.features import RETURN_HOURS, VOLATILITY_HOURS
 from cryptify_pipeline.storage.io_manager import COLUMN_DESCRIPTIONS
 
@@ -20,7 +26,10 @@ def described(columns: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 _SYMBOL = "Trading pair, BASE/QUOTE (e.g. BTC/USDT)."
 _HORIZON = "Forecast horizon in hours: the target is the log return from ts to ts + h."
-_MODEL = "Model of the zoo (zero_return and drift are the baselines)."
+_MODEL = (
+    "Model of the zoo (zero_return and drift are the baselines; a +context entry sees the "
+    "market context too)."
+)
 
 CANDLES = {
     "ts": "Open time of the hourly candle (UTC); the candle closed at ts + 1 h.",
@@ -37,7 +46,8 @@ CANDLES = {
 }
 
 FEATURES = {
-    "ts": "Hour of the candle the features describe (UTC); each uses candles up to ts only.",
+    "ts": "Hour of the candle the features describe (UTC); each uses candles up to ts only, "
+    "and market context known at the candle's close (ts + 1 h).",
     "symbol": _SYMBOL,
     "close": "Close of the candle at ts.",
     "log_return_1h": "log(close[t] / close[t - 1 h]).",
@@ -64,6 +74,26 @@ FEATURES = {
     "hour_cos": "cos(2 pi hour / 24).",
     "day_of_week_sin": "sin(2 pi weekday / 7): the day of week on a circle.",
     "day_of_week_cos": "cos(2 pi weekday / 7).",
+    # market context, as of the candle's close: only partitions up to ts (ml/context_features.py)
+    "oi_log_change_1h": "log(OI[t] / OI[t - 1 h]): open interest of the symbol's perpetual "
+    "measured at the candle's open (whole hours; null if either is missing).",
+    "oi_log_change_24h": "log(OI[t] / OI[t - 24 h]).",
+    "oi_vs_7d_mean": f"log(OI[t] / mean OI of the last {OI_MEAN_HOURS} hours); null if any "
+    "hour of them is missing.",
+    "funding_rate": "Last funding rate settled before the candle's close (within "
+    f"{FUNDING_HOURS} h; a fraction per period, 0.0001 = 1 bp).",
+    "funding_rate_mean_3": f"Mean of the last {FUNDING_PERIODS} funding rates settled before "
+    f"the candle's close (within {FUNDING_HOURS} h; null with fewer).",
+    "hours_since_funding": "Hours from the last funding settlement to the candle's close.",
+    "index_log_return_1h": "Hourly log return of the equity index (e.g. ES=F) over the bar of "
+    "ts, which closes with the candle: log(last close known at t + 1 h / at t). 0 while the "
+    f"market is shut (its close carried, at most {INDEX_CARRY_HOURS} h); the first bar after "
+    "a closure carries the whole closure's move. Null when the index hour is missing.",
+    "index_log_return_24h": "log(last index close known at t + 1 h / known at t - 23 h).",
+    "index_market_open": "1 if the index traded in the hour of ts, 0 if its market was shut, "
+    "null if the hour is missing.",
+    "crypto_minus_index_1h": "log_return_1h - index_log_return_1h.",
+    "crypto_minus_index_24h": "log_return_24h - index_log_return_24h.",
 }
 
 
@@ -83,7 +113,8 @@ def models(level: float) -> dict[str, str]:
         "validation_rows": "Rows held out (at least 24).",
         "boosting_rounds": "Boosting rounds (hist_gbm, xgboost), chosen on the last fitted rows "
         "(time-ordered, purged); null for models that do not boost.",
-        "features": "The model's input columns, in order.",
+        "features": "The model's input columns, in order: its feature set's (the price "
+        "features; for a +context entry also the market context). Forecasts feed exactly these.",
         "val_mae": "Mean absolute error on the held-out rows (log return).",
         "val_rmse": "Root mean squared error on the held-out rows (log return).",
         "val_r2_vs_zero": "1 - SSE / sum(y^2) on the held-out rows: > 0 beats the zero forecast.",

@@ -1,6 +1,7 @@
 """``models``: every model of the zoo per symbol and horizon, trained through the end of a day."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pandas as pd
 from dagster import (
@@ -13,22 +14,29 @@ from dagster import (
     Output,
     asset,
 )
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.artifacts import sign_models
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import ZOO, models_of
 from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, min_calibration_windows, train_all
+from cryptify_pipeline.ml.training import (
+    NotEnoughData,
+    min_calibration_windows,
+    rows_needed,
+    train_all,
+)
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
 from cryptify_pipeline.resources import Forecasting, ModelSigning
+from cryptify_pipeline.storage.slice_reader import SliceReader
 
 
 class TrainConfig(Config):
-    """Knobs of train_job: the rolling window, the horizons and the models to fit."""
+    """Knobs of train_job: the rolling window, the horizons, the models to fit and their
+    feature set."""
 
     training_days: int = Field(
         default=180,
@@ -40,7 +48,13 @@ class TrainConfig(Config):
         default=list(HORIZONS), min_length=1, description="Forecast horizons in hours: 6, 12, 24."
     )
     models: list[str] = Field(
-        default=list(MODEL_ZOO), min_length=1, description=f"Models of the zoo: {list(MODEL_ZOO)}."
+        default=list(ZOO), min_length=1, description=f"Models of the zoo: {list(ZOO)}."
+    )
+    feature_set: Literal["price", "context", "both"] = Field(
+        default="price",
+        description="Which of `models` train: those on the price features (`price`), their "
+        "`+context` twins that also see open interest, funding and the equity index "
+        "(`context`), or both, ranked side by side; the baselines train in every set.",
     )
 
     @field_validator("horizons")
@@ -53,10 +67,24 @@ class TrainConfig(Config):
     @field_validator("models")
     @classmethod
     def _known_models(cls, models: list[str]) -> list[str]:
-        unknown = sorted(set(models) - set(MODEL_ZOO))
+        unknown = sorted(set(models) - set(ZOO))
         if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; the zoo has {sorted(MODEL_ZOO)}")
+            raise ValueError(f"unknown model(s) {unknown}; the zoo has {sorted(ZOO)}")
         return models
+
+    @model_validator(mode="after")
+    def _some_model_in_the_set(self) -> "TrainConfig":
+        if not models_of(self.feature_set, self.models):
+            raise ValueError(
+                f"none of the models {self.models} trains with feature set "
+                f"{self.feature_set!r}: name their +context entries, or choose another set"
+            )
+        return self
+
+    @property
+    def trained_models(self) -> list[str]:
+        """The entries of ``models`` in the chosen feature set."""
+        return models_of(self.feature_set, self.models)
 
 
 def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinition:
@@ -77,7 +105,8 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         kinds={"scikitlearn", "xgboost", "postgres"},
         description=(
             "Per day D, symbol, horizon and model: a scikit-learn pipeline (or an XGBoost model) "
-            "fitted on rows whose target was known by the end of D, stored in skops's format (or "
+            "fitted on rows whose target was known by the end of D (of the features, only the "
+            "run's training window is read), stored in skops's format (or "
             "XGBoost's JSON) and signed for its row "
             "with the model signing key, with its sha256, versions, training window, "
             f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
@@ -88,7 +117,7 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         context: AssetExecutionContext,
         model_signing: ModelSigning,
         forecasting: Forecasting,
-        features: pd.DataFrame,
+        features: SliceReader,
     ) -> Output[pd.DataFrame]:
         config = config_of(context, TrainConfig)
         try:
@@ -96,22 +125,29 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
         except SigningKeyError as error:
             raise Failure(str(error), allow_retries=False) from None
         window = context.partition_time_window
-        rows = with_targets(features)
+        days = [window.start + timedelta(days=n) for n in range((window.end - window.start).days)]
+        cutoffs = [day + timedelta(days=1) for day in days]
+        # the input maps to the longest allowed window; only this run's window is read
+        start, end = rows_needed(cutoffs, config.training_days)
+        rows = with_targets(features.read_between(start, end))
+        context.log.info(f"read {len(rows)} feature rows in [{start}, {end})")
+        jobs = forecasting.jobs()
         trained = []
-        day = window.start
-        while day < window.end:
-            cutoff = day + timedelta(days=1)
+        for day, cutoff in zip(days, cutoffs, strict=True):
             try:
                 records = train_all(
-                    rows, cutoff, config.horizons, config.models, config.training_days,
-                    interval_level=forecasting.interval_level,
+                    rows, cutoff, config.horizons, config.trained_models, config.training_days,
+                    interval_level=forecasting.interval_level, n_jobs=jobs,
                 )  # fmt: skip
             except NotEnoughData as error:
-                raise Failure(f"models for {day:%Y-%m-%d}: {error}", allow_retries=False) from error
+                raise Failure(
+                    f"models for {day:%Y-%m-%d}: {error}; read {len(rows)} feature rows in "
+                    f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC",
+                    allow_retries=False,
+                ) from error
             records.insert(0, "day", day)
             trained.append(sign_models(records, key))
             context.log.info(f"trained {len(records)} models through {cutoff:%Y-%m-%d %H:%M} UTC")
-            day = cutoff
         frame = pd.concat(trained, ignore_index=True)
         frame["trained_at"] = datetime.now(UTC)
         summary = (
@@ -136,6 +172,10 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             frame,
             metadata={
                 "models": len(frame),
+                "rows_loaded": len(rows),
+                "first_row_loaded": str(rows["ts"].min()) if len(rows) else "none",
+                "last_row_loaded": str(rows["ts"].max()) if len(rows) else "none",
+                "training_jobs": jobs,
                 "validation (mean over symbols and days)": MetadataValue.md(
                     summary.to_markdown(index=False, floatfmt=".4g")
                 ),

@@ -14,6 +14,7 @@ from dagster import (
 
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
+from cryptify_pipeline.assets.run_metadata import output_once_per_run
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
 from cryptify_pipeline.ml.signing import SigningKeyError
@@ -58,25 +59,13 @@ def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDe
         except (MissingInputs, ModelIntegrityError, SigningKeyError) as error:
             raise Failure(str(error), allow_retries=False) from error
         latest = frame[frame["ts"] == frame["ts"].max()]
-        return Output(
+        shown = ["ts", "symbol", "model", "horizon_h", "close", "pred_price", "lower", "upper"]
+        return output_once_per_run(
+            context,
             frame,
-            metadata={
-                "forecasts": len(frame),
-                "models_used": frame["model_sha256"].nunique(),
-                "latest": MetadataValue.md(
-                    latest[
-                        [
-                            "ts",
-                            "symbol",
-                            "model",
-                            "horizon_h",
-                            "close",
-                            "pred_price",
-                            "lower",
-                            "upper",
-                        ]
-                    ].to_markdown(index=False, floatfmt=".6g")  # fmt: skip
-                ),
+            summary={"forecasts": len(frame), "models_used": frame["model_sha256"].nunique()},
+            details={
+                "latest": MetadataValue.md(latest[shown].to_markdown(index=False, floatfmt=".6g"))
             },
         )
 

@@ -40,6 +40,12 @@ def forecast(
         for record in records:
             verify_model(record._asdict(), signing_key)
         record = records[0]
+        if absent := [column for column in record.features if column not in batch.columns]:
+            raise MissingInputs(
+                f"{record.model} for {record.symbol} ({record.horizon_h}h) was fitted on "
+                f"feature column(s) the features lack: {', '.join(absent)} (re-materialise "
+                "features with this version for those hours)"
+            )
         if record.sha256 not in loaded:
             loaded[record.sha256] = load_model(record._asdict(), signing_key)
         out.append(_forecast_batch(loaded[record.sha256], record, batch))

@@ -4,6 +4,11 @@ Pipeline, or XGBoost's scikit-learn regressor, which needs no transform.
 Adding a model is one entry here. Baselines answer "is a model better than doing nothing?":
 ``zero_return`` says the price stays where it is, ``drift`` repeats the training mean return.
 
+Each entry carries its feature set: ``MODEL_ZOO``'s learned models see the price features
+(``features.MODEL_FEATURES``); their ``+context`` twins in ``CONTEXT_ZOO`` (``ridge+context``,
+...) see those and the market context (``context_features.CONTEXT_COLUMNS``), so the leaderboard
+ranks both on the same rows. Baselines use no features and belong to every set.
+
 scikit-learn is imported when a model is built, not with this module: it takes 1.7 s to
 import, and every run process (the hourly collection included) imports the definitions.
 """
@@ -13,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from cryptify_pipeline.ml.context_features import CONTEXT_COLUMNS
+from cryptify_pipeline.ml.features import MODEL_FEATURES
 
 
 def _scaled(model: Any) -> Any:
@@ -161,9 +169,49 @@ MODEL_ZOO: dict[str, Callable[[], Any]] = {
     "mlp": mlp,
     "xgboost": xgboost,
 }
-BOOSTED: dict[str, Boosted] = {
+_BOOSTED = {
     "hist_gbm": Boosted(build=hist_gbm, losses=_staged_losses, most=200),
     "xgboost": Boosted(build=xgboost, losses=_xgboost_losses, most=200),
 }
 ZERO_RETURN = "zero_return"
 BASELINES = (ZERO_RETURN, "drift")
+
+PRICE, CONTEXT = "price", "context"
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    PRICE: MODEL_FEATURES,
+    CONTEXT: (*MODEL_FEATURES, *CONTEXT_COLUMNS),
+}
+CONTEXT_SUFFIX = "+context"
+# the learned models again, on the price features and the market context
+CONTEXT_ZOO: dict[str, Callable[[], Any]] = {
+    f"{name}{CONTEXT_SUFFIX}": build for name, build in MODEL_ZOO.items() if name not in BASELINES
+}
+ZOO: dict[str, Callable[[], Any]] = {**MODEL_ZOO, **CONTEXT_ZOO}  # every entry
+BOOSTED: dict[str, Boosted] = {
+    **_BOOSTED,
+    **{f"{name}{CONTEXT_SUFFIX}": boosted for name, boosted in _BOOSTED.items()},
+}
+
+
+def feature_set_of(model: str) -> str:
+    """The feature set a zoo entry is trained on (a baseline's is ``price``: it uses none)."""
+    if model not in ZOO:
+        raise KeyError(f"{model!r} is not a model of the zoo ({', '.join(ZOO)})")
+    return CONTEXT if model in CONTEXT_ZOO else PRICE
+
+
+def model_features(model: str) -> tuple[str, ...]:
+    """The input columns of a zoo entry, in order."""
+    return FEATURE_SETS[feature_set_of(model)]
+
+
+def models_of(feature_set: str, models: list[str] | None = None) -> list[str]:
+    """The entries of ``models`` (default: the whole zoo) that train with ``feature_set``:
+    ``price``, ``context``, or ``both``; the baselines are in every set."""
+    if feature_set not in (*FEATURE_SETS, "both"):
+        raise ValueError(f"feature set {feature_set!r} is not one of price, context, both")
+    return [
+        model
+        for model in (ZOO if models is None else models)
+        if feature_set == "both" or model in BASELINES or feature_set_of(model) == feature_set
+    ]

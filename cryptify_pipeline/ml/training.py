@@ -13,24 +13,29 @@ volatility known at their hour (``volatility_168h * sqrt(h)``), one per non-over
 window, and the finite-sample order statistic for the level; a forecast multiplies the bounds
 back by the volatility at its own hour. With too few windows for the level there is no interval:
 the record says ``interval_calibrated = False`` and the bounds are NaN.
+
+Symbols are trained in parallel (``train_all``'s ``n_jobs``, joblib's process workers), each
+fit on one thread wherever it runs, so a parallel run stores the same bytes as a serial one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
+from cryptify_pipeline.ml.models import BOOSTED, ZOO, model_features
 from cryptify_pipeline.ml.targets import purge
 
 VALIDATION_FRACTION = 0.2
@@ -55,10 +60,12 @@ def split_rows(
     too few of either after the hold-out and its purge is a ``NotEnoughData``."""
     known = purge(rows, horizon, cutoff).sort_values("ts")
     # only complete rows: a feature still warming up (or after a gap) is NaN, and a column that
-    # is NaN in every fitted row cannot be learned from; forecasts impute, training does not
+    # is NaN in every fitted row cannot be learned from; forecasts impute, training does not.
+    # Market context is not required: missing context must not block a model, so a +context
+    # model's imputer (or its trees) handles NaN context in training as in forecasts
     known = known[known[list(MODEL_FEATURES)].notna().all(axis=1)]
     if window_days is not None:
-        known = known[known["ts"] >= cutoff - timedelta(days=window_days)]
+        known = known[known["ts"] >= window_start(cutoff, window_days)]
     split = hold_out_last(known, horizon, VALIDATION_FRACTION)
     if len(split.fit) < MIN_FIT_ROWS or len(split.validation) < MIN_VALIDATION_ROWS:
         raise NotEnoughData(
@@ -70,6 +77,18 @@ def split_rows(
             f"{LOOKBACK_HOURS} hours of candles first)"
         )
     return split
+
+
+def window_start(cutoff: datetime, window_days: int) -> datetime:
+    """The oldest row a ``window_days`` window at ``cutoff`` fits on."""
+    return cutoff - timedelta(days=window_days)
+
+
+def rows_needed(cutoffs: Sequence[datetime], window_days: int) -> tuple[datetime, datetime]:
+    """[start, end) of the rows training at ``cutoffs`` can use: each cut-off's window, and the
+    candles its targets look ahead to (t + h <= cut-off - 1 h), so nothing before the window
+    and nothing from the cut-off on."""
+    return window_start(min(cutoffs), window_days), max(cutoffs)
 
 
 def min_known_rows(horizon: int) -> int:
@@ -103,7 +122,7 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
     (time-ordered, purged by the horizon, never the held-out validation rows): the round with
     the lowest error there, then a fit on all the rows with that many rounds.
     """
-    features, target = list(MODEL_FEATURES), f"target_{horizon}h"
+    features, target = list(model_features(model)), f"target_{horizon}h"
     boosted = BOOSTED.get(model)
     rounds = None
     if boosted is not None:
@@ -113,7 +132,7 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
             probe, inner.validation[features], inner.validation[target].to_numpy()
         )
         rounds = int(np.argmin(losses)) + 1
-    pipeline = MODEL_ZOO[model]() if rounds is None else boosted.build(rounds)
+    pipeline = ZOO[model]() if rounds is None else boosted.build(rounds)
     return pipeline.fit(fit[features], fit[target].to_numpy()), rounds
 
 
@@ -124,7 +143,7 @@ def train_model(
     for ``interval_level`` and the stored model (format, bytes, hash, versions;
     ``artifacts.sign_models`` signs it)."""
     target = f"target_{horizon}h"
-    features = list(MODEL_FEATURES)
+    features = list(model_features(model))
     pipeline, rounds = fit_model(model, split.fit, horizon)
     predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
@@ -213,24 +232,68 @@ def interval_scale(rows: pd.DataFrame, horizon: int) -> np.ndarray:
     return rows["volatility_168h"].to_numpy("float64") * np.sqrt(horizon)
 
 
-def train_all(
-    rows: pd.DataFrame, cutoff: datetime, horizons: Iterable[int], models: Iterable[str],
-    window_days: int | None = None, *, interval_level: float,
-) -> pd.DataFrame:  # fmt: skip
-    """Every (symbol, horizon, model) record at ``cutoff``, one row each, with intervals
-    calibrated for ``interval_level``.
+def default_training_jobs() -> int:
+    """All cores but one, at least one: the run's own process keeps a core. joblib counts the
+    cores this process may use (affinity and container quotas), not the machine's."""
+    return max(1, joblib.cpu_count() - 1)
 
-    Models are per symbol: symbols differ in volatility regime, and one symbol's model needs
-    nothing from another's rows.
+
+def train_symbol(
+    rows: pd.DataFrame, symbol: str, cutoff: datetime, horizons: Sequence[int],
+    models: Sequence[str], window_days: int | None, interval_level: float,
+) -> list[dict[str, object]]:  # fmt: skip
+    """The records of one symbol's rows, every horizon and model.
+
+    Single-threaded inside (BLAS and OpenMP): parallel summations order their terms by thread
+    count, so a fit on two threads need not be bit-identical to one on one; and the cores are
+    for the other symbols' workers. threadpoolctl limits only the libraries already loaded, and
+    a model's load when it is first built: so every model is built once before the limit.
     """
-    records = []
-    for symbol, group in rows.groupby("symbol", sort=True):
+    for model in models:
+        ZOO[model]()
+    with threadpool_limits(limits=1):
+        records = []
         for horizon in horizons:
-            split = split_rows(group, horizon, cutoff, window_days)  # shared by every model
+            try:
+                split = split_rows(rows, horizon, cutoff, window_days)  # shared by every model
+            except NotEnoughData as error:
+                raise NotEnoughData(f"{symbol}: {error}") from None
             records += [
-                train_model(model, str(symbol), horizon, split, cutoff, interval_level)
+                train_model(model, symbol, horizon, split, cutoff, interval_level)
                 for model in models
             ]
+        return records
+
+
+def train_all(
+    rows: pd.DataFrame, cutoff: datetime, horizons: Iterable[int], models: Iterable[str],
+    window_days: int | None = None, *, interval_level: float, n_jobs: int = 1,
+) -> pd.DataFrame:  # fmt: skip
+    """Every (symbol, horizon, model) record at ``cutoff``, one row each, with intervals
+    calibrated for ``interval_level``; symbols on up to ``n_jobs`` worker processes.
+
+    Models are per symbol: symbols differ in volatility regime, and one symbol's model needs
+    nothing from another's rows, so symbols train apart. The records are the same, bytes
+    included, whatever ``n_jobs`` is (``train_symbol``).
+    """
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
+    horizons, models = list(horizons), list(models)
+    groups = [(str(symbol), group) for symbol, group in rows.groupby("symbol", sort=True)]
+    if not groups:
+        raise NotEnoughData(f"no rows of any symbol to train on at {cutoff:%Y-%m-%d %H:%M}")
+    tasks = (
+        joblib.delayed(train_symbol)(
+            group, symbol, cutoff, horizons, models, window_days, interval_level
+        )
+        for symbol, group in groups
+    )
+    workers = min(n_jobs, len(groups))
+    if workers <= 1:  # no pool to start for one symbol or one job
+        per_symbol = [function(*args, **kwargs) for function, args, kwargs in tasks]
+    else:
+        per_symbol = joblib.Parallel(n_jobs=workers, backend="loky")(tasks)
+    records = [record for symbol_records in per_symbol for record in symbol_records]
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame["boosting_rounds"] = frame["boosting_rounds"].astype("Int64")

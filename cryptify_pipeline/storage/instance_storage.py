@@ -4,14 +4,22 @@ dagster-postgres wants a URL in its config, but ours comes from the settings pre
 be an embedded server started on demand, so this subclass resolves it when the instance loads
 (in the webserver, the daemon and every run process alike). Dagster's tables live in their own
 schema (``dagster`` by default) beside the asset tables.
+
+Its event log stores the planned materialisations of a single-run backfill, one per partition,
+in bulk (``PostgresEventLogBatchingPlans``): dagster-postgres stores them one by one.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import psycopg2
-from dagster import Field, StringSource
+from dagster import DagsterEventType, EventLogEntry, Field, StringSource
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
 from psycopg2 import sql
 
 from cryptify_pipeline.storage.database_url import database_url
@@ -20,8 +28,61 @@ from cryptify_pipeline.storage.urls import DatabaseUrl
 DEFAULT_INSTANCE_SCHEMA = "dagster"
 
 
+class PostgresEventLogBatchingPlans(PostgresEventLogStorage):
+    """dagster-postgres's event log, storing a batch of planned materialisations as it stores
+    a batch of materialisations: one INSERT of the events, then the asset's row from the last.
+
+    A single-run backfill plans one materialisation per partition before the run starts, and
+    Dagster hands them over in batches (``DAGSTER_EVENT_BATCH_SIZE``), but dagster-postgres
+    stores such a batch event by event: an INSERT, a NOTIFY and a commit, then the asset's row
+    in a transaction of its own, twice per partition. That was 63% of a features backfill over
+    17,520 partitions (Performance). The rows written are the same (each event with its
+    partition, which the UI's failed and in-progress partitions are read from); the asset's row
+    (last run, last event time) is written once per asset with the values of its last event,
+    as the per-event writes would leave it.
+    """
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        for planned, group in itertools.groupby(events, key=_is_planned_materialization):
+            batch = list(group)
+            if planned and len(batch) > 1:
+                self._store_planned_batch(batch)
+            else:
+                super().store_event_batch(batch)
+
+    def _store_planned_batch(self, events: list[EventLogEntry]) -> None:
+        statement = self.prepare_insert_event_batch(events)
+        with self._connect() as connection:
+            result = connection.execute(statement.returning(SqlEventLogStorageTable.c.id))
+            event_ids = [int(row[0]) for row in result.fetchall()]
+        last_by_asset = {
+            event.get_dagster_event().asset_key: (event, event_id)
+            for event, event_id in zip(events, event_ids, strict=True)
+        }
+        with self.index_transaction() as connection:
+            self._store_asset_event_tags(connection, events, event_ids)
+            for event, event_id in last_by_asset.values():
+                self._store_asset_event(connection, event, event_id)
+
+
+def _is_planned_materialization(event: EventLogEntry) -> bool:
+    return event.get_dagster_event().event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+
+
 class CryptifyPostgresStorage(DagsterPostgresStorage):
     """``DagsterPostgresStorage`` on the configured (or embedded) database."""
+
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+    ):
+        super().__init__(postgres_url, should_autocreate_tables, inst_data)
+        # the parent created the tables; the replacement only connects when used
+        self._event_log_storage = PostgresEventLogBatchingPlans(
+            postgres_url, should_autocreate_tables=False
+        )
 
     @classmethod
     def config_type(cls):

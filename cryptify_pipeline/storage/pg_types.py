@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -22,6 +23,9 @@ TEXT = "text"
 BOOLEAN = "boolean"
 BYTEA = "bytea"
 JSONB = "jsonb"
+
+# The dtype instants are stored and read back as: Postgres's precision, pandas 3's default.
+STORED_TIMESTAMP = pd.DatetimeTZDtype("us", "UTC")
 
 # Binary COPY sends a jsonb field as a version byte followed by the JSON text.
 _JSONB_VERSION = b"\x01"
@@ -87,35 +91,47 @@ def _is_null(value: object) -> bool:
 def storage_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the dtypes its columns are stored and read back as: the one place that
     decides them, so assets and ``ml/`` need not cast. Instants become ``datetime64[us, UTC]``
-    (also object columns of tz-aware datetimes) and object columns of text become ``str``."""
-    columns = {}
-    for name in frame.columns:
-        column = frame[name]
+    (also object columns of tz-aware datetimes) and object columns of text become ``str``.
+
+    Columns already stored as they are stay untouched: no column is copied for nothing, and a
+    frame that needs no change is returned as it is.
+    """
+    changed: dict[int, pd.Series] = {}
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
         if isinstance(column.dtype, pd.DatetimeTZDtype):
-            column = column.dt.tz_convert("UTC").dt.as_unit("us")
+            if column.dtype != STORED_TIMESTAMP:
+                changed[position] = column.dt.tz_convert("UTC").dt.as_unit("us")
         elif pd.api.types.is_object_dtype(column.dtype):
             kinds = {_object_kind(value) for value in column if not _is_null(value)}
             if kinds == {TIMESTAMPTZ}:
-                column = pd.to_datetime(column, utc=True).dt.as_unit("us")
+                changed[position] = pd.to_datetime(column, utc=True).dt.as_unit("us")
             elif kinds == {TEXT}:
-                column = column.astype("str")
-        columns[name] = column
-    return pd.DataFrame(columns, index=frame.index)
+                changed[position] = column.astype("str")
+    if not changed:
+        return frame
+    stored = frame.copy(deep=False)  # copy-on-write: the unchanged columns are shared
+    for position, column in changed.items():
+        stored.isetitem(position, column)
+    return stored
 
 
 def to_arrow(frame: pd.DataFrame, pg_types: Mapping[str, str]) -> pa.Table:
-    """``frame``'s columns, in ``pg_types`` order, as Arrow arrays that COPY into those types."""
+    """``frame``'s columns, in ``pg_types`` order, as Arrow arrays that COPY into those types.
+
+    Numbers and instants already in their stored dtype are wrapped, not copied."""
     arrays = [_to_arrow_array(name, frame[name], pg_type) for name, pg_type in pg_types.items()]
     return pa.Table.from_arrays(arrays, names=list(pg_types))
 
 
 def _to_arrow_array(name: str, column: pd.Series, pg_type: str) -> pa.Array:
     if pg_type == TIMESTAMPTZ:
-        if not isinstance(column.dtype, pd.DatetimeTZDtype):
-            column = column.astype("datetime64[us, UTC]")  # all-null object column
-        return pa.array(
-            column.dt.tz_convert("UTC").dt.as_unit("us"), type=pa.timestamp("us", tz="UTC")
-        )
+        if column.dtype != STORED_TIMESTAMP:
+            if isinstance(column.dtype, pd.DatetimeTZDtype):
+                column = column.dt.tz_convert("UTC").dt.as_unit("us")
+            else:
+                column = column.astype(STORED_TIMESTAMP)  # all-null object column
+        return pa.array(column, type=pa.timestamp("us", tz="UTC"))
     if pg_type == JSONB:
         return pa.array([_jsonb_bytes(name, value) for value in column], type=pa.binary())
     if pg_type == BYTEA:
@@ -138,16 +154,39 @@ def _jsonb_bytes(name: str, value: object) -> bytes | None:
     return _JSONB_VERSION + text.encode()
 
 
-def to_pandas(table: pa.Table) -> pd.DataFrame:
+def to_pandas(batches: pa.RecordBatchReader) -> pd.DataFrame:
     """A query result as a frame with the dtypes the writer used.
 
     Nullability is not stored, so integer and boolean columns come back as the nullable
     ``Int64`` / ``boolean`` dtypes exactly when the slice read holds a null.
+
+    Memory: the driver frees a batch only once all its columns are gone, so each batch is
+    copied out as it arrives (float columns straight into NumPy, the others into Arrow), and
+    each column's pieces are released as soon as that column is joined: a read of a million
+    candle rows peaks ~80 MB above the frame, where converting a fetched table held both.
     """
-    return pd.DataFrame(
-        {name: _to_series(table.column(name)) for name in table.column_names},
-        columns=table.column_names,
-    )
+    schema = batches.schema
+    pieces: list[list[object]] = [[] for _ in schema]
+    for batch in batches:
+        _copy_out(batch, pieces)
+        del batch
+    series = {}
+    for field in schema:
+        kept = pieces.pop(0)
+        if pa.types.is_float64(field.type) and kept:
+            series[field.name] = pd.Series(np.concatenate(kept), copy=False)
+        else:
+            series[field.name] = _to_series(pa.chunked_array(kept, field.type))
+        del kept
+    return pd.DataFrame(series, columns=schema.names, copy=False)
+
+
+def _copy_out(batch: pa.RecordBatch, pieces: list[list[object]]) -> None:
+    for kept, column in zip(pieces, batch.columns, strict=True):
+        if pa.types.is_float64(column.type):  # NaN for NULL, as to_pandas does
+            kept.append(column.to_numpy(zero_copy_only=False, writable=True))
+        else:
+            kept.append(pa.concat_arrays([column]))  # a copy, in Arrow's own memory
 
 
 def _to_series(column: pa.ChunkedArray) -> pd.Series:
@@ -159,6 +198,10 @@ def _to_series(column: pa.ChunkedArray) -> pd.Series:
         return column.to_pandas(types_mapper={arrow_type: pd.Int64Dtype()}.get)
     if column.null_count and pa.types.is_boolean(arrow_type):
         return column.to_pandas(types_mapper={arrow_type: pd.BooleanDtype()}.get)
-    if pa.types.is_timestamp(arrow_type):
-        return column.to_pandas().dt.tz_convert("UTC")
-    return column.to_pandas()
+    if pa.types.is_string(arrow_type) and column.num_chunks > 1:
+        # pandas keeps Arrow strings as they come: one array of them, not one per batch.
+        column = pa.chunked_array([pa.concat_arrays(column.chunks).cast(pa.large_string())])
+    series = column.to_pandas()
+    if pa.types.is_timestamp(arrow_type) and series.dtype != STORED_TIMESTAMP:
+        return series.dt.tz_convert("UTC").dt.as_unit("us")
+    return series

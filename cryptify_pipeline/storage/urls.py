@@ -64,6 +64,38 @@ def _port_problem(raw: str) -> str | None:
     return f"its port is not a number from 1 to 65535; {_ACCEPTED}"
 
 
+def _render(url: URL) -> str:
+    """``url`` with its password, every part percent-encoded as RFC 3986 asks.
+
+    SQLAlchemy's own rendering leaves spaces and ``+`` as they are, and writes a space in a
+    query value as ``+``: the libpq that ADBC bundles refuses a password with a space ("use
+    percent-encoded spaces"), and libpq reads ``+`` as a plus. SQLAlchemy decodes all of
+    this form, so both kinds of client get the same string.
+    """
+    rendered = f"{url.drivername}://"
+    if url.username is not None:
+        rendered += _encoded(url.username)
+        if url.password is not None:
+            rendered += ":" + _encoded(str(url.password))
+        rendered += "@"
+    if url.host is not None:
+        rendered += f"[{url.host}]" if ":" in url.host else url.host
+    if url.port is not None:
+        rendered += f":{url.port}"
+    if url.database is not None:
+        rendered += "/" + _encoded(url.database)
+    query = [
+        f"{_encoded(key)}={_encoded(value)}"
+        for key in sorted(url.query)
+        for value in ([url.query[key]] if isinstance(url.query[key], str) else url.query[key])
+    ]
+    return rendered + ("?" + "&".join(query) if query else "")
+
+
+def _encoded(text: str) -> str:
+    return quote(text, safe="")
+
+
 class DatabaseUrlError(ValueError):
     """A database URL that is not a usable Postgres URL."""
 
@@ -134,12 +166,12 @@ class DatabaseUrl:
     @property
     def sqlalchemy(self) -> str:
         """The URL for SQLAlchemy and dagster-postgres (psycopg2 driver), password included."""
-        return self._url.render_as_string(hide_password=False)
+        return _render(self._url)
 
     @property
     def libpq(self) -> str:
         """The URL for libpq clients (ADBC, psql, psycopg2.connect), password included."""
-        return self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return _render(self._url.set(drivername="postgresql"))
 
     def redact(self, message: str) -> str:
         """``message`` with this URL's password taken out (plain and percent-encoded)."""

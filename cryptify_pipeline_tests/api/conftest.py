@@ -1,6 +1,7 @@
 """The tables the API reads, written by the pipeline's own assets as Dagster runs, once per
-test session (worker): two symbols, candles for 23 days, two days of models and forecasts
-(all six models, 6 h and 24 h), a day of scores and the leaderboard."""
+test session (worker): two symbols, candles for 23 days and their market context for the last
+8, two days of models and forecasts (all six models, 6 h and 24 h), a day of scores and the
+leaderboard."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from cryptify_pipeline_tests.support.pipeline import range_tags
 # features, and models train on 8 days
 CANDLES = ("2025-01-01-00:00", "2025-01-23-23:00")
 FEATURES = ("2025-01-14-00:00", "2025-01-23-23:00")
+# the last 8 days: the newest features see a full week of open interest
+CONTEXT = ("2025-01-16-00:00", "2025-01-23-23:00")
 MODEL_DAYS = ("2025-01-21", "2025-01-22")
 FORECAST_HOURS = ("2025-01-22-00:00", "2025-01-23-23:00")
 SCORED_DAY = "2025-01-22"  # scored against the candles of 01-22 and 01-23
@@ -34,6 +37,7 @@ def write_forecast_tables(instance, schema: str) -> None:
     assets = list(pipeline.assets().values())
     stages = [
         (["candles"], CANDLES, None),
+        (["open_interest", "funding_rates", "equity_index"], CONTEXT, None),
         (["features"], FEATURES, None),
         (["models"], MODEL_DAYS, TRAIN),
         (["predictions"], FORECAST_HOURS, None),

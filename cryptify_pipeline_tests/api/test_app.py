@@ -18,7 +18,8 @@ from schemathesis.checks import positive_data_acceptance
 from cryptify_pipeline.api import schemas
 from cryptify_pipeline.api.app import create_app
 from cryptify_pipeline.api.queries import Database
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.context_features import CONTEXT_COLUMNS
+from cryptify_pipeline.ml.models import MODEL_ZOO, ZOO
 from cryptify_pipeline.settings import load_settings
 from cryptify_pipeline.storage.urls import DatabaseUrl
 from cryptify_pipeline_tests.api.conftest import FIRST_FORECAST, HORIZONS, LAST_CANDLE
@@ -263,6 +264,9 @@ def test_latest_features(client, tables):
     )[0]
     assert rows[0]["close"] == stored[0]
     assert rows[0]["features"] == dict(zip(columns, stored[1:], strict=True))
+    # the market context too, known at that hour (the sample market's)
+    assert set(CONTEXT_COLUMNS) <= set(rows[0]["features"])
+    assert all(rows[0]["features"][column] is not None for column in CONTEXT_COLUMNS)
     assert ok(client.get("/features/latest"), schemas.FeaturesResponse)["metadata"]["count"] == 1
 
 
@@ -331,6 +335,7 @@ def test_meta_and_health(client):
         {"symbol": s, "latest_candle": LAST_CANDLE.isoformat()} for s in ("BTC/USDT", "ETH/USDT")
     ]
     assert meta["aliases"] == {"linear_regression": "linear", "lstm": "mlp"}
+    assert meta["models"] == list(ZOO)  # the +context entries too
     health = ok(client.get("/health"), schemas.HealthResponse)
     assert health == {
         "status": "ok",
@@ -363,7 +368,7 @@ def test_unknown_symbol_and_model_list_the_valid_names(client):
     assert symbol["details"]["valid"] == ["BTC/USDT", "ETH/USDT"]
     assert "DOGE/USDT" in symbol["message"]
     model = error(client.get("/predictions/latest?model=gpt"), 404, "unknown_model")
-    assert model["details"]["valid"] == [*MODELS, "linear_regression", "lstm"]
+    assert model["details"]["valid"] == [*ZOO, "linear_regression", "lstm"]
     for path in ("/features/latest", "/features", "/metrics/latest", "/models"):
         error(client.get(f"{path}?symbol=BTC/EUR"), 404, "unknown_symbol")
     error(client.get("/metrics/latest?model=lstm_v2"), 404, "unknown_model")

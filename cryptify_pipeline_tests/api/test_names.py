@@ -10,7 +10,7 @@ from cryptify_pipeline.api.names import (
     resolve_model,
     valid_model_names,
 )
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import MODEL_ZOO, ZOO
 
 SYMBOLS = Symbols(["BTC/USDT", "ETH/USDT", "SOL/BTC"])
 
@@ -62,10 +62,18 @@ def test_zoo_names_and_the_old_frontends_aliases():
     assert set(MODEL_ALIASES.values()) <= set(MODEL_ZOO)
 
 
+@pytest.mark.parametrize(
+    "asked", ["ridge+context", "RIDGE+Context", "ridge context", " ridge  context"]
+)
+def test_context_entries_are_found_with_their_plus_or_the_space_a_query_makes_of_it(asked):
+    assert resolve_model(asked) == ModelChoice("ridge+context", "ridge+context")
+
+
 @pytest.mark.parametrize("asked", ["gpt", "BTCUSDT_xgboost", "xgboost_v2", "", "ridge;drop"])
 def test_unknown_models_are_404_listing_the_valid_names(asked):
     with pytest.raises(ApiError) as refused:
         resolve_model(asked)
     assert (refused.value.status, refused.value.code) == (404, "unknown_model")
     assert refused.value.details["valid"] == valid_model_names()
-    assert valid_model_names() == [*MODEL_ZOO, "linear_regression", "lstm"]
+    assert valid_model_names() == [*ZOO, "linear_regression", "lstm"]
+    assert "hist_gbm+context" in valid_model_names()

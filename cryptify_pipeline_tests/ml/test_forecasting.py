@@ -8,6 +8,7 @@ import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError, sign_models
+from cryptify_pipeline.ml.context_features import MarketContext, with_context
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
 from cryptify_pipeline.ml.signing import SigningKey
@@ -96,3 +97,15 @@ def test_every_row_that_serves_a_forecast_is_verified(setup):
         forecast(
             features, pd.concat([models, unsigned], ignore_index=True), symbols, *two_days, KEY
         )
+
+
+def test_a_model_fitted_on_columns_the_features_lack_fails_naming_them(setup):
+    symbols, candles, features, _ = setup
+    # a +context model, fitted where the context columns exist, fed features that lack them
+    rows = with_context(features, MarketContext())
+    models = train_all(with_targets(rows), DAY, [6], ["ridge+context"], 30, interval_level=0.9)
+    models.insert(0, "day", pd.Timestamp(DAY - timedelta(days=1)))
+    signed = sign_models(models, KEY)
+    assert len(forecast(rows, signed, symbols, DAY, DAY + HOUR, KEY)) == 1  # NaN is imputed
+    with pytest.raises(MissingInputs, match="ridge\\+context for BTC/USDT .* oi_log_change_1h"):
+        forecast(features, signed, symbols, DAY, DAY + HOUR, KEY)

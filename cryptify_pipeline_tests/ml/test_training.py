@@ -4,6 +4,10 @@ Refusing what cannot be vouched for (tampered bytes, other keys, moved rows, oth
 versions, untrusted types) is tested in ``test_artifacts.py`` and ``test_skops_format.py``.
 """
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -74,6 +78,64 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
         else:
             assert not record.interval_calibrated
             assert np.isnan(record.interval_low) and np.isnan(record.interval_high)
+
+
+def test_symbols_trained_on_two_processes_store_the_same_bytes_as_one(rows, records):
+    parallel = train_all(
+        rows, CUTOFF, HORIZONS, MODEL_ZOO, window_days=30, interval_level=0.9, n_jobs=2
+    )
+    key = ["symbol", "horizon_h", "model"]
+    serial = records.sort_values(key).reset_index(drop=True)
+    parallel = sign_models(parallel.assign(day=CUTOFF - timedelta(days=1)), KEY)
+    parallel = parallel.sort_values(key).reset_index(drop=True)
+    assert len(parallel) == len(serial) == 2 * len(HORIZONS) * len(MODEL_ZOO)
+    assert parallel["pipeline"].tolist() == serial["pipeline"].tolist()  # every stored byte
+    assert parallel["sha256"].tolist() == serial["sha256"].tolist()
+    assert parallel["signature"].tolist() == serial["signature"].tolist()
+    pd.testing.assert_frame_equal(parallel, serial)  # and every figure of every record
+
+
+# Run in a fresh process without the suite's OMP_NUM_THREADS=1 (conftest): there OpenMP and BLAS
+# start with a thread per core, and libraries load lazily, when a model is first built.
+_SERIAL_AND_PARALLEL = """
+import json, sys
+from datetime import UTC, datetime, timedelta
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.targets import with_targets
+from cryptify_pipeline.ml.training import train_all
+cutoff, start = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 2, 15, tzinfo=UTC)
+candles = SampleMarket().fetch(["BTC/USDT", "ETH/USDT"], start - timedelta(hours=LOOKBACK_HOURS),
+                               cutoff)
+rows = with_targets(build_features(candles, start, cutoff))
+models = ["linear", "hist_gbm", "mlp"]  # BLAS, OpenMP, BLAS (XGBoost has one thread anyway)
+json.dump({jobs: train_all(rows, cutoff, [24], models, 30, interval_level=0.9, n_jobs=jobs)
+           .sort_values(["symbol", "model"])[["symbol", "model", "sha256"]].values.tolist()
+           for jobs in (1, 2)}, sys.stdout)
+"""
+
+
+def test_the_bytes_do_not_depend_on_the_threads_a_process_starts_with():
+    env = {name: value for name, value in os.environ.items() if not name.endswith("_NUM_THREADS")}
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _SERIAL_AND_PARALLEL],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    by_jobs = json.loads(done.stdout)
+    assert len(by_jobs["1"]) == 2 * 3
+    assert by_jobs["2"] == by_jobs["1"]
+
+
+def test_a_symbol_too_short_fails_the_parallel_run_by_name(rows):
+    short = rows[(rows["symbol"] == "BTC/USDT") | (rows["ts"] >= CUTOFF - timedelta(days=3))]
+    with pytest.raises(NotEnoughData, match=r"^ETH/USDT: \d+ complete rows with known 6h"):
+        train_all(short, CUTOFF, [6], ["ridge"], window_days=30, interval_level=0.9, n_jobs=2)
+
+
+def test_n_jobs_below_one_is_refused(rows):
+    with pytest.raises(ValueError, match="n_jobs must be at least 1, not 0"):
+        train_all(rows, CUTOFF, [6], ["ridge"], interval_level=0.9, n_jobs=0)
 
 
 def test_purge_audit_no_target_reaches_past_the_cutoff(records):

@@ -21,8 +21,9 @@ from dagster import (
 )
 
 from cryptify_pipeline.storage import pg_tables
+from cryptify_pipeline.storage.io_manager import ABSENT_TABLE_IS_EMPTY
 from cryptify_pipeline_tests.support.database import run_sql
-from cryptify_pipeline_tests.support.pipeline import io_manager_on
+from cryptify_pipeline_tests.support.pipeline import io_manager_on, range_tags
 
 HOURLY = HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC")
 DAILY = DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
@@ -116,6 +117,23 @@ def test_rematerialising_a_partition_replaces_its_rows(instance, schema):
         (ts("2026-01-02T06:00"), "BTC/USDT", 1.0),
         (ts("2026-01-02T06:00"), "ETH/USDT", 1.0),
     ]
+
+
+def test_a_many_partition_write_records_its_column_schema_once(instance, schema):
+    result = materialize(
+        [prices],
+        instance=instance,
+        resources={"io_manager": io_manager_on(schema)},
+        tags=range_tags("2026-01-02-00:00", "2026-01-02-05:00"),
+    )
+    assert result.success
+    recorded = {m.partition: m.metadata for m in result.asset_materializations_for_node("prices")}
+    assert len(recorded) == 6
+    with_schema = [key for key, metadata in recorded.items() if "dagster/column_schema" in metadata]
+    assert with_schema == ["2026-01-02-05:00"]  # the newest: what the UI shows as the latest
+    assert all(metadata["dagster/row_count"].value == 12 for metadata in recorded.values())
+    columns = recorded["2026-01-02-05:00"]["dagster/column_schema"].value.columns
+    assert [c.name for c in columns] == ["ts", "symbol", "price"]
 
 
 def test_output_metadata_for_the_ui(instance, schema):
@@ -372,3 +390,46 @@ def test_runs_and_events_are_stored_in_postgres(instance, instance_schema, schem
         (result.run_id,),
     )
     assert (DagsterEventType.ASSET_MATERIALIZATION.value,) in events
+
+
+@asset(
+    partitions_def=HOURLY,
+    ins={
+        "prices": AssetIn(metadata={ABSENT_TABLE_IS_EMPTY: True}),
+        "more_prices": AssetIn(metadata={ABSENT_TABLE_IS_EMPTY: True}),
+    },
+    metadata={"partition_expr": "ts"},
+)
+def optional_seen(
+    context: AssetExecutionContext, prices: pd.DataFrame, more_prices: pd.DataFrame
+) -> pd.DataFrame:
+    """Records how many rows and columns its optional inputs loaded."""
+    return pd.DataFrame(
+        {
+            "ts": [context.partition_time_window.start],
+            "prices_rows": [len(prices)],
+            "more_prices_columns": [len(more_prices.columns)],
+        }
+    ).astype({"ts": "datetime64[us, UTC]"})
+
+
+@asset(partitions_def=HOURLY, metadata={"partition_expr": "ts"})
+def more_prices(context: AssetExecutionContext) -> pd.DataFrame:
+    raise AssertionError("never materialised: its table must not exist")
+
+
+def test_an_optional_input_of_an_absent_table_loads_empty_and_a_present_one_its_rows(
+    instance, schema
+):
+    assert run_prices(instance, schema, partition_key="2026-01-02-05:00").success
+    assert materialize(
+        [prices, more_prices, optional_seen],
+        selection=[optional_seen],
+        partition_key="2026-01-02-05:00",
+        instance=instance,
+        resources={"io_manager": io_manager_on(schema)},
+    ).success
+    # the table of prices exists: its rows; that of more_prices does not: nothing
+    assert run_sql(f'SELECT prices_rows, more_prices_columns FROM "{schema}".optional_seen') == [
+        (2, 0)
+    ]

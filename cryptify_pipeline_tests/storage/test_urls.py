@@ -1,11 +1,17 @@
 """URLs shown in errors keep no secret: redaction, and drivers' errors with the password removed."""
 
+import uuid
+from collections.abc import Iterator
+
 import psycopg2
 import pytest
+import sqlalchemy
+from psycopg2.extensions import parse_dsn
 
 from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline.storage.urls import DatabaseConnectionError, DatabaseUrl
+from cryptify_pipeline_tests.support.database import run_sql, run_sql_on
 
 
 @pytest.mark.parametrize(
@@ -73,3 +79,33 @@ def test_errors_without_the_password_pass_through_unchanged(database_url):
         with pg_tables.transaction(url):
             pass
     assert not isinstance(raised.value, DatabaseConnectionError)
+
+
+@pytest.fixture
+def spaced_password_role() -> Iterator[tuple[str, str]]:
+    """A real login role whose password holds spaces and a '%' (which must be encoded)."""
+    role, password = f"cryptify_spaced_{uuid.uuid4().hex[:8]}", "pass word 100%20 sure"
+    run_sql(f'CREATE ROLE "{role}" LOGIN PASSWORD %s', (password,))
+    yield role, password
+    run_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_password_with_spaces_and_percent_reaches_every_client(
+    database_url, spaced_password_role
+):
+    role, password = spaced_password_role
+    url = database_url.with_credentials(role, password)
+    # libpq decodes the very password (this server may trust local logins without checking it)
+    assert parse_dsn(url.libpq)["password"] == password
+    assert sqlalchemy.make_url(url.sqlalchemy).password == password
+    assert DatabaseUrl.parse(url.libpq).parts()["password"] == password
+    with pg_tables.transaction(url) as connection, connection.cursor() as cursor:  # ADBC
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == role
+    assert run_sql_on(url, "SELECT current_user") == [(role,)]  # psycopg2
+    engine = sqlalchemy.create_engine(url.sqlalchemy)  # SQLAlchemy, as dagster-postgres uses it
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT current_user").scalar() == role
+    finally:
+        engine.dispose()

@@ -91,6 +91,7 @@ def definitions(
     market = MarketData(source=settings.source, symbols=list(settings.symbols))
     resource_overrides.setdefault("market", market)
     resource_overrides.setdefault(
-        "forecasting", Forecasting(interval_level=settings.interval_level)
+        "forecasting",
+        Forecasting(interval_level=settings.interval_level, training_jobs=settings.training_jobs),
     )
     return build_definitions(settings, resources=resources(schema, **resource_overrides))
