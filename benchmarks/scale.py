@@ -15,6 +15,7 @@ benchmarks/results/scale.json; the load average beside them, as the machine may 
 
     python -m benchmarks.scale                        # 50 symbols, 4 years
     python -m benchmarks.scale --symbols 3 --years 0.2  # a quick run while developing
+    CRYPTIFY_TRAINING_JOBS=2 python -m benchmarks.scale  # training on both cores
 """
 
 import argparse
@@ -116,6 +117,9 @@ def stage_run(stage: str, home: str, settings: dict) -> dict[str, float]:
     for asset in selection:
         # one materialisation per partition, each with the run's metadata
         numbers[f"{asset}_rows"] = _rows(result.asset_materializations_for_node(asset)[0])
+    if stage == "train":  # CRYPTIFY_TRAINING_JOBS, or the machine's cores minus one
+        metadata = result.asset_materializations_for_node("models")[0].metadata
+        numbers["training_jobs"] = int(metadata["training_jobs"].value)
     return numbers
 
 
@@ -194,6 +198,7 @@ def main() -> None:
     results["candles_rows"] = backfill["candles_rows"]
     results["features_rows"] = backfill["features_rows"]
     results["models_rows"] = train["models_rows"]
+    results["training_jobs"] = train["training_jobs"]
     results["predictions_rows"] = predict["predictions_rows"]
     results["forecast_metrics_rows"] = score["forecast_metrics_rows"]
     report(name, results)
