@@ -32,6 +32,10 @@ class PostgresEventLogBatchingPlans(PostgresEventLogStorage):
     """dagster-postgres's event log, storing a batch of planned materialisations as it stores
     a batch of materialisations: one INSERT of the events, then the asset's row from the last.
 
+    It calls dagster-postgres's own batch helpers (``prepare_insert_event_batch``,
+    ``_store_asset_event_tags``, ``_store_asset_event``), which are not public: the versions are
+    pinned together in pyproject.toml, and the instance-storage tests fail if an upgrade moves them.
+
     A single-run backfill plans one materialisation per partition before the run starts, and
     Dagster hands them over in batches (``DAGSTER_EVENT_BATCH_SIZE``), but dagster-postgres
     stores such a batch event by event: an INSERT, a NOTIFY and a commit, then the asset's row
@@ -80,6 +84,7 @@ class CryptifyPostgresStorage(DagsterPostgresStorage):
     ):
         super().__init__(postgres_url, should_autocreate_tables, inst_data)
         # the parent created the tables; the replacement only connects when used
+        self._event_log_storage.dispose()
         self._event_log_storage = PostgresEventLogBatchingPlans(
             postgres_url, should_autocreate_tables=False
         )
