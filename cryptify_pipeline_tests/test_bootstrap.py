@@ -56,8 +56,8 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, 
     assert first.returncode == 0, first.stderr[-3000:]
     counts = {
         table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]
-        for table in ("candles", "features", "models", "predictions", "forecast_metrics",
-                      "leaderboard")
+        for table in ("candles", "open_interest", "funding_rates", "equity_index", "features",
+                      "models", "predictions", "forecast_metrics", "leaderboard")
     }  # fmt: skip
     assert all(counts.values()), counts
     assert "bootstrap done" in first.stderr
