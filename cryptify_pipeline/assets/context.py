@@ -110,6 +110,7 @@ def _context_asset(partitions: Partitions, table: ContextTable) -> AssetsDefinit
         group_name="market",
         kinds={"postgres"},
         description=table.description,
+        pool=table.name,  # one writer per table: see dagster.yaml's pools
     )
     def _asset(
         context: AssetExecutionContext, market: MarketData, database: PostgresDatabase
