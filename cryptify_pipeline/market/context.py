@@ -26,7 +26,10 @@ OPEN_INTEREST_COLUMNS = ("symbol", "ts", "open_interest", "open_interest_usd", "
 FUNDING_COLUMNS = ("symbol", "ts", "funding_rate", "source")
 EQUITY_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 EQUITY_INDEX_COLUMNS = ("index_symbol", "ts", *EQUITY_PRICE_COLUMNS, "market_open", "source")
-DEFAULT_EQUITY_INDEXES = ("ES=F",)
+# the context tables, as collect_job, gap repair, bootstrap and the benchmark name them
+CONTEXT_TABLE_NAMES = ("open_interest", "funding_rates", "equity_index")
+# every table collect_job writes per hour (then it computes the features from them)
+COLLECTED_TABLES = ("candles", *CONTEXT_TABLE_NAMES)
 FUNDING_EVERY_HOURS = 8  # the usual funding interval: 00:00, 08:00, 16:00 UTC
 
 # CME Globex equity futures (E-mini S&P 500 and its siblings) keep Chicago's clock: from Sunday
