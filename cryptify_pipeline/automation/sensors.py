@@ -235,9 +235,10 @@ def build_sensors(
         minimum_interval_seconds=600,
         default_status=status,
         description=(
-            "Requests collect_job for hours missing candles or market context (open interest, "
-            "funding, equity index), or whose context source last failed transiently, in the "
-            "last CRYPTIFY_GAP_REPAIR_DAYS days."
+            "Requests collect_job for hours never materialised for candles or market context "
+            "(open interest, funding, equity index), or whose context source last failed "
+            "transiently, in the last CRYPTIFY_GAP_REPAIR_DAYS days. Hours written with rows "
+            "missing are left to the completeness checks (the tables are not read)."
         ),
     )
     def candle_gap_repair(context: SensorEvaluationContext, market: MarketData):
