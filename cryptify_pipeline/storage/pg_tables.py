@@ -302,7 +302,7 @@ def _claim_rewrite(connection: adbc.Connection, spec: TableSpec) -> None:
     """Queue behind any other transaction replacing a slice of the table. The estimate below
     holds a shared lock until commit and the bulk path then asks for an exclusive one: two
     rewrites that both held the shared lock would wait on each other (a deadlock). This lock
-    conflicts with itself only, not with readers nor with row writes."""
+    lets readers and row writes through; it conflicts with itself, VACUUM, ANALYZE and DDL."""
     with connection.cursor() as cursor:
         table = qualified_name(spec.schema, spec.table)
         cursor.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
