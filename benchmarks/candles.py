@@ -28,6 +28,7 @@ from dagster import materialize
 
 from benchmarks._common import bench_definitions, postgres_instance, report
 from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.market.context import CONTEXT_TABLE_NAMES
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.resources import MarketData
 from cryptify_pipeline_tests.support.database import suite_database_url
@@ -64,7 +65,7 @@ def write_dumps(folder: Path) -> None:
             archive.writestr(f"{name}.csv", dump.to_csv(index=False, header=False))
 
 
-CONTEXT = ("open_interest", "funding_rates", "equity_index")
+CONTEXT = CONTEXT_TABLE_NAMES
 WITH_CONTEXT = "+context"
 
 

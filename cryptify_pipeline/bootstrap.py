@@ -29,11 +29,15 @@ from dagster._core.instance.ref import InstanceRef
 from cryptify_pipeline.automation.run_tags import TRIGGER_TAG, range_tags
 from cryptify_pipeline.cli.step_errors import own_error, serializable_chain
 from cryptify_pipeline.hours import DAY, HOUR, consecutive_runs, day_key, last_closed_hour
+from cryptify_pipeline.market.context import COLLECTED_TABLES
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.ml.training import min_known_rows
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.settings import get_settings, project_root
+
+# collect_job's assets: the tables it collects, then their features
+COLLECTED = [*COLLECTED_TABLES, "features"]
 
 log = logging.getLogger("cryptify.bootstrap")
 
@@ -159,10 +163,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             log.info("leaderboard: nothing scored yet (a day is scored once the next has closed)")
     log.info("bootstrap done: open the UI with `dagster dev` (make dev does both)")
-
-
-# collect_job's assets: candles, the market context, and their features
-COLLECTED = ["candles", "open_interest", "funding_rates", "equity_index", "features"]
 
 
 def _instance() -> DagsterInstance:

@@ -64,7 +64,7 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$")
 _ORIGIN = re.compile(r"^https?://[^\s/,]+$")
 _CELERY_BROKER = re.compile(r"^(redis|rediss|amqp|pyamqp)://\S*$")
-_INDEX_SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9^=.\-]{0,19}$")  # ES=F, ^GSPC, NQ=F
+_INDEX_SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9^=.\-]{0,19}$")  # ES=F, NQ=F
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
@@ -447,6 +447,14 @@ def _equity_indexes(raw: str) -> tuple[str, ...]:
         raise ValueError
     if len(set(indexes)) != len(indexes):
         raise _Refused("it lists an index more than once")
+    for index in indexes:
+        # a cash index (^GSPC) has bars starting at :30 and only in its session: none would
+        # fit the whole-hour, CME-hours table, so every hour would be silently missing
+        if not index.endswith("=F"):
+            raise _Refused(
+                f"{index} is not an index future: only futures as Yahoo spells them (ES=F, NQ=F) "
+                "trade on CME's clock in whole-hour bars"
+            )
     return indexes
 
 

@@ -117,3 +117,14 @@ def test_cli_partition_range_materialises_in_one_run(schema):
     assert output.count("RUN_START") == 1
     symbols = len(SYMBOLS)
     assert run_sql(f'SELECT count(*) FROM "{schema}".candles') == [(48 * symbols,)]
+
+
+def test_every_asset_claims_the_pool_named_after_its_table():
+    # dagster.yaml's pools (limit 1) keep two runs from rewriting one table at once
+    assets = [a for a in defs.resolve_asset_graph().assets_defs if a.keys]  # not checks
+    assert {"candles", "open_interest", "funding_rates", "equity_index"} <= {
+        key.to_user_string() for a in assets for key in a.keys
+    }
+    for asset in assets:
+        (key,) = asset.keys
+        assert asset.node_def.pool == key.to_user_string(), key

@@ -191,6 +191,8 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_EQUITY_INDEX_SOURCE": "file:"}, "CRYPTIFY_EQUITY_INDEX_SOURCE", "file:<dir>"),
         ({"CRYPTIFY_EQUITY_INDEXES": "ES=F;NQ=F"}, "CRYPTIFY_EQUITY_INDEXES", "ES=F,NQ=F"),
         ({"CRYPTIFY_EQUITY_INDEXES": "ES=F,es=f"}, "CRYPTIFY_EQUITY_INDEXES", "more than once"),
+        ({"CRYPTIFY_EQUITY_INDEXES": "ES=F,^GSPC"}, "CRYPTIFY_EQUITY_INDEXES", "^GSPC is not"),
+        ({"CRYPTIFY_EQUITY_INDEXES": "SPY"}, "CRYPTIFY_EQUITY_INDEXES", "SPY is not an index fut"),
         ({"CRYPTIFY_GAP_REPAIR_DAYS": "0"}, "CRYPTIFY_GAP_REPAIR_DAYS", "1 to 365"),
         ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
         ({"CRYPTIFY_API_DATABASE_URL": "mysql://u@h/d"}, "CRYPTIFY_API_DATABASE_URL", "postgresql"),
@@ -368,11 +370,11 @@ def test_context_sources_follow_the_candle_source_unless_set():
     chosen = load_settings({
         "CRYPTIFY_SOURCE": "binance", "CRYPTIFY_CONTEXT_SOURCE": "okx",
         "CRYPTIFY_EQUITY_INDEX_SOURCE": "file:/data/indexes",
-        "CRYPTIFY_EQUITY_INDEXES": "es=f, ^GSPC",
+        "CRYPTIFY_EQUITY_INDEXES": "es=f, NQ=F",
         "CRYPTIFY_CONTEXT_API_URL": "http://127.0.0.1:9000",
     })  # fmt: skip
     assert (chosen.context_source, chosen.equity_index_source) == ("okx", "file:/data/indexes")
-    assert chosen.equity_indexes == ("ES=F", "^GSPC")
+    assert chosen.equity_indexes == ("ES=F", "NQ=F")
     assert chosen.context_api_url == "http://127.0.0.1:9000"
     off = load_settings({"CRYPTIFY_CONTEXT_SOURCE": "none", "CRYPTIFY_EQUITY_INDEX_SOURCE": "none"})
     assert (off.context_source, off.equity_index_source) == ("none", "none")

@@ -26,8 +26,10 @@ from dagster import (
 )
 
 from cryptify_pipeline.assets.columns import EQUITY_INDEX, FUNDING_RATES, OPEN_INTEREST, described
+from cryptify_pipeline.assets.run_metadata import output_once_per_run
 from cryptify_pipeline.market.candles import describe_missing
 from cryptify_pipeline.market.context import (
+    CONTEXT_TABLE_NAMES,
     EQUITY_INDEX_COLUMNS,
     FUNDING_COLUMNS,
     FUNDING_EVERY_HOURS,
@@ -90,6 +92,7 @@ EQUITY_INDEX_TABLE = ContextTable(
     EQUITY_INDEX,
 )  # fmt: skip
 CONTEXT_TABLES = (OPEN_INTEREST_TABLE, FUNDING_TABLE, EQUITY_INDEX_TABLE)
+assert tuple(table.name for table in CONTEXT_TABLES) == CONTEXT_TABLE_NAMES
 
 
 def context_assets(partitions: Partitions) -> list[AssetsDefinition]:
@@ -110,6 +113,7 @@ def _context_asset(partitions: Partitions, table: ContextTable) -> AssetsDefinit
         group_name="market",
         kinds={"postgres"},
         description=table.description,
+        pool=table.name,  # one writer per table: see dagster.yaml's pools
     )
     def _asset(
         context: AssetExecutionContext, market: MarketData, database: PostgresDatabase
@@ -150,7 +154,7 @@ def _context_asset(partitions: Partitions, table: ContextTable) -> AssetsDefinit
                 "keeping them"
             )
         missing = missing_context(frame, table, keys, window.start, window.end)
-        metadata = {
+        summary = {
             STATUS_KEY: status,
             "reason": reason or "none",
             "source": source_name,
@@ -158,10 +162,12 @@ def _context_asset(partitions: Partitions, table: ContextTable) -> AssetsDefinit
             "fetched_rows": len(fetched),
             "kept_stored_rows": len(lost),
             "missing_hours": len(missing),
+        }
+        details = {
             "missing": MetadataValue.md(describe_missing(missing, key=table.key, what="hours")),
             "preview": MetadataValue.md(frame.tail(10).to_markdown(index=False, floatfmt=".6g")),
         }
-        return Output(frame, metadata=metadata)
+        return output_once_per_run(context, frame, summary, details)
 
     return _asset
 

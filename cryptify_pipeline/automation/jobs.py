@@ -17,6 +17,7 @@ from dagster import AssetSelection, ExecutorDefinition, define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from cryptify_pipeline.automation.run_tags import JOB_TAG, MAX_RUNTIME_SECONDS_TAG
+from cryptify_pipeline.market.context import COLLECTED_TABLES
 
 # The old system's per-script timeouts, in seconds.
 MAX_RUNTIME_SECONDS = {
@@ -52,7 +53,7 @@ def build_jobs(executor: ExecutorDefinition) -> Jobs:
     return Jobs(
         collect=job(
             "collect_job",
-            ["candles", "open_interest", "funding_rates", "equity_index", "features"],
+            [*COLLECTED_TABLES, "features"],
             "Collect the closed hourly candles of every configured symbol and the market context "
             "(open interest, funding, equity indexes; a context source failing is a warning), "
             "and compute their features.",

@@ -54,14 +54,12 @@ from cryptify_pipeline.hours import (
     hour_key,
     hours_between,
 )
+from cryptify_pipeline.market.context import COLLECTED_TABLES, CONTEXT_TABLE_NAMES
 from cryptify_pipeline.ml.targets import scored_against
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import FailureAlerts, MarketData, PostgresDatabase
 from cryptify_pipeline.storage import pg_tables
 
-# what collect_job writes per hour, so what gap repair looks for
-CONTEXT_ASSETS = ("open_interest", "funding_rates", "equity_index")
-COLLECTED_ASSETS = ("candles", *CONTEXT_ASSETS)
 # The schedule fetches each hour at HH:02; leave it the hour before calling the hour a gap.
 SCHEDULE_GRACE = timedelta(minutes=20)
 # evaluate_schedule scores the day before yesterday at 00:15; leave it its run before calling
@@ -112,7 +110,7 @@ def transiently_failed_hours(instance: DagsterInstance, since: datetime) -> set[
     source failed for a transient reason (network, 5xx, 429): the asset kept what was stored
     and succeeded, so the partition is materialised but its rows may be missing."""
     failed: set[str] = set()
-    for name in CONTEXT_ASSETS:
+    for name in CONTEXT_TABLE_NAMES:
         latest: dict[str, object] = {}
         cursor = None
         while True:
@@ -237,9 +235,10 @@ def build_sensors(
         minimum_interval_seconds=600,
         default_status=status,
         description=(
-            "Requests collect_job for hours missing candles or market context (open interest, "
-            "funding, equity index), or whose context source last failed transiently, in the "
-            "last CRYPTIFY_GAP_REPAIR_DAYS days."
+            "Requests collect_job for hours never materialised for candles or market context "
+            "(open interest, funding, equity index), or whose context source last failed "
+            "transiently, in the last CRYPTIFY_GAP_REPAIR_DAYS days. Hours written with rows "
+            "missing are left to the completeness checks (the tables are not read)."
         ),
     )
     def candle_gap_repair(context: SensorEvaluationContext, market: MarketData):
@@ -249,7 +248,7 @@ def build_sensors(
         materialized = set.intersection(
             *(
                 set(context.instance.get_materialized_partitions(AssetKey(name)))
-                for name in COLLECTED_ASSETS
+                for name in COLLECTED_TABLES
             )
         )
         # hours whose context was written after a transient source failure count as missing

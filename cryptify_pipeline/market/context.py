@@ -26,14 +26,18 @@ OPEN_INTEREST_COLUMNS = ("symbol", "ts", "open_interest", "open_interest_usd", "
 FUNDING_COLUMNS = ("symbol", "ts", "funding_rate", "source")
 EQUITY_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 EQUITY_INDEX_COLUMNS = ("index_symbol", "ts", *EQUITY_PRICE_COLUMNS, "market_open", "source")
-DEFAULT_EQUITY_INDEXES = ("ES=F",)
+# the context tables, as collect_job, gap repair, bootstrap and the benchmark name them
+CONTEXT_TABLE_NAMES = ("open_interest", "funding_rates", "equity_index")
+# every table collect_job writes per hour (then it computes the features from them)
+COLLECTED_TABLES = ("candles", *CONTEXT_TABLE_NAMES)
 FUNDING_EVERY_HOURS = 8  # the usual funding interval: 00:00, 08:00, 16:00 UTC
 
-# CME Globex equity futures (E-mini S&P 500 and its siblings), in UTC: from Sunday 23:00 to
-# Friday 22:00, shut daily 22:00-23:00. The real hours move by an hour with US daylight saving
-# and close on US holidays; this is the winter schedule, the sample market's and the files'
-# default when they do not say.
-CME_DAILY_BREAK_HOUR = 22
+# CME Globex equity futures (E-mini S&P 500 and its siblings) keep Chicago's clock: from Sunday
+# 17:00 to Friday 16:00 America/Chicago, shut daily 16:00-17:00. In UTC the hours move by one
+# with US daylight saving (the daily break is 22:00 UTC in winter, 21:00 in summer). US holidays
+# are not modelled.
+CME_TIMEZONE = "America/Chicago"
+CME_DAILY_BREAK_HOUR = 16  # local: the hour from 16:00 to 17:00 Chicago time is shut
 _MONDAY, _FRIDAY, _SATURDAY, _SUNDAY = 0, 4, 5, 6
 
 
@@ -118,9 +122,10 @@ def hours(start: datetime, end: datetime) -> pd.DatetimeIndex:
 
 
 def cme_equity_open(ts: pd.DatetimeIndex | pd.Series) -> np.ndarray:
-    """Whether CME's equity futures trade in the hour opening at each ``ts`` (UTC)."""
-    stamps = pd.DatetimeIndex(ts)
-    weekday, hour = stamps.day_of_week.to_numpy(), stamps.hour.to_numpy()
+    """Whether CME's equity futures trade in the hour opening at each ``ts`` (UTC), on
+    Chicago's clock (its offset from UTC is whole hours, so each UTC hour is one local hour)."""
+    local = pd.DatetimeIndex(ts).tz_convert(CME_TIMEZONE)
+    weekday, hour = local.day_of_week.to_numpy(), local.hour.to_numpy()
     weekend = (
         (weekday == _SATURDAY)
         | ((weekday == _SUNDAY) & (hour < CME_DAILY_BREAK_HOUR + 1))

@@ -1,6 +1,6 @@
 """Equity-index bars from CSV files (``CRYPTIFY_EQUITY_INDEX_SOURCE=file:<dir>``).
 
-One file per index in the directory, named after it (``ES=F.csv``; ``^GSPC.csv``), with a
+One file per index in the directory, named after it (``ES=F.csv``, ``NQ=F.csv``), with a
 header and one row per traded hour:
 
     ts,open,high,low,close,volume

@@ -20,11 +20,11 @@ forecasts impute it (``ml/models.py``), and the ``features`` asset counts it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
+from cryptify_pipeline.hours import HOUR
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, lag, window_mean
 
 OI_MEAN_HOURS = 168
@@ -50,8 +50,6 @@ FUNDING_FEATURES = CONTEXT_COLUMNS[3:6]
 INDEX_FEATURES = CONTEXT_COLUMNS[6:]
 # every window fits in the candles' lookback, so one partition mapping serves all inputs
 assert max(OI_MEAN_HOURS + 1, FUNDING_HOURS, INDEX_CARRY_HOURS + 25) <= LOOKBACK_HOURS
-
-HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)

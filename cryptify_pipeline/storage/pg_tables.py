@@ -237,6 +237,7 @@ def replace_slice(
     )
     deleted, table_rows = 0, 0.0
     if not created:
+        _claim_rewrite(connection, spec)
         slice_rows, table_rows = _estimated_rows(connection, spec, predicates)
         if slice_rows >= BULK_MIN_ROWS and slice_rows >= BULK_SHARE * table_rows:
             index_statements = _drop_own_indexes(connection, spec, predicates)
@@ -295,6 +296,16 @@ def _execute(connection: adbc.Connection, statements: Sequence[str]) -> None:
     with connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
+
+
+def _claim_rewrite(connection: adbc.Connection, spec: TableSpec) -> None:
+    """Queue behind any other transaction replacing a slice of the table. The estimate below
+    holds a shared lock until commit and the bulk path then asks for an exclusive one: two
+    rewrites that both held the shared lock would wait on each other (a deadlock). This lock
+    lets readers and row writes through; it conflicts with itself, VACUUM, ANALYZE and DDL."""
+    with connection.cursor() as cursor:
+        table = qualified_name(spec.schema, spec.table)
+        cursor.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
 
 
 def _estimated_rows(

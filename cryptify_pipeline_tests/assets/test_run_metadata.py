@@ -50,3 +50,22 @@ def test_a_one_partition_run_records_summary_and_details(instance, schema):
     assert result.success
     (metadata,) = metadata_by_partition(result, "candles").values()
     assert {"rows", "preview", "missing"} <= set(metadata)
+
+
+def test_the_context_assets_record_details_on_the_newest_partition_only(instance, schema):
+    context = ["open_interest", "funding_rates", "equity_index"]
+    result = materialize(
+        [ASSETS[name] for name in context],
+        instance=instance,
+        resources=pipeline.resources(schema),
+        tags=range_tags("2025-03-01-18:00", LAST),
+    )
+    assert result.success
+    for asset in context:
+        recorded = metadata_by_partition(result, asset)
+        assert len(recorded) == 6, asset
+        with_details = [key for key, m in recorded.items() if {"missing", "preview"} <= set(m)]
+        assert with_details == [LAST], asset
+        assert all(
+            {"source_status", "rows", "missing_hours"} <= set(m) for m in recorded.values()
+        ), asset

@@ -1,6 +1,9 @@
 """Run config constraints are enforced when Dagster builds the plan, before a run exists."""
 
+import re
+
 import pytest
+import yaml
 from dagster import DagsterInvalidConfigError
 from dagster._core.execution.api import create_execution_plan
 
@@ -8,7 +11,7 @@ from cryptify_pipeline.assets.evaluation import LeaderboardConfig
 from cryptify_pipeline.assets.models import TrainConfig
 from cryptify_pipeline.automation.run_config import allowed_values
 from cryptify_pipeline.definitions import build_definitions
-from cryptify_pipeline.settings import load_settings
+from cryptify_pipeline.settings import load_settings, project_root
 
 defs = build_definitions(load_settings({}))
 
@@ -52,3 +55,17 @@ def test_allowed_values_read_the_field_bounds():
     assert allowed_values(TrainConfig, "training_days") == "allowed: between 7 and 3650"
     assert allowed_values(LeaderboardConfig, "plot_horizon_h") is None
     assert allowed_values(TrainConfig, "no_such_field") is None
+
+
+def test_the_readmes_train_config_example_is_valid_and_trains_what_it_says():
+    # the README's `train.yaml` block, as a user would copy it
+    readme = (project_root() / "README.md").read_text()
+    block = re.search(r"```yaml\n# train_job: .*?\n```", readme, re.DOTALL)
+    assert block is not None
+    config = yaml.safe_load(block.group(0).strip("`").removeprefix("yaml"))
+    train = TrainConfig(**config["ops"]["models"]["config"])
+    plan("train_job", "models", config["ops"]["models"]["config"])
+    assert train.feature_set == "both"
+    # `both` ranks each model beside its +context twin: the example must name some twins
+    assert any(m.endswith("+context") for m in train.trained_models)
+    assert any(not m.endswith("+context") for m in train.trained_models)

@@ -1,10 +1,10 @@
 """Equity index bars from CSV files: traded hours read, shut hours completed, bad rows named."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cryptify_pipeline.market.context import validate_context
+from cryptify_pipeline.market.context import missing_hours, validate_context
 from cryptify_pipeline.market.equity_files import EquityIndexFiles
 from cryptify_pipeline.market.sources import SourceError
 
@@ -31,6 +31,26 @@ def test_a_missing_traded_hour_stays_missing(tmp_path):
     (tmp_path / "ES=F.csv").write_text("ts,open,high,low,close,volume\n")
     frame = EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], START, END)
     assert frame["ts"].dt.hour.tolist() == [22, 23]  # 20:00 and 21:00 traded: not invented
+
+
+@pytest.mark.parametrize(
+    ("friday", "last_bar", "sunday_open"),
+    [("2025-01-10", 21, 23), ("2025-07-11", 20, 22)],  # Chicago's clock: CST, then CDT
+)
+def test_shut_hours_follow_us_daylight_saving(tmp_path, friday, last_bar, sunday_open):
+    start = datetime.fromisoformat(f"{friday}T18:00:00+00:00")
+    sunday = start + timedelta(days=2)
+    bars = [start + timedelta(hours=h) for h in range(last_bar - 18 + 1)]
+    bars.append(sunday.replace(hour=sunday_open))
+    (tmp_path / "ES=F.csv").write_text(
+        "ts,open,high,low,close,volume\n"
+        + "".join(f"{ts:%Y-%m-%dT%H:%M:%SZ},5700,5710,5690,5705,1000\n" for ts in bars)
+    )
+    end = sunday.replace(hour=sunday_open) + timedelta(hours=1)
+    frame = EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], start, end)
+    validate_context(frame, "equity_index", start, end)
+    assert missing_hours(frame, ["ES=F"], "index_symbol", start, end).empty
+    assert frame.loc[frame["market_open"], "ts"].tolist() == bars
 
 
 @pytest.mark.parametrize(

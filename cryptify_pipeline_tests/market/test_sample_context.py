@@ -63,7 +63,28 @@ def test_cme_hours():
     assert is_open(2025, 3, 7, 21) and not is_open(2025, 3, 7, 22) and not is_open(2025, 3, 7, 23)
     assert not is_open(2025, 3, 8, 12)
     week = pd.date_range(at(2025, 3, 3), at(2025, 3, 10), freq="h", inclusive="left")
-    assert cme_equity_open(week).sum() == 5 * 23  # 23 hours on each of five sessions
+    assert cme_equity_open(week).sum() == 5 * 23 + 1  # five sessions of 23 h; DST on Sunday 9th
+
+
+def test_cme_hours_follow_chicagos_clock_in_january_and_july():
+    def is_open(*args: int) -> bool:
+        return bool(cme_equity_open(pd.DatetimeIndex([at(*args)]))[0])
+
+    # January (CST, UTC-6): Sunday 23:00 UTC opens, the break and Friday's close at 22:00 UTC
+    assert not is_open(2025, 1, 5, 22) and is_open(2025, 1, 5, 23)
+    assert is_open(2025, 1, 6, 21) and not is_open(2025, 1, 6, 22) and is_open(2025, 1, 6, 23)
+    assert is_open(2025, 1, 10, 21) and not is_open(2025, 1, 10, 22)
+    # July (CDT, UTC-5): everything an hour earlier in UTC
+    assert not is_open(2025, 7, 6, 21) and is_open(2025, 7, 6, 22)
+    assert is_open(2025, 7, 7, 20) and not is_open(2025, 7, 7, 21) and is_open(2025, 7, 7, 22)
+    assert is_open(2025, 7, 11, 20) and not is_open(2025, 7, 11, 21)
+    for monday in (at(2025, 1, 6), at(2025, 7, 7)):
+        week = pd.date_range(monday, monday + timedelta(days=7), freq="h", inclusive="left")
+        assert cme_equity_open(week).sum() == 5 * 23
+    # the sample market's index keeps the same calendar
+    index = sample_equity_index("ES=F", at(2025, 7, 11, 19), at(2025, 7, 13, 23))
+    traded = index.loc[index["market_open"], "ts"].dt.hour.tolist()
+    assert traded == [19, 20, 22]  # Friday 19:00, 20:00; Sunday 22:00 UTC
 
 
 def test_same_values_whatever_range_and_order():

@@ -22,7 +22,8 @@ def yahoo(tmp_path):
 
 
 def test_bars_parsed_and_shut_hours_completed(yahoo):
-    # Friday evening to Monday morning: trading stops at 22:00 and resumes Sunday 23:00
+    # Friday evening to Monday morning: trading stops at 22:00 UTC (16:00 Chicago, CST) and
+    # resumes Sunday 22:00 UTC (17:00 Chicago: daylight saving began that morning)
     start, end = datetime(2025, 3, 7, 18, tzinfo=UTC), datetime(2025, 3, 10, 3, tzinfo=UTC)
     frame = YahooFinance(session=yahoo.session()).fetch(["ES=F"], start, end)
     validate_context(frame, "equity_index", start, end)
@@ -30,7 +31,7 @@ def test_bars_parsed_and_shut_hours_completed(yahoo):
     assert frame["ts"].tolist() == expected["ts"].tolist()
     assert frame["market_open"].tolist() == expected["market_open"].tolist()
     traded = frame[frame["market_open"]]
-    assert len(traded) == 4 + 4  # Friday 18:00-21:00, Sunday 23:00 to Monday 02:00
+    assert len(traded) == 4 + 5  # Friday 18:00-21:00, Sunday 22:00 to Monday 02:00
     assert traded["close"].round(6).tolist() == expected.dropna()["close"].round(6).tolist()
     assert (frame["source"] == "yfinance").all()
     [request] = yahoo.chart_requests()

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryptify_pipeline.market.context import cme_equity_open
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.context_features import (
     CONTEXT_COLUMNS,
@@ -21,13 +22,6 @@ HOUR = timedelta(hours=1)
 START = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 INDEX = "ES=F"
-
-
-def index_trades(hours: pd.DatetimeIndex) -> np.ndarray:
-    """CME's equity hours in UTC, winter: Sunday 23:00 to Friday 22:00, shut 22:00-23:00."""
-    weekday, hour = hours.day_of_week, hours.hour
-    weekend = (weekday == 5) | ((weekday == 6) & (hour < 23)) | ((weekday == 4) & (hour >= 22))
-    return np.asarray(~weekend & (hour != 22))
 
 
 def context_frames(first: datetime, last: datetime, seed: int = 0) -> MarketContext:
@@ -59,7 +53,7 @@ def context_frames(first: datetime, last: datetime, seed: int = 0) -> MarketCont
         )
         for symbol in SYMBOLS
     )
-    trades = index_trades(hours)
+    trades = cme_equity_open(hours)
     close = 5_000 * np.exp(rng.normal(0, 0.002, len(hours)).cumsum())
     index = pd.DataFrame(
         {
@@ -133,11 +127,13 @@ def test_index_shut_hours_carry_the_close_and_the_reopening_carries_the_closure(
     frame = features(24 * 7, world)
     btc = frame[frame["symbol"] == "BTC/USDT"].set_index("ts")
     friday_close = pd.Timestamp(START + (4 * 24 + 21) * HOUR)  # the last bar of the week
-    weekend = btc.loc[friday_close + HOUR : friday_close + 49 * HOUR]
+    weekend = btc.loc[friday_close + HOUR : friday_close + 48 * HOUR]
     assert (weekend["index_market_open"] == 0.0).all()
     assert (weekend["index_log_return_1h"] == 0.0).all()
     assert (weekend["crypto_minus_index_1h"] == weekend["log_return_1h"]).all()
-    reopen = friday_close + 50 * HOUR  # Sunday 23:00
+    # Sunday 2025-03-09 17:00 Chicago: daylight saving began that morning, so 22:00 UTC
+    reopen = friday_close + 49 * HOUR
+    assert not cme_equity_open(pd.DatetimeIndex([reopen - HOUR]))[0]
     bars = world.equity_index.set_index("ts")["close"]
     assert btc.loc[reopen, "index_market_open"] == 1.0
     assert btc.loc[reopen, "index_log_return_1h"] == pytest.approx(

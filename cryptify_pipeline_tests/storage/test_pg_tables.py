@@ -2,6 +2,8 @@
 and slices are replaced in one transaction, big or small."""
 
 import math
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -229,6 +231,43 @@ def test_a_key_other_than_the_declared_one_is_kept(database_url, schema, big_tab
     key = next(name for name in after if name.endswith("_pkey"))
     assert after[key] == big_table[key]
     assert price_counts(schema) == [(4.0, HOURS * SYMBOLS)]
+
+
+def test_two_big_rewrites_of_one_table_queue_instead_of_deadlocking(
+    database_url, schema, big_table
+):
+    # A third transaction holds the table until both rewrites wait for it, so both start
+    # together: the interleaving in which each held the shared lock of its estimate while it
+    # asked for the exclusive one (a deadlock).
+    table = f'"{schema}".prices'
+    errors: list[BaseException] = []
+
+    def rewrite(price: float) -> None:
+        try:
+            replace_candles(database_url, schema, range(HOURS), candle_rows(range(HOURS), price))
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    with pg_tables.transaction(database_url) as holder, holder.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        writers = [threading.Thread(target=rewrite, args=(p,)) for p in (5.0, 6.0)]
+        for writer in writers:
+            writer.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            waiting = run_sql(
+                "SELECT count(*) FROM pg_locks WHERE relation = to_regclass(%s) AND NOT granted",
+                (table,),
+            )[0][0]
+            if waiting == 2:
+                break
+            time.sleep(0.05)
+        assert waiting == 2
+    for writer in writers:
+        writer.join(timeout=120)
+    assert errors == []  # before the fix: "deadlock detected" in one of them
+    [(price, count)] = price_counts(schema)
+    assert price in (5.0, 6.0) and count == HOURS * SYMBOLS
 
 
 def test_storage_frame_copies_nothing_when_dtypes_already_match():
