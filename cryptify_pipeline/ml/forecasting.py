@@ -53,11 +53,17 @@ def forecast(
     # pools spun up for every one of ~1,000 tiny calls took more CPU than the predictions
     # (2x the step's CPU on a busy 2-core machine). The same values: a row's prediction sums
     # no terms across threads. After loading, as threadpoolctl limits only loaded libraries.
+    # a symbol's models share its rows and mostly their columns: each selection is made once
+    inputs: dict[tuple[int, tuple[str, ...]], pd.DataFrame] = {}
     with threadpool_limits(limits=1):
-        out = [
-            _forecast_batch(loaded[records[0].sha256], records[0], batch)
-            for records, batch in batches
-        ]
+        out = []
+        for records, batch in batches:
+            record = records[0]
+            columns = tuple(record.features)
+            x = inputs.get((id(batch), columns))
+            if x is None:
+                x = inputs[(id(batch), columns)] = batch[list(columns)]
+            out.append(_forecast_batch(loaded[record.sha256], record, batch, x))
     return pd.concat(out, ignore_index=True).sort_values(
         ["symbol", "ts", "model", "horizon_h"], ignore_index=True
     )
@@ -128,11 +134,12 @@ def _nan_as_none(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _forecast_batch(model, record, batch: pd.DataFrame) -> pd.DataFrame:
-    """One model's forecasts of ``batch``'s rows: log return, price and interval."""
+def _forecast_batch(model, record, batch: pd.DataFrame, x: pd.DataFrame) -> pd.DataFrame:
+    """One model's forecasts of ``batch``'s rows (``x``: their columns the model reads): log
+    return, price and interval."""
     # XGBoost predicts float32: in float64 before exp, so every price is close * exp(r) exactly
     # as anyone recomputes it from the stored log return
-    predicted = np.asarray(model.predict(batch[list(record.features)]), dtype="float64")
+    predicted = np.asarray(model.predict(x), dtype="float64")
     close = batch["close"].to_numpy()
     scale = interval_scale(batch, record.horizon_h)
     # without a week of history the volatility is unknown: the validation median stands in
