@@ -49,12 +49,13 @@ def forecast(
             )
         if record.sha256 not in loaded:
             loaded[record.sha256] = load_model(record._asdict(), signing_key)
-    # One thread inside each predict: an hour is one row per model, and the BLAS / OpenMP
-    # pools spun up for every one of ~1,000 tiny calls took more CPU than the predictions
-    # (2x the step's CPU on a busy 2-core machine). The same values: a row's prediction sums
-    # no terms across threads. After loading, as threadpoolctl limits only loaded libraries.
     # a symbol's models share its rows and mostly their columns: each selection is made once
     inputs: dict[tuple[int, tuple[str, ...]], pd.DataFrame] = {}
+    # One thread inside each predict: an hour is one row per model, and the BLAS / OpenMP
+    # pools spun up for every one of ~1,000 tiny calls took more CPU than the predictions
+    # (2x the step's CPU on a busy 2-core machine). The same values, bit for bit (the scale
+    # benchmark's 1,050 forecasts; a test for the boosted models): those threads split rows,
+    # and an hour has one. After loading, as threadpoolctl limits only loaded libraries.
     with threadpool_limits(limits=1):
         out = []
         for records, batch in batches:
