@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from cryptify_pipeline.ml.artifacts import load_model, verify_model
 from cryptify_pipeline.ml.signing import SigningKey
@@ -34,8 +35,8 @@ def forecast(
     ``signing_key`` signed (``artifacts.ModelIntegrityError`` names the first that it did not)."""
     rows = _rows_to_forecast(features, models, symbols, start, end)
     loaded: dict[str, object] = {}
-    out = []
-    for records, batch in _batches_by_model(rows, models):
+    batches = _batches_by_model(rows, models)
+    for records, batch in batches:
         # every row that serves a forecast is verified, not only the one whose bytes are loaded
         for record in records:
             verify_model(record._asdict(), signing_key)
@@ -48,7 +49,22 @@ def forecast(
             )
         if record.sha256 not in loaded:
             loaded[record.sha256] = load_model(record._asdict(), signing_key)
-        out.append(_forecast_batch(loaded[record.sha256], record, batch))
+    # a symbol's models share its rows and mostly their columns: each selection is made once
+    inputs: dict[tuple[int, tuple[str, ...]], pd.DataFrame] = {}
+    # One thread inside each predict: an hour is one row per model, and the BLAS / OpenMP
+    # pools spun up for every one of ~1,000 tiny calls took more CPU than the predictions
+    # (2x the step's CPU on a busy 2-core machine). The same values, bit for bit (the scale
+    # benchmark's 1,050 forecasts; a test for the boosted models): those threads split rows,
+    # and an hour has one. After loading, as threadpoolctl limits only loaded libraries.
+    with threadpool_limits(limits=1):
+        out = []
+        for records, batch in batches:
+            record = records[0]
+            columns = tuple(record.features)
+            x = inputs.get((id(batch), columns))
+            if x is None:
+                x = inputs[(id(batch), columns)] = batch[list(columns)]
+            out.append(_forecast_batch(loaded[record.sha256], record, batch, x))
     return pd.concat(out, ignore_index=True).sort_values(
         ["symbol", "ts", "model", "horizon_h"], ignore_index=True
     )
@@ -119,11 +135,12 @@ def _nan_as_none(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _forecast_batch(model, record, batch: pd.DataFrame) -> pd.DataFrame:
-    """One model's forecasts of ``batch``'s rows: log return, price and interval."""
+def _forecast_batch(model, record, batch: pd.DataFrame, x: pd.DataFrame) -> pd.DataFrame:
+    """One model's forecasts of ``batch``'s rows (``x``: their columns the model reads): log
+    return, price and interval."""
     # XGBoost predicts float32: in float64 before exp, so every price is close * exp(r) exactly
     # as anyone recomputes it from the stored log return
-    predicted = np.asarray(model.predict(batch[list(record.features)]), dtype="float64")
+    predicted = np.asarray(model.predict(x), dtype="float64")
     close = batch["close"].to_numpy()
     scale = interval_scale(batch, record.horizon_h)
     # without a week of history the volatility is unknown: the validation median stands in

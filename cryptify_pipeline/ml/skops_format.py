@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 # Every type a fitted zoo model holds, as skops names it (module.class). Computed by dumping
@@ -84,6 +84,8 @@ TRUSTED_NODES: tuple[str, ...] = (
     "TypeNode",
 )
 
+_TRUSTED_TYPE_SET = frozenset(TRUSTED_TYPES)
+_TRUSTED_NODE_SET = frozenset(TRUSTED_NODES)
 _SCHEMA = "schema.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
@@ -119,12 +121,21 @@ def loads(data: bytes) -> Any:
 def untrusted_types(data: bytes, raise_on_any: bool = False) -> list[str]:
     """Every type or node kind ``data`` names that is outside the lists, read from its schema
     without importing or building anything; with ``raise_on_any``, refuses a file naming any."""
+    nodes: list[dict] = []
+
+    def collect(item: dict) -> dict:
+        # every dict of the document, at any depth, passes here once as it is parsed: the
+        # nodes are found without a second walk over the (large) schema
+        if "__loader__" in item:
+            nodes.append(item)
+        return item
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            schema = json.loads(archive.read(_SCHEMA))
+            json.loads(archive.read(_SCHEMA), object_hook=collect)
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as error:
         raise UntrustedArtifact(f"not a readable skops file ({type(error).__name__})") from None
-    found = sorted(set(_outside_lists(schema)))
+    found = sorted(set(_outside_lists(nodes)))
     if found and raise_on_any:
         raise UntrustedArtifact(f"it names untrusted type(s) {', '.join(found)}")
     return found
@@ -171,7 +182,7 @@ def _check_trees(pipeline: Any) -> None:
 
 
 def _audit(schema: object) -> None:
-    if found := sorted(set(_outside_lists(schema))):
+    if found := sorted(set(_outside_lists(_nodes(schema)))):
         raise UntrustedArtifact(
             f"the fitted model holds type(s) {', '.join(found)} that are not in "
             "skops_format.TRUSTED_TYPES / TRUSTED_NODES; add them there deliberately"
@@ -191,15 +202,15 @@ def _nodes(state: object) -> Iterator[dict]:
             stack.extend(item)
 
 
-def _outside_lists(schema: object) -> Iterator[str]:
-    for node in _nodes(schema):
+def _outside_lists(nodes: Iterable[dict]) -> Iterator[str]:
+    for node in nodes:
         loader, module, name = node.get("__loader__"), node.get("__module__"), node.get("__class__")
         if not all(isinstance(part, str) for part in (loader, module, name)):
             yield f"<malformed node {str(loader)[:40]!r}>"
             continue
-        if loader not in TRUSTED_NODES:
+        if loader not in _TRUSTED_NODE_SET:
             yield f"{module}.{name} (as {loader})"
-        elif f"{module}.{name}" not in TRUSTED_TYPES:
+        elif f"{module}.{name}" not in _TRUSTED_TYPE_SET:
             yield f"{module}.{name}"
 
 

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_info
 
 from cryptify_pipeline.market.sample import SampleMarket
-from cryptify_pipeline.ml.artifacts import ModelIntegrityError, sign_models
+from cryptify_pipeline.ml.artifacts import ModelIntegrityError, load_model, sign_models
 from cryptify_pipeline.ml.context_features import MarketContext, with_context
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
@@ -109,3 +110,22 @@ def test_a_model_fitted_on_columns_the_features_lack_fails_naming_them(setup):
     assert len(forecast(rows, signed, symbols, DAY, DAY + HOUR, KEY)) == 1  # NaN is imputed
     with pytest.raises(MissingInputs, match="ridge\\+context for BTC/USDT .* oi_log_change_1h"):
         forecast(features, signed, symbols, DAY, DAY + HOUR, KEY)
+
+
+def test_forecasts_are_each_models_own_predictions_and_thread_pools_are_left_as_found(setup):
+    # the boosted models predict through OpenMP: forecast() runs them on one thread, which must
+    # give exactly what each model predicts with the process's own pools, and restore them
+    symbols, _, features, _ = setup
+    models = train_all(
+        with_targets(features), DAY, [6], ["hist_gbm", "xgboost"], 30, interval_level=0.9
+    )
+    models = sign_models(models.assign(day=pd.Timestamp(DAY - timedelta(days=1))), KEY)
+    pools = [(pool["filepath"], pool["num_threads"]) for pool in threadpool_info()]
+    frame = forecast(features, models, symbols, DAY, DAY + 3 * HOUR, KEY)
+    assert [(pool["filepath"], pool["num_threads"]) for pool in threadpool_info()] == pools
+    hours = features[(features["ts"] >= DAY) & (features["ts"] < DAY + 3 * HOUR)]
+    for record in models.to_dict("records"):
+        expected = load_model(record, KEY).predict(hours[list(record["features"])])
+        got = frame[frame["model"] == record["model"]]["pred_log_return"]
+        assert len(got) == 3
+        np.testing.assert_array_equal(got.to_numpy(), np.asarray(expected, dtype="float64"))
