@@ -105,7 +105,7 @@ def features_asset(partitions: Partitions) -> AssetsDefinition:
             "first_ts": str(frame["ts"].min()) if len(frame) else "none",
             "last_ts": str(frame["ts"].max()) if len(frame) else "none",
         }
-        preview = frame[list(PREVIEW_COLUMNS)].tail(6)
+        preview = frame.tail(6)[list(PREVIEW_COLUMNS)]  # selected first, it copied every row
         details = {"preview": MetadataValue.md(preview.to_markdown(index=False, floatfmt=".5g"))}
         return output_once_per_run(context, frame, summary, details)
 
