@@ -109,8 +109,8 @@ def symbol_context(
         values["crypto_minus_index_1h"] = log_return_1h - values["index_log_return_1h"]
         values["crypto_minus_index_24h"] = log_return_24h - values["index_log_return_24h"]
     return {
-        column: np.where(np.isinf(value), np.nan, np.asarray(value, dtype="float64"))
-        for column, value in ((c, values[c]) for c in CONTEXT_COLUMNS)
+        column: np.where(np.isinf(values[column]), np.nan, values[column].astype("float64"))
+        for column in CONTEXT_COLUMNS
     }
 
 
