@@ -1,8 +1,8 @@
 """The ``features`` table of many symbols and hours, built one symbol at a time.
 
-``with_context(build_features(...))`` holds the features of every symbol twice over (the
-per-symbol frames and their concatenation, then the copy ``with_context`` makes), which for 50
-symbols x 4 years was most of a 2.2 GB peak. Here each symbol's rows are computed by the same
+``with_context(build_features(...))`` held every symbol's features two and three times over (the
+per-symbol frames and their concatenation, then the copy ``with_context`` makes), most of the
+2.2 GB peak of a 50-symbol, 4-year backfill. Here each symbol's rows are computed by the same
 functions and written straight into columns allocated once for the whole table, so beyond the
 table only one symbol's intermediates are alive at a time. The values are the same, bit for bit.
 """
