@@ -160,7 +160,7 @@ def _summary(
 
 
 def _details(frame: pd.DataFrame, missing: pd.DataFrame) -> dict[str, object]:
-    preview = frame.drop(columns=["ingested_at"]).tail(10)
+    preview = frame.tail(10).drop(columns=["ingested_at"])  # dropped first, it copied every row
     return {
         "missing": MetadataValue.md(describe_missing(missing)),
         "preview": MetadataValue.md(preview.to_markdown(index=False, floatfmt=".6g")),

@@ -20,9 +20,9 @@ from cryptify_pipeline.ml.context_features import (
     INDEX_FEATURES,
     OPEN_INTEREST_FEATURES,
     MarketContext,
-    with_context,
 )
-from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.feature_table import feature_table, rows_with_nan
+from cryptify_pipeline.ml.features import FEATURE_COLUMNS, LOOKBACK_HOURS
 from cryptify_pipeline.partitions import Partitions, features_lookback
 from cryptify_pipeline.resources import MarketData
 from cryptify_pipeline.storage.io_manager import ABSENT_TABLE_IS_EMPTY
@@ -36,6 +36,8 @@ PREVIEW_COLUMNS = (
 _CONTEXT_INPUT = AssetIn(
     partition_mapping=features_lookback, metadata={ABSENT_TABLE_IS_EMPTY: True}
 )
+# only what the features are computed from: not the candles' source and ingestion time
+_CANDLE_COLUMNS = ["ts", "symbol", "open", "high", "low", "close", "volume"]
 
 
 def features_asset(partitions: Partitions) -> AssetsDefinition:
@@ -46,7 +48,9 @@ def features_asset(partitions: Partitions) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool="features",
         ins={
-            "candles": AssetIn(partition_mapping=features_lookback),
+            "candles": AssetIn(
+                partition_mapping=features_lookback, metadata={"columns": _CANDLE_COLUMNS}
+            ),
             "open_interest": _CONTEXT_INPUT,
             "funding_rates": _CONTEXT_INPUT,
             "equity_index": _CONTEXT_INPUT,
@@ -73,15 +77,15 @@ def features_asset(partitions: Partitions) -> AssetsDefinition:
         # the first configured index is the one whose bars become features
         index_symbol = market.equity_indexes[0] if market.equity_indexes else None
         known = MarketContext(open_interest, funding_rates, equity_index, index_symbol)
-        frame = with_context(build_features(candles, window.start, window.end), known)
-        incomplete = int(frame[list(FEATURE_COLUMNS)].isna().any(axis=1).sum())
+        frame = feature_table(candles, window.start, window.end, known)
+        incomplete = rows_with_nan(frame, FEATURE_COLUMNS)
         if incomplete:
             context.log.info(
                 f"{incomplete} row(s) have NaN features: history shorter than the lookback, or a "
                 "missing candle inside it"
             )
         without = {
-            name: int(frame[list(columns)].isna().any(axis=1).sum())
+            name: rows_with_nan(frame, columns)
             for name, columns in (
                 ("open interest", OPEN_INTEREST_FEATURES),
                 ("funding", FUNDING_FEATURES),
@@ -96,12 +100,12 @@ def features_asset(partitions: Partitions) -> AssetsDefinition:
         summary = {
             "rows": len(frame),
             "rows_with_nan_features": incomplete,
-            "rows_with_nan_context": int(frame[list(CONTEXT_COLUMNS)].isna().any(axis=1).sum()),
+            "rows_with_nan_context": rows_with_nan(frame, CONTEXT_COLUMNS),
             **{f"rows_without_{name.replace(' ', '_')}": n for name, n in without.items()},
             "first_ts": str(frame["ts"].min()) if len(frame) else "none",
             "last_ts": str(frame["ts"].max()) if len(frame) else "none",
         }
-        preview = frame[list(PREVIEW_COLUMNS)].tail(6)
+        preview = frame.tail(6)[list(PREVIEW_COLUMNS)]  # selected first, it copied every row
         details = {"preview": MetadataValue.md(preview.to_markdown(index=False, floatfmt=".5g"))}
         return output_once_per_run(context, frame, summary, details)
 

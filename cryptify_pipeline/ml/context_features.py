@@ -75,19 +75,41 @@ def with_context(features: pd.DataFrame, context: MarketContext | None) -> pd.Da
         context.equity_index, context.index_symbol, result["ts"].min(), result["ts"].max()
     )
     for symbol, rows in result.groupby("symbol", sort=False):
-        ts = pd.DatetimeIndex(rows["ts"])
-        values = {
-            **open_interest_features(_of_symbol(context.open_interest, symbol), ts),
-            **funding_features(_of_symbol(context.funding_rates, symbol), ts),
-            **{column: index[column].reindex(ts).to_numpy() for column in index.columns},
-        }
+        values = symbol_context(
+            context,
+            index,
+            str(symbol),
+            pd.DatetimeIndex(rows["ts"]),
+            rows["log_return_1h"].to_numpy("float64"),
+            rows["log_return_24h"].to_numpy("float64"),
+        )
         for column, value in values.items():
             result.loc[rows.index, column] = value
-    with np.errstate(invalid="ignore"):
-        result["crypto_minus_index_1h"] = result["log_return_1h"] - result["index_log_return_1h"]
-        result["crypto_minus_index_24h"] = result["log_return_24h"] - result["index_log_return_24h"]
-    result[list(CONTEXT_COLUMNS)] = result[list(CONTEXT_COLUMNS)].replace([np.inf, -np.inf], np.nan)
     return result
+
+
+def symbol_context(
+    context: MarketContext,
+    index: pd.DataFrame,
+    symbol: str,
+    ts: pd.DatetimeIndex,
+    log_return_1h: np.ndarray,
+    log_return_24h: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The ``CONTEXT_COLUMNS`` of one symbol's features rows at ``ts`` (with those rows' 1 h and
+    24 h log returns), given ``index``: ``index_features`` over hours that include ``ts``."""
+    values = {
+        **open_interest_features(_of_symbol(context.open_interest, symbol), ts),
+        **funding_features(_of_symbol(context.funding_rates, symbol), ts),
+        **{column: index[column].reindex(ts).to_numpy("float64") for column in index.columns},
+    }
+    with np.errstate(invalid="ignore"):
+        values["crypto_minus_index_1h"] = log_return_1h - values["index_log_return_1h"]
+        values["crypto_minus_index_24h"] = log_return_24h - values["index_log_return_24h"]
+    return {
+        column: np.where(np.isinf(values[column]), np.nan, values[column].astype("float64"))
+        for column in CONTEXT_COLUMNS
+    }
 
 
 def _of_symbol(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
