@@ -17,6 +17,7 @@ import pytest
 import redis
 from dagster import DagsterInstance
 
+from cryptify_pipeline.market.context import CONTEXT_TABLE_NAMES
 from cryptify_pipeline_tests.support.database import run_sql, subprocess_env
 from cryptify_pipeline_tests.support.live_deployment import ROOT, write_instance_yaml
 
@@ -100,6 +101,8 @@ def test_steps_run_in_the_celery_worker_and_land_in_postgres(celery_env, tmp_pat
         assert set(starts) == {
             "candles", "features", "candles_candles_complete", "candles_candles_fresh",
             "candles_candles_price_jumps",
+            # collect_job collects the market context with the candles
+            *CONTEXT_TABLE_NAMES, *(f"{name}_{name}_complete" for name in CONTEXT_TABLE_NAMES),
         }  # fmt: skip
         for step, pid in starts.items():
             assert worker.pid in ancestors(pid), f"{step} ran outside the worker (pid {pid})"
