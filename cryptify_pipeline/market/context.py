@@ -55,45 +55,42 @@ def _ts(values: object) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us")
 
 
-def typed_open_interest(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame``'s open-interest columns with the contract's dtypes, sorted by symbol and ts."""
+_TEXT_COLUMNS = frozenset({"symbol", "index_symbol", "source"})
+
+
+def _typed(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame``'s ``columns`` in the contract's dtypes (text, UTC ``ts``, ``market_open`` as
+    bool, every other column float64), sorted by the key: the first column, then ``ts``."""
     typed = pd.DataFrame(
         {
-            "symbol": frame["symbol"].astype("str"),
-            "ts": _ts(frame["ts"]),
-            "open_interest": frame["open_interest"].astype("float64"),
-            "open_interest_usd": frame["open_interest_usd"].astype("float64"),
-            "source": frame["source"].astype("str"),
+            column: _ts(frame[column])
+            if column == "ts"
+            else frame[column].astype(
+                "str"
+                if column in _TEXT_COLUMNS
+                else "bool"
+                if column == "market_open"
+                else "float64"
+            )
+            for column in columns
         }
     )
-    return typed.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+    return typed.sort_values([columns[0], "ts"], kind="stable").reset_index(drop=True)
+
+
+def typed_open_interest(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s open-interest columns with the contract's dtypes, sorted by symbol and ts."""
+    return _typed(frame, OPEN_INTEREST_COLUMNS)
 
 
 def typed_funding_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame``'s funding columns with the contract's dtypes, sorted by symbol and ts."""
-    typed = pd.DataFrame(
-        {
-            "symbol": frame["symbol"].astype("str"),
-            "ts": _ts(frame["ts"]),
-            "funding_rate": frame["funding_rate"].astype("float64"),
-            "source": frame["source"].astype("str"),
-        }
-    )
-    return typed.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+    return _typed(frame, FUNDING_COLUMNS)
 
 
 def typed_equity_index(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame``'s equity-index columns with the contract's dtypes, sorted by index and ts."""
-    typed = pd.DataFrame(
-        {
-            "index_symbol": frame["index_symbol"].astype("str"),
-            "ts": _ts(frame["ts"]),
-            **{c: frame[c].astype("float64") for c in EQUITY_PRICE_COLUMNS},
-            "market_open": frame["market_open"].astype("bool"),
-            "source": frame["source"].astype("str"),
-        }
-    )
-    return typed.sort_values(["index_symbol", "ts"], kind="stable").reset_index(drop=True)
+    return _typed(frame, EQUITY_INDEX_COLUMNS)
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
