@@ -58,20 +58,18 @@ def _ts(values: object) -> pd.DatetimeIndex:
 _TEXT_COLUMNS = frozenset({"symbol", "index_symbol", "source"})
 
 
+def _dtype(column: str) -> str:
+    if column in _TEXT_COLUMNS:
+        return "str"
+    return "bool" if column == "market_open" else "float64"
+
+
 def _typed(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """``frame``'s ``columns`` in the contract's dtypes (text, UTC ``ts``, ``market_open`` as
     bool, every other column float64), sorted by the key: the first column, then ``ts``."""
     typed = pd.DataFrame(
         {
-            column: _ts(frame[column])
-            if column == "ts"
-            else frame[column].astype(
-                "str"
-                if column in _TEXT_COLUMNS
-                else "bool"
-                if column == "market_open"
-                else "float64"
-            )
+            column: _ts(frame[column]) if column == "ts" else frame[column].astype(_dtype(column))
             for column in columns
         }
     )
