@@ -9,17 +9,16 @@ cancellation); lowering it releases requests already waiting. Every request is l
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 
 from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline_tests.support.json_handler import JsonHandler
 
 MAX_LIMIT = 1000
 HOUR_MS = 3_600_000
@@ -107,15 +106,11 @@ class FakeBinance:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
-                url = urlparse(self.path)
-                params = {key: values[0] for key, values in parse_qs(url.query).items()}
-                fake.requests.append((url.path, params))
-                if url.path == "/api/v3/exchangeInfo":
+                path, params = self.request_url()
+                fake.requests.append((path, params))
+                if path == "/api/v3/exchangeInfo":
                     now_ms = int(datetime.now(UTC).timestamp() * 1000)
                     body = {
                         "timezone": "UTC",
@@ -125,20 +120,10 @@ class FakeBinance:
                         "symbols": [_market(symbol) for symbol in fake.symbols],
                     }
                     self._send(200, body, {})
-                elif url.path == "/api/v3/klines":
+                elif path == "/api/v3/klines":
                     self._send(*fake._klines(params))
                 else:
-                    self._send(404, {"code": -1, "msg": f"no route {url.path}"}, {})
-
-            def _send(self, status: int, body: object, headers: dict) -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    self._send(404, {"code": -1, "msg": f"no route {path}"}, {})
 
         return Handler
 

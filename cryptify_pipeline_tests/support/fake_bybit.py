@@ -9,16 +9,15 @@ queued per data request: an HTTP status with body, or an empty page. Every reque
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 
 from cryptify_pipeline.market.sample import SampleContext
+from cryptify_pipeline_tests.support.json_handler import JsonHandler
 
 OI_MAX_LIMIT = 200
 FUNDING_MAX_LIMIT = 200
@@ -156,26 +155,14 @@ class FakeBybit:
             "/v5/market/funding/history": fake._funding,
         }
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
-                url = urlparse(self.path)
-                params = {key: values[0] for key, values in parse_qs(url.query).items()}
-                fake.requests.append((url.path, params))
-                route = routes.get(url.path)
+                path, params = self.request_url()
+                fake.requests.append((path, params))
+                route = routes.get(path)
                 if route is None:
-                    self._send(404, {"retCode": 10404, "retMsg": f"no route {url.path}"})
+                    self._send(404, {"retCode": 10404, "retMsg": f"no route {path}"})
                 else:
                     self._send(*route(params))
-
-            def _send(self, status: int, body: object) -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
         return Handler

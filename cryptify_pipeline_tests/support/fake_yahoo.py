@@ -11,18 +11,18 @@ HTTP status with a body. Every request is logged.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
 from cryptify_pipeline.market.sample import sample_equity_index
+from cryptify_pipeline_tests.support.json_handler import JsonHandler
 
 
 class _ToLocal(HTTPAdapter):
@@ -104,27 +104,15 @@ class FakeYahoo:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
-                url = urlparse(self.path)
-                params = {key: values[0] for key, values in parse_qs(url.query).items()}
-                fake.requests.append((url.path, params))
-                if url.path.startswith("/v8/finance/chart/"):
-                    self._send(*fake._chart(url.path.rsplit("/", 1)[1], params))
-                elif url.path == "/v1/test/getcrumb":
-                    self._send(200, "local-crumb", "text/plain")
+                path, params = self.request_url()
+                fake.requests.append((path, params))
+                if path.startswith("/v8/finance/chart/"):
+                    self._send(*fake._chart(path.rsplit("/", 1)[1], params))
+                elif path == "/v1/test/getcrumb":
+                    self._send(200, "local-crumb", kind="text/plain")
                 else:
-                    self._send(404, "<html>not here</html>", "text/html")
-
-            def _send(self, status: int, body: object, kind: str = "application/json") -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    self._send(404, "<html>not here</html>", kind="text/html")
 
         return Handler
