@@ -387,7 +387,10 @@ def test_cli_status_and_logs_of_a_failed_run_show_the_steps_own_error(live, exch
     assert step_failure["error"] == reason.removeprefix("candles: ")
 
 
-FUTURE_HOUR = hour_key(floor_hour(datetime.now(UTC)) + timedelta(hours=2))
+# Days ahead, not hours: the cases are built at collection, and a run that crosses midnight
+# (as CI once did) must still find these keys in the future.
+FUTURE_HOUR = hour_key(floor_hour(datetime.now(UTC)) + timedelta(days=3))
+FUTURE_DAY = day_key(datetime.now(UTC) + timedelta(days=3))
 
 
 PARTITION_CASES = [
@@ -401,7 +404,7 @@ PARTITION_CASES = [
      "'2025-01-05-10:30' is not a partition key of collect_job"),
     (["run", "collect_job", "--partition", FUTURE_HOUR],
      f"{FUTURE_HOUR} is in the future: the newest partition of collect_job is "),
-    (["run", "train_job", "--partition", day_key(datetime.now(UTC))],
+    (["run", "train_job", "--partition", FUTURE_DAY],
      "is in the future: the newest partition of train_job is "),
     (["run", "collect_job", "--partition", "2024-12-31-23:00"],
      "2024-12-31-23:00 is before the first partition of collect_job, 2025-01-01-00:00"),

@@ -1,9 +1,11 @@
 """Signing keys: read as hex or base64, never shown, and one key file per instance folder."""
 
 import base64
-import multiprocessing
 import os
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -69,15 +71,46 @@ def test_a_missing_key_file_is_created_private_and_then_reused(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["model-signing.key"]  # no temp files
 
 
-def _key_id_of(path) -> str:
-    return read_or_create_key_file(path).key_id
+# Each process waits for the start file, so all of them race for the key file at once.
+RACER = """
+import sys, time
+from pathlib import Path
+from cryptify_pipeline.ml.signing import read_or_create_key_file
+start = Path(sys.argv[2])
+deadline = time.monotonic() + 60
+while not start.exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+print(read_or_create_key_file(Path(sys.argv[1])).key_id)
+"""
 
 
 def test_processes_creating_the_key_file_at_once_all_get_the_same_key(tmp_path):
-    path = tmp_path / "model-signing.key"
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        ids = pool.map(_key_id_of, [path] * 8)
+    # Plain subprocesses with a timeout rather than a multiprocessing pool: a pool whose worker
+    # dies waits forever, and once hung this test until pytest's timeout with nothing to show.
+    path, start = tmp_path / "model-signing.key", tmp_path / "start"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(path), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    time.sleep(1.0)  # let the interpreters start and reach their wait
+    start.touch()
+    ids = []
+    for racer in racers:
+        try:
+            out, err = racer.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            racer.kill()
+            out, err = racer.communicate()
+            pytest.fail(f"a racing process did not finish in 120 s: {err}")
+        assert racer.returncode == 0, err
+        ids.append(out.strip())
     assert len(set(ids)) == 1 and ids[0] == read_key_file(path).key_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model-signing.key", "start"]
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path):
