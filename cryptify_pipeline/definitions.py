@@ -28,7 +28,8 @@ def build_definitions(
 ) -> Definitions:
     """Everything, from ``settings``; ``resources`` replace ``build_resources(settings)``."""
     partitions = Partitions.starting(settings.start)
-    jobs = build_jobs(job_executor(settings))
+    executor = job_executor(settings)
+    jobs = build_jobs(executor)
     schedule_status, sensor_status = default_statuses(settings.automation)
     return Definitions(
         assets=build_assets(partitions, settings.interval_level),
@@ -37,6 +38,9 @@ def build_definitions(
         schedules=build_schedules(jobs, partitions, schedule_status),
         sensors=build_sensors(jobs, partitions, sensor_status),
         resources=build_resources(settings) if resources is None else resources,
+        # also the executor of runs outside the jobs (asset backfills, materialisations from the
+        # UI): Dagster's default starts a process per step, seconds each
+        executor=executor,
     )
 
 

@@ -1,7 +1,8 @@
 """Where a job's steps run, chosen by CRYPTIFY_EXECUTOR.
 
 - ``in_process`` (default): in the run's own process. Each job's steps form a short chain, so a
-  process per step would only add an interpreter start to every hourly run.
+  process per step would only add an interpreter start to every hourly run. The choice also
+  holds for runs outside the jobs (asset backfills, materialisations from the UI).
 - ``multiprocess``: a process per step, on the run's machine.
 - ``celery``: each step is a Celery task on the broker (Redis or RabbitMQ); workers on any
   machine with the code and the database execute them (``dagster-celery worker start``).

@@ -191,7 +191,8 @@ def test_invalid_config_is_refused_before_any_run_exists(live):
 
 def test_backfills_of_a_job_and_an_asset_materialise_every_partition(live):
     # both at once: the backfill daemon looks at them every 30 s, so one wait serves both
-    backfill_id = live.client.launch_backfill("collect_job", "2025-01-07-00:00", "2025-01-08-23:00")
+    # four hours across midnight: each partition is a run of its own, and runs cost seconds each
+    backfill_id = live.client.launch_backfill("collect_job", "2025-01-07-22:00", "2025-01-08-01:00")
     cli_backfill = live.cli(
         "backfill", "candles", "--from", "2025-01-06-05:00", "--to", "2025-01-06-08:00", "--wait",
         timeout=180,
@@ -203,15 +204,26 @@ def test_backfills_of_a_job_and_an_asset_materialise_every_partition(live):
         assert time.monotonic() < deadline, "backfill still running after 180 s"
         time.sleep(0.5)
     assert status == "COMPLETED_SUCCESS"
+    # a backfill's run executes its steps the way the jobs do, in its own process
+    with live.instance() as instance:
+        backfill_runs = [r for r in live.client.runs(limit=100) if "..." in (r.partition or "")]
+        events = {
+            record.dagster_event.event_type_value
+            for run in backfill_runs
+            for record in instance.all_logs(run.run_id)
+            if record.dagster_event is not None
+        }
+    assert len(backfill_runs) == 2 and "STEP_SUCCESS" in events
+    assert "STEP_WORKER_STARTING" not in events
     assert len(candles_at(live, "2025-01-06-08:00")) == len(SYMBOLS)
-    wanted = {f"2025-01-0{7 + h // 24}-{h % 24:02d}:00" for h in range(48)}
+    wanted = {"2025-01-07-22:00", "2025-01-07-23:00", "2025-01-08-00:00", "2025-01-08-01:00"}
     for asset in ("candles", "features"):
         assert wanted <= set(live.client.materialized_partitions(asset))
     rows = run_sql(
         f'SELECT count(*) FROM "{live.schema}".candles'
         " WHERE ts >= '2025-01-07' AND ts < '2025-01-09'"
     )
-    assert rows == [(48 * len(SYMBOLS),)]
+    assert rows == [(4 * len(SYMBOLS),)]
 
 
 def test_crashed_run_is_retried_but_a_failed_asset_is_not(live, slow_exchange):
