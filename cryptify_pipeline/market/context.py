@@ -22,6 +22,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from cryptify_pipeline.market.cme_calendar import cme_equity_open
+
 OPEN_INTEREST_COLUMNS = ("symbol", "ts", "open_interest", "open_interest_usd", "source")
 FUNDING_COLUMNS = ("symbol", "ts", "funding_rate", "source")
 EQUITY_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -31,14 +33,7 @@ CONTEXT_TABLE_NAMES = ("open_interest", "funding_rates", "equity_index")
 # every table collect_job writes per hour (then it computes the features from them)
 COLLECTED_TABLES = ("candles", *CONTEXT_TABLE_NAMES)
 FUNDING_EVERY_HOURS = 8  # the usual funding interval: 00:00, 08:00, 16:00 UTC
-
-# CME Globex equity futures (E-mini S&P 500 and its siblings) keep Chicago's clock: from Sunday
-# 17:00 to Friday 16:00 America/Chicago, shut daily 16:00-17:00. In UTC the hours move by one
-# with US daylight saving (the daily break is 22:00 UTC in winter, 21:00 in summer). US holidays
-# are not modelled.
-CME_TIMEZONE = "America/Chicago"
-CME_DAILY_BREAK_HOUR = 16  # local: the hour from 16:00 to 17:00 Chicago time is shut
-_MONDAY, _FRIDAY, _SATURDAY, _SUNDAY = 0, 4, 5, 6
+# when the equity index trades (CME Globex's hours and US holidays): ``cme_calendar``
 
 
 class ContextValidationError(ValueError):
@@ -116,25 +111,14 @@ def hours(start: datetime, end: datetime) -> pd.DatetimeIndex:
     return index if index.tz is not None else index.tz_localize("UTC")
 
 
-def cme_equity_open(ts: pd.DatetimeIndex | pd.Series) -> np.ndarray:
-    """Whether CME's equity futures trade in the hour opening at each ``ts`` (UTC), on
-    Chicago's clock (its offset from UTC is whole hours, so each UTC hour is one local hour)."""
-    local = pd.DatetimeIndex(ts).tz_convert(CME_TIMEZONE)
-    weekday, hour = local.day_of_week.to_numpy(), local.hour.to_numpy()
-    weekend = (
-        (weekday == _SATURDAY)
-        | ((weekday == _SUNDAY) & (hour < CME_DAILY_BREAK_HOUR + 1))
-        | ((weekday == _FRIDAY) & (hour >= CME_DAILY_BREAK_HOUR))
-    )
-    return ~weekend & (hour != CME_DAILY_BREAK_HOUR)
-
-
 def shut_hours(
     bars: pd.DataFrame, index_symbols: Sequence[str], start: datetime, end: datetime, source: str
 ) -> pd.DataFrame:
     """``bars`` (open hours only) completed with a ``market_open = false`` row, null prices, for
-    every hour of [start, end) the market was shut: those the bars lack where CME is shut.
-    Hours CME trades that have no bar stay missing (the completeness check reports them)."""
+    every hour of [start, end) the market was shut: those the bars lack where CME is shut
+    (``cme_equity_open``, holidays included). A bar always wins: an hour with one stays open
+    whatever the calendar says. Hours CME trades that have no bar stay missing (the
+    completeness check reports them)."""
     if bars.empty:  # possibly without columns: no source had a bar
         bars = empty_equity_index()
     frames = [bars[bars["index_symbol"].isin(list(index_symbols))]]

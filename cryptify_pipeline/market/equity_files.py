@@ -8,9 +8,10 @@ header and one row per traded hour:
 
 ``ts`` is the bar's open time (ISO 8601, UTC when no offset is given; any offset is converted);
 ``volume`` may be empty. Hours that have no row and fall where CME's equity futures are shut
-(``context.cme_equity_open``) become ``market_open = false`` rows; hours with no row while CME
-trades stay missing, and the completeness check names them. A row at a minute other than :00,
-a duplicate hour or a non-positive price is refused with the file and line.
+(``cme_calendar.cme_equity_open``, US holidays included) become ``market_open = false`` rows;
+a row on an hour the calendar calls shut is kept as a bar. Hours with no row while CME trades
+stay missing, and the completeness check names them. A row at a minute other than :00, a
+duplicate hour or a non-positive price is refused with the file and line.
 """
 
 from __future__ import annotations

@@ -317,9 +317,9 @@ def sample_funding_rates(symbol: str, start: datetime, end: datetime) -> pd.Data
 
 def sample_equity_index(index_symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
     """One row per hour in [start, end): the bar of ``index_symbol`` where CME's equity futures
-    trade (``cme_equity_open``), a ``market_open = false`` row with null prices where they do
-    not. Returns are correlated with BTC/USDT's at ``INDEX_BTC_CORRELATION``; the price does not
-    move while the market is shut."""
+    trade (``cme_equity_open``: the week's hours less US holidays), a ``market_open = false``
+    row with null prices where they do not. Returns are correlated with BTC/USDT's at
+    ``INDEX_BTC_CORRELATION``; the price does not move while the market is shut."""
     frame = _across_years(start, end, lambda year: _index_block(index_symbol, year))
     return typed_equity_index(frame if len(frame) else empty_equity_index())
 

@@ -2,10 +2,10 @@
 yfinance``, the old system's source; ``pip install '.[yfinance]'``).
 
 ``Ticker(symbol).history(start, end, interval='1h')`` returns the traded hours; the hours
-between them where CME's equity futures are shut become ``market_open = false`` rows
-(``context.shut_hours``). Yahoo keeps hourly bars for about the last 730 days. ``session`` is
-yfinance's own option (a ``requests`` or ``curl_cffi`` session); the tests pass one that routes
-to a local server speaking Yahoo's chart JSON.
+between them where CME's equity futures are shut (holidays included) become
+``market_open = false`` rows (``context.shut_hours``). Yahoo keeps hourly bars for about the
+last 730 days. ``session`` is yfinance's own option (a ``requests`` or ``curl_cffi`` session);
+the tests pass one that routes to a local server speaking Yahoo's chart JSON.
 """
 
 from __future__ import annotations

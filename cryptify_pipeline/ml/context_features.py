@@ -30,7 +30,9 @@ from cryptify_pipeline.ml.features import LOOKBACK_HOURS, lag, window_mean
 OI_MEAN_HOURS = 168
 FUNDING_HOURS = 32  # four 8-hourly settlements: the last three are always inside
 FUNDING_PERIODS = 3
-INDEX_CARRY_HOURS = 96  # the longest CME shutdown (a holiday weekend) is under 80 hours
+# longer than any CME closure: the longest, Christmas on a Friday, is 76 shut hours (Thursday
+# 12:15 to Sunday 17:00 Chicago; Good Friday's weekend is 73); test_cme_calendar checks it
+INDEX_CARRY_HOURS = 96
 
 CONTEXT_COLUMNS = (
     "oi_log_change_1h",

@@ -2,7 +2,8 @@
 Postgres: the sample market's context, a failing source as a warning that keeps what is
 stored, and a source returning less than is stored."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from dagster import materialize
@@ -119,6 +120,51 @@ def test_a_source_returning_less_keeps_the_stored_rows(instance, schema, tmp_pat
     kept = after[after["market_open"]]
     assert kept["close"].tolist() == before[before["market_open"]]["close"].tolist()
     assert set(after[~after["market_open"]]["source"]) == {"file"}
+
+
+def thanksgiving_week_bars() -> list[datetime]:
+    """The hours a real source has bars for in Thanksgiving week 2026, spelled out on Chicago's
+    clock: Sunday 22nd 17:00 to Friday 27th 12:15, shut daily 16:00-17:00, halted on
+    Thursday 12:00-17:00."""
+    chicago = ZoneInfo("America/Chicago")
+    hour = datetime(2026, 11, 22, 17, tzinfo=chicago)
+    last = datetime(2026, 11, 27, 12, tzinfo=chicago)
+    bars = []
+    while hour <= last:
+        halted = hour.day == 26 and 12 <= hour.hour < 17
+        if hour.hour != 16 and not halted:
+            bars.append(hour.astimezone(UTC))
+        hour += timedelta(hours=1)
+    return bars
+
+
+def test_a_real_source_over_thanksgiving_week_is_complete(instance, schema, tmp_path):
+    bars = thanksgiving_week_bars()
+    (tmp_path / "ES=F.csv").write_text(
+        "ts,open,high,low,close,volume\n"
+        + "".join(f"{ts:%Y-%m-%dT%H:%M:%SZ},6800,6810,6790,6805,1000\n" for ts in bars)
+    )
+    # gap_repair_days=0: the check looks at this run's hours only, not at the days before now
+    files = pipeline.sample_market(equity_index_source_setting=f"file:{tmp_path}",
+                                   gap_repair_days=0)  # fmt: skip
+    result = materialize(
+        [ASSETS["equity_index"], *pipeline.checks(asset="equity_index")],
+        instance=instance,
+        resources=pipeline.resources(schema, files),
+        raise_on_error=False,
+        tags=range_tags("2026-11-22-00:00", "2026-11-28-23:00"),
+    )
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed, check.metadata
+    assert check.metadata["this_run_missing_count"].value == 0
+    stored = table(schema, "equity_index")
+    assert len(stored) == 7 * 24
+    assert stored.loc[stored["market_open"], "ts"].tolist() == bars
+    # Thursday's halt (18:00-22:00 UTC) and Friday after 12:15 Chicago are shut, not missing
+    holiday = stored[(stored["ts"] >= datetime(2026, 11, 26, 18, tzinfo=UTC))
+                     & (stored["ts"] < datetime(2026, 11, 26, 23, tzinfo=UTC))]  # fmt: skip
+    assert len(holiday) == 5 and not holiday["market_open"].any()
 
 
 def test_context_turned_off_writes_nothing_and_says_so(instance, schema):

@@ -68,3 +68,22 @@ def test_bad_rows_are_named(tmp_path, row, problem):
     )
     with pytest.raises(SourceError, match=problem):
         EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], START, END)
+
+
+def test_holiday_hours_are_shut_and_a_bar_on_one_is_kept(tmp_path):
+    # Thanksgiving 2026 (Thursday 26th): CME halts 12:00-17:00 Chicago, 18:00-23:00 UTC
+    start, end = datetime(2026, 11, 26, 16, tzinfo=UTC), datetime(2026, 11, 27, 1, tzinfo=UTC)
+    bars = ["2026-11-26T16:00:00Z", "2026-11-26T17:00:00Z", "2026-11-26T23:00:00Z",
+            "2026-11-27T00:00:00Z"]  # fmt: skip
+    bars.append("2026-11-26T19:00:00Z")  # a bar where the calendar says shut: it wins
+    (tmp_path / "ES=F.csv").write_text(
+        "ts,open,high,low,close,volume\n"
+        + "".join(f"{ts},6800,6810,6790,6805,1000\n" for ts in bars)
+    )
+    frame = EquityIndexFiles(str(tmp_path)).fetch(["ES=F"], start, end)
+    validate_context(frame, "equity_index", start, end)
+    assert missing_hours(frame, ["ES=F"], "index_symbol", start, end).empty
+    assert frame["ts"].dt.hour.tolist() == [16, 17, 18, 19, 20, 21, 22, 23, 0]
+    assert frame["market_open"].tolist() == [True, True, False, True, False, False, False, True,
+                                             True]  # fmt: skip
+    assert frame.loc[frame["market_open"], "close"].tolist() == [6805.0] * 5

@@ -187,3 +187,21 @@ def test_other_index_symbols_and_the_epoch():
         SampleEquityIndex().fetch(["ES=F"], at(2016, 12, 31), at(2017, 1, 2))
     with pytest.raises(SourceError, match="starts at 2017-01-01"):
         SampleContext().fetch_open_interest(["BTC/USDT"], at(2016, 12, 31), at(2017, 1, 2))
+
+
+def test_equity_index_follows_the_holidays():
+    # Thanksgiving week 2026: Thursday's halt 18:00-23:00 UTC, Friday's close after 18:00 UTC
+    start, end = at(2026, 11, 26, 12), at(2026, 11, 28)
+    index = sample_equity_index("ES=F", start, end).set_index("ts")
+    validate_context(index.reset_index(), "equity_index", start, end)
+    thursday = index.loc[at(2026, 11, 26, 17) : at(2026, 11, 26, 23), "market_open"]
+    assert thursday.tolist() == [True, False, False, False, False, False, True]
+    friday = index.loc[at(2026, 11, 27, 17) : at(2026, 11, 27, 19), "market_open"]
+    assert friday.tolist() == [True, True, False]  # 12:00 Chicago trades, until 12:15
+    # the price waits through the halt: the reopening bar opens at the last close
+    assert index.loc[at(2026, 11, 26, 23), "open"] == pytest.approx(
+        index.loc[at(2026, 11, 26, 17), "close"], rel=1e-12
+    )
+    # Good Friday 2026 and Christmas 2026 (a Friday): no bar all day
+    for day in (at(2026, 4, 3), at(2026, 12, 25)):
+        assert not sample_equity_index("ES=F", day, day + timedelta(days=1))["market_open"].any()
