@@ -43,6 +43,10 @@ def live(tmp_path_factory, exchange):
         "CRYPTIFY_EXCHANGE_API_URL": exchange.api_url,
         "CRYPTIFY_SYMBOLS": ",".join(SYMBOLS),
         "CRYPTIFY_AUTOMATION": "off",
+        # these tests are about runs, not the context: with an exchange as the candle source the
+        # context would default to Bybit and Yahoo, out of reach here, ~16 s of retries a run
+        "CRYPTIFY_CONTEXT_SOURCE": "none",
+        "CRYPTIFY_EQUITY_INDEX_SOURCE": "none",
     }
     home = tmp_path_factory.mktemp("dagster_home")
     try:

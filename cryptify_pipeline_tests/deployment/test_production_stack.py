@@ -44,6 +44,7 @@ from cryptify_pipeline_tests.deployment.docker_engine import (
     prerequisites,
 )
 from cryptify_pipeline_tests.support.fake_binance import FakeBinance
+from cryptify_pipeline_tests.support.fake_bybit import FakeBybit
 from cryptify_pipeline_tests.support.live_deployment import ROOT
 
 pytestmark = [
@@ -74,6 +75,7 @@ class Stack:
     engine: Engine
     client: CryptifyClient
     exchange: FakeBinance
+    perpetuals: FakeBybit
     image: str
     debian: str
     env: dict[str, str]
@@ -125,7 +127,11 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("deploy")
     started = time.monotonic()
     until = START + timedelta(days=3)
-    with docker_engine() as engine, FakeBinance(SYMBOLS, START, until) as exchange:
+    with (
+        docker_engine() as engine,
+        FakeBinance(SYMBOLS, START, until) as exchange,
+        FakeBybit(SYMBOLS, START, until) as perpetuals,
+    ):
         debian = build_debian_base(engine)
         python = build_python_standin(engine, debian)
         postgres = build_postgres_standin(engine, debian)
@@ -139,6 +145,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             "CRYPTIFY_START": f"{START:%Y-%m-%d}",
             "CRYPTIFY_SOURCE": "binance",
             "CRYPTIFY_EXCHANGE_API_URL": exchange.api_url,
+            "CRYPTIFY_CONTEXT_SOURCE": "bybit",
+            "CRYPTIFY_CONTEXT_API_URL": perpetuals.api_url,
+            "CRYPTIFY_EQUITY_INDEX_SOURCE": "none",  # yfinance has no URL setting to point here
             "CRYPTIFY_AUTOMATION": "off",
             "CRYPTIFY_GAP_REPAIR_DAYS": str(GAP_REPAIR_DAYS),
             "CRYPTIFY_PRICE_JUMP_BOUND": str(PRICE_JUMP_BOUND),
@@ -154,7 +163,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         files = [DOCKER / "docker-compose.yml", OVERRIDE]
         with compose_stack(engine, files, env_file, PROJECT, folder / "compose.log"):
             client = CryptifyClient("127.0.0.1", int(env["CRYPTIFY_TEST_WEBSERVER_PORT"]))
-            yield Stack(engine, client, exchange, image, debian, env)
+            yield Stack(engine, client, exchange, perpetuals, image, debian, env)
             print(f"[deploy] engine root at its fullest: {engine.disk_use()}", flush=True)
         print(f"[deploy] {engine.storage_driver}; logs in {folder}", flush=True)
     print(f"[deploy] total, teardown included: {time.monotonic() - started:.0f} s", flush=True)
@@ -239,6 +248,9 @@ def test_collect_job_runs_in_its_own_container(stack):
     rows = stack.sql("SELECT symbol FROM cryptify.candles WHERE ts = %s ORDER BY symbol", (hour,))
     assert rows == [(symbol,) for symbol in SYMBOLS]
     assert stack.sql("SELECT count(*) FROM cryptify.features WHERE ts = %s", (hour,)) == [(2,)]
+    # and the context, from the perpetuals exchange through ccxt
+    oi = stack.sql("SELECT symbol FROM cryptify.open_interest WHERE ts = %s ORDER BY 1", (hour,))
+    assert oi == [(symbol,) for symbol in SYMBOLS]
 
     # its settings are the stack's: the checks ran with the configured bound and window
     checks = _check_metadata(stack.client, run_id)
