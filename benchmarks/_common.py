@@ -54,10 +54,12 @@ def drop_schema(schema: str = SCHEMA) -> None:
 
 
 def report(name: str, results: dict[str, float]) -> None:
-    """Print the numbers and write them to benchmarks/results/<name>.json (a flat object)."""
+    """Print the numbers and write them to benchmarks/results/<name>.json (a flat object of
+    numbers, and a few strings or lists)."""
     width = max(map(len, results))
     for key, value in results.items():
-        print(f"{key:>{width}}: {value:,}")
+        shown = f"{value:,}" if isinstance(value, int | float) else value
+        print(f"{key:>{width}}: {shown}")
     out = Path(__file__).parent / "results" / f"{name}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

@@ -64,10 +64,14 @@ def forecast(
             x = inputs.get((id(batch), columns))
             if x is None:
                 x = inputs[(id(batch), columns)] = batch[list(columns)]
-            out.append(_forecast_batch(loaded[record.sha256], record, batch, x))
-    return pd.concat(out, ignore_index=True).sort_values(
-        ["symbol", "ts", "model", "horizon_h"], ignore_index=True
-    )
+            out.append(_forecast_batch(_predictions(loaded[record.sha256], x), record, batch))
+    return _frame(out).sort_values(["symbol", "ts", "model", "horizon_h"], ignore_index=True)
+
+
+def _predictions(model, x: pd.DataFrame) -> np.ndarray:
+    # XGBoost predicts float32: in float64 before exp, so every price is close * exp(r) exactly
+    # as anyone recomputes it from the stored log return
+    return np.asarray(model.predict(x), dtype="float64")
 
 
 def _rows_to_forecast(
@@ -135,36 +139,52 @@ def _nan_as_none(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _forecast_batch(model, record, batch: pd.DataFrame, x: pd.DataFrame) -> pd.DataFrame:
-    """One model's forecasts of ``batch``'s rows (``x``: their columns the model reads): log
-    return, price and interval."""
-    # XGBoost predicts float32: in float64 before exp, so every price is close * exp(r) exactly
-    # as anyone recomputes it from the stored log return
-    predicted = np.asarray(model.predict(x), dtype="float64")
+def _forecast_batch(predicted: np.ndarray, record, batch: pd.DataFrame) -> dict[str, object]:
+    """One model's forecasts of ``batch``'s rows from its ``predicted`` log returns: the
+    columns of the predictions table (a scalar where every row has the same value)."""
     close = batch["close"].to_numpy()
     scale = interval_scale(batch, record.horizon_h)
     # without a week of history the volatility is unknown: the validation median stands in
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, record.interval_scale_median)
-    ts = batch["ts"].reset_index(drop=True)
-    return pd.DataFrame(
-        {
-            "ts": ts,
-            "symbol": record.symbol,
-            "model": record.model,
-            "horizon_h": record.horizon_h,
-            "target_ts": ts + timedelta(hours=record.horizon_h),
-            "close": close,
-            "pred_log_return": predicted,
-            # a log return becomes a price through exp, never 1 + r
-            "pred_price": close * np.exp(predicted),
-            # an uncalibrated interval has NaN bounds: no interval is claimed
-            "lower": close * np.exp(predicted + record.interval_low * scale),
-            "upper": close * np.exp(predicted + record.interval_high * scale),
-            "interval_level": getattr(record, "interval_level", np.nan),
-            "interval_calibrated": bool(
-                np.isfinite(record.interval_low) and np.isfinite(record.interval_high)
-            ),
-            "model_day": batch["model_day"].reset_index(drop=True),
-            "model_sha256": record.sha256,
-        }
-    )
+    ts = batch["ts"].array
+    return {
+        "ts": ts,
+        "symbol": record.symbol,
+        "model": record.model,
+        "horizon_h": record.horizon_h,
+        "target_ts": ts + timedelta(hours=record.horizon_h),
+        "close": close,
+        "pred_log_return": predicted,
+        # a log return becomes a price through exp, never 1 + r
+        "pred_price": close * np.exp(predicted),
+        # an uncalibrated interval has NaN bounds: no interval is claimed
+        "lower": close * np.exp(predicted + record.interval_low * scale),
+        "upper": close * np.exp(predicted + record.interval_high * scale),
+        "interval_level": getattr(record, "interval_level", np.nan),
+        "interval_calibrated": bool(
+            np.isfinite(record.interval_low) and np.isfinite(record.interval_high)
+        ),
+        "model_day": batch["model_day"].array,
+        "model_sha256": record.sha256,
+    }
+
+
+def _frame(batches: list[dict[str, object]]) -> pd.DataFrame:
+    """The batches' columns as one frame: arrays joined, scalars repeated per row (a frame
+    per batch, then concatenated, took longer than the ~1,000 predictions of an hour)."""
+    lengths = np.array([len(batch["close"]) for batch in batches])  # type: ignore[arg-type]
+    columns: dict[str, object] = {}
+    for name in batches[0]:
+        values = [batch[name] for batch in batches]
+        if isinstance(values[0], pd.api.extensions.ExtensionArray):
+            columns[name] = type(values[0])._concat_same_type(values)
+        elif isinstance(values[0], np.ndarray):
+            columns[name] = np.concatenate(values)
+        else:
+            columns[name] = np.repeat(np.array(values, dtype=_scalar_dtype(values)), lengths)
+    return pd.DataFrame(columns)
+
+
+def _scalar_dtype(values: list) -> object:
+    # text as Python objects, which pandas makes its str dtype as it did for a frame per batch
+    return object if isinstance(values[0], str) else None

@@ -129,3 +129,31 @@ def test_forecasts_are_each_models_own_predictions_and_thread_pools_are_left_as_
         got = frame[frame["model"] == record["model"]]["pred_log_return"]
         assert len(got) == 3
         np.testing.assert_array_equal(got.to_numpy(), np.asarray(expected, dtype="float64"))
+
+
+def test_each_row_has_its_own_hour_close_and_days_model_with_the_tables_types(setup):
+    # two days of models: the baseline's bytes are the same both days (one batch of 48 rows),
+    # the linear model's are not (two batches); the frame is assembled from their columns
+    symbols, _, features, first = setup
+    second = train_all(
+        with_targets(features), DAY + timedelta(days=1), [6], ["zero_return", "linear"], 30,
+        interval_level=0.9,
+    )  # fmt: skip
+    second = sign_models(second.assign(day=pd.Timestamp(DAY)), KEY)
+    models = pd.concat([first, second], ignore_index=True)
+    frame = forecast(features, models, symbols, DAY, DAY + 48 * HOUR, KEY)
+    assert len(frame) == 48 * 2
+    assert frame[frame["model"] == "zero_return"]["model_sha256"].nunique() == 1
+    closes = features.set_index("ts")["close"]
+    np.testing.assert_array_equal(frame["close"].to_numpy(), closes.loc[frame["ts"]].to_numpy())
+    assert (frame["model_day"] == frame["ts"].dt.floor("D") - timedelta(days=1)).all()
+    sha = models.assign(day=pd.to_datetime(models["day"], utc=True)).set_index(["day", "model"])
+    expected = sha.loc[list(zip(frame["model_day"], frame["model"], strict=True)), "sha256"]
+    assert frame["model_sha256"].tolist() == expected.tolist()
+    assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == {
+        "ts": "datetime64[us, UTC]", "symbol": "str", "model": "str", "horizon_h": "int64",
+        "target_ts": "datetime64[us, UTC]", "close": "float64", "pred_log_return": "float64",
+        "pred_price": "float64", "lower": "float64", "upper": "float64",
+        "interval_level": "float64", "interval_calibrated": "bool",
+        "model_day": "datetime64[us, UTC]", "model_sha256": "str",
+    }  # fmt: skip
