@@ -172,6 +172,8 @@ def _forecast_batch(predicted: np.ndarray, record, batch: pd.DataFrame) -> dict[
 def _frame(batches: list[dict[str, object]]) -> pd.DataFrame:
     """The batches' columns as one frame: arrays joined, scalars repeated per row (a frame
     per batch, then concatenated, took longer than the ~1,000 predictions of an hour)."""
+    if not batches:
+        raise MissingInputs("nothing to forecast: the window holds no hour")
     lengths = np.array([len(batch["close"]) for batch in batches])  # type: ignore[arg-type]
     columns: dict[str, object] = {}
     for name in batches[0]:

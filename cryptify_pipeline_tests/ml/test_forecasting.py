@@ -83,6 +83,8 @@ def test_missing_features_or_models_are_named(setup):
             features, models, symbols, DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1),
             KEY,
         )  # fmt: skip
+    with pytest.raises(MissingInputs, match="nothing to forecast: the window holds no hour"):
+        forecast(features, models, symbols, DAY, DAY, KEY)
 
 
 def test_every_row_that_serves_a_forecast_is_verified(setup):
