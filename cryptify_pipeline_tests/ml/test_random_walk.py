@@ -74,8 +74,17 @@ def pooled() -> pd.DataFrame:
         )
     made = pd.concat(forecasts, ignore_index=True)
     assert made["ts"].min() >= pd.Timestamp(FIRST)
+    # each day's forecasts and the candles they need, as the forecast_metrics asset passes them
+    made_on = dict(tuple(made.groupby(made["ts"].dt.floor("D"))))
     scores = pd.concat(
-        [score_day(made, candles, FIRST + timedelta(days=d)) for d in range(DAYS)],
+        [
+            score_day(
+                made_on[pd.Timestamp(day)],
+                candles[(candles["ts"] >= day) & (candles["ts"] < day + timedelta(days=2))],
+                day,
+            )
+            for day in (FIRST + timedelta(days=d) for d in range(DAYS))
+        ],
         ignore_index=True,
     )
     sums = scores.groupby(["model", "horizon_h"])[
