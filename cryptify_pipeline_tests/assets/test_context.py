@@ -123,15 +123,15 @@ def test_a_source_returning_less_keeps_the_stored_rows(instance, schema, tmp_pat
 
 
 def thanksgiving_week_bars() -> list[datetime]:
-    """The hours a real source has bars for in Thanksgiving week 2026, spelled out on Chicago's
-    clock: Sunday 22nd 17:00 to Friday 27th 12:15, shut daily 16:00-17:00, halted on
-    Thursday 12:00-17:00."""
+    """The hours a real source has bars for in Thanksgiving week 2025 (a past week, whatever the
+    clock says), spelled out on Chicago's clock: Sunday 23rd 17:00 to Friday 28th 12:15, shut
+    daily 16:00-17:00, halted on Thursday 12:00-17:00."""
     chicago = ZoneInfo("America/Chicago")
-    hour = datetime(2026, 11, 22, 17, tzinfo=chicago)
-    last = datetime(2026, 11, 27, 12, tzinfo=chicago)
+    hour = datetime(2025, 11, 23, 17, tzinfo=chicago)
+    last = datetime(2025, 11, 28, 12, tzinfo=chicago)
     bars = []
     while hour <= last:
-        halted = hour.day == 26 and 12 <= hour.hour < 17
+        halted = hour.day == 27 and 12 <= hour.hour < 17
         if hour.hour != 16 and not halted:
             bars.append(hour.astimezone(UTC))
         hour += timedelta(hours=1)
@@ -152,7 +152,7 @@ def test_a_real_source_over_thanksgiving_week_is_complete(instance, schema, tmp_
         instance=instance,
         resources=pipeline.resources(schema, files),
         raise_on_error=False,
-        tags=range_tags("2026-11-22-00:00", "2026-11-28-23:00"),
+        tags=range_tags("2025-11-23-00:00", "2025-11-29-23:00"),
     )
     assert result.success
     [check] = result.get_asset_check_evaluations()
@@ -162,8 +162,8 @@ def test_a_real_source_over_thanksgiving_week_is_complete(instance, schema, tmp_
     assert len(stored) == 7 * 24
     assert stored.loc[stored["market_open"], "ts"].tolist() == bars
     # Thursday's halt (18:00-22:00 UTC) and Friday after 12:15 Chicago are shut, not missing
-    holiday = stored[(stored["ts"] >= datetime(2026, 11, 26, 18, tzinfo=UTC))
-                     & (stored["ts"] < datetime(2026, 11, 26, 23, tzinfo=UTC))]  # fmt: skip
+    holiday = stored[(stored["ts"] >= datetime(2025, 11, 27, 18, tzinfo=UTC))
+                     & (stored["ts"] < datetime(2025, 11, 27, 23, tzinfo=UTC))]  # fmt: skip
     assert len(holiday) == 5 and not holiday["market_open"].any()
 
 

@@ -195,7 +195,7 @@ def test_invalid_config_is_refused_before_any_run_exists(live):
 
 def test_backfills_of_a_job_and_an_asset_materialise_every_partition(live):
     # both at once: the backfill daemon looks at them every 30 s, so one wait serves both
-    # four hours across midnight: each partition is a run of its own, and runs cost seconds each
+    # four hours across midnight; each backfill is one run (the assets' single-run policy)
     backfill_id = live.client.launch_backfill("collect_job", "2025-01-07-22:00", "2025-01-08-01:00")
     cli_backfill = live.cli(
         "backfill", "candles", "--from", "2025-01-06-05:00", "--to", "2025-01-06-08:00", "--wait",
