@@ -179,7 +179,7 @@ def _frame(batches: list[dict[str, object]]) -> pd.DataFrame:
     for name in batches[0]:
         values = [batch[name] for batch in batches]
         if isinstance(values[0], pd.api.extensions.ExtensionArray):
-            columns[name] = type(values[0])._concat_same_type(values)
+            columns[name] = pd.concat([pd.Series(v, copy=False) for v in values]).array
         elif isinstance(values[0], np.ndarray):
             columns[name] = np.concatenate(values)
         else:
