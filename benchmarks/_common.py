@@ -4,6 +4,8 @@ server under .cryptify/pg-test)."""
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,3 +65,20 @@ def report(name: str, results: dict[str, float]) -> None:
     out = Path(__file__).parent / "results" / f"{name}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def run_stage(module: str, stage: str, home: str, settings: dict, log: Path, *extra: str) -> dict:
+    """Runs ``python -m <module> --stage <stage>`` in a new process on the shared instance in
+    ``home`` (Dagster's log appended to ``log``) and returns the numbers it printed last, as
+    JSON; a failed stage ends the benchmark with the log's tail."""
+    command = [sys.executable, "-m", module, "--stage", stage, "--home", home,
+               "--plan", json.dumps(settings), *extra]  # fmt: skip
+    with log.open("a") as stderr:
+        output = subprocess.run(command, check=False, stdout=subprocess.PIPE, stderr=stderr,
+                                text=True)  # fmt: skip
+    if output.returncode:
+        tail = "\n".join(log.read_text().splitlines()[-40:])
+        raise SystemExit(f"stage {stage} failed (exit {output.returncode}); its log ends:\n{tail}")
+    numbers = json.loads(output.stdout.strip().splitlines()[-1])
+    print(f"{stage:>12}: {numbers}", flush=True)
+    return numbers

@@ -29,8 +29,6 @@ import os
 import pstats
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -39,8 +37,15 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
-from benchmarks._common import bench_definitions, drop_schema, report, sql, write_instance_config
-from benchmarks.scale import BASES, DAILY, HOURLY
+from benchmarks._common import (
+    bench_definitions,
+    drop_schema,
+    report,
+    run_stage,
+    sql,
+    write_instance_config,
+)
+from benchmarks.scale import DAILY, HOURLY, symbols_setting
 from cryptify_pipeline.automation.run_tags import range_tags
 
 warnings.filterwarnings("ignore")
@@ -56,7 +61,7 @@ def plan(symbols: int, days: int, now: datetime) -> dict[str, object]:
     start = yesterday - timedelta(days=days)
     return {
         "start": f"{start:{DAILY}}",
-        "symbols": ",".join(f"{base}/USDT" for base in BASES[:symbols]),
+        "symbols": symbols_setting(symbols),
         "first_hour": f"{start:{HOURLY}}",
         "last_hour": f"{yesterday + timedelta(hours=23):{HOURLY}}",
         "model_day": f"{yesterday - timedelta(days=1):{DAILY}}",
@@ -125,20 +130,9 @@ def forecasts_digest(hour_key: str) -> dict[str, object]:
 
 def child(stage: str, home: str, settings: dict, profile: Path | None = None) -> dict:
     """Runs ``stage`` in a new process; Dagster's log goes to the instance's directory."""
-    command = [sys.executable, "-m", "benchmarks.predict", "--stage", stage, "--home", home,
-               "--plan", json.dumps(settings)]  # fmt: skip
-    if profile:
-        command += ["--profile-to", str(profile)]
+    extra = ["--profile-to", str(profile)] if profile else []
     log = Path(home) / "dagster.log"
-    with log.open("a") as stderr:
-        output = subprocess.run(command, check=False, stdout=subprocess.PIPE, stderr=stderr,
-                                text=True)  # fmt: skip
-    if output.returncode:
-        tail = "\n".join(log.read_text().splitlines()[-40:])
-        raise SystemExit(f"stage {stage} failed (exit {output.returncode}); its log ends:\n{tail}")
-    numbers = json.loads(output.stdout.strip().splitlines()[-1])
-    print(f"{stage:>8}: {numbers}", flush=True)
-    return numbers
+    return run_stage("benchmarks.predict", stage, home, settings, log, *extra)
 
 
 def top_functions(profile: Path, limit: int = 40) -> str:
@@ -166,9 +160,6 @@ def main() -> None:
         profile = Path(args.profile_to) if args.profile_to else None
         print(json.dumps(stage_run(args.stage, args.home, json.loads(args.plan), profile)))
         return
-    if not 1 <= args.symbols <= len(BASES):
-        raise SystemExit(f"--symbols must be 1-{len(BASES)}")
-
     settings = {
         **plan(args.symbols, args.days, datetime.now(UTC)),
         "training_days": args.training_days,

@@ -22,8 +22,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -32,7 +30,13 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
-from benchmarks._common import bench_definitions, drop_schema, report, write_instance_config
+from benchmarks._common import (
+    bench_definitions,
+    drop_schema,
+    report,
+    run_stage,
+    write_instance_config,
+)
 from cryptify_pipeline.automation.run_tags import range_tags
 from cryptify_pipeline_tests.support.database import suite_database_url
 
@@ -47,10 +51,15 @@ BASES = (
 HOURLY, DAILY = "%Y-%m-%d-%H:%M", "%Y-%m-%d"
 
 
+def symbols_setting(count: int) -> str:
+    """CRYPTIFY_SYMBOLS for the first ``count`` sample bases against USDT."""
+    if not 1 <= count <= len(BASES):
+        raise SystemExit(f"--symbols must be 1-{len(BASES)}")
+    return ",".join(f"{base}/USDT" for base in BASES[:count])
+
+
 def plan(symbols: int, years: float, now: datetime) -> dict[str, object]:
     """What each stage runs: the settings and the partition keys, fixed once for all stages."""
-    if not 1 <= symbols <= len(BASES):
-        raise SystemExit(f"--symbols must be 1-{len(BASES)}")
     last_closed = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     # D + 1 is the last whole day that has closed, so day D can be scored now
     score_day = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -59,7 +68,7 @@ def plan(symbols: int, years: float, now: datetime) -> dict[str, object]:
         raise SystemExit("--years leaves less than the 30 days of history training needs")
     return {
         "start": f"{start:{DAILY}}",
-        "symbols": ",".join(f"{base}/USDT" for base in BASES[:symbols]),
+        "symbols": symbols_setting(symbols),
         "first_hour": f"{start:{HOURLY}}",
         "last_hour": f"{last_closed:{HOURLY}}",
         "model_day": f"{score_day - timedelta(days=1):{DAILY}}",
@@ -135,18 +144,7 @@ def _rows(materialization) -> int:
 
 def child(stage: str, home: str, settings: dict, log: Path) -> dict[str, float]:
     """Runs ``stage`` in a new process; Dagster's log goes to ``log``."""
-    with log.open("a") as stderr:
-        output = subprocess.run(
-            [sys.executable, "-m", "benchmarks.scale", "--stage", stage, "--home", home,
-             "--plan", json.dumps(settings)],
-            check=False, stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )  # fmt: skip
-    if output.returncode:
-        tail = "\n".join(log.read_text().splitlines()[-40:])
-        raise SystemExit(f"stage {stage} failed (exit {output.returncode}); its log ends:\n{tail}")
-    numbers = json.loads(output.stdout.strip().splitlines()[-1])
-    print(f"{stage:>12}: {numbers}", flush=True)
-    return numbers
+    return run_stage("benchmarks.scale", stage, home, settings, log)
 
 
 def main() -> None:
