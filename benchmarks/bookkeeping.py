@@ -24,7 +24,7 @@ from dagster import BackfillPolicy, MaterializeResult, asset, materialize
 
 from benchmarks._common import SCHEMA as INSTANCE_SCHEMA
 from benchmarks._common import bench_definitions, postgres_instance, report, sql
-from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline_tests.support.database import suite_database_url
 
 warnings.filterwarnings("ignore")

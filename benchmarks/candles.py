@@ -27,10 +27,10 @@ import pandas as pd
 from dagster import materialize
 
 from benchmarks._common import bench_definitions, postgres_instance, report
-from cryptify_pipeline.automation.run_tags import range_tags
 from cryptify_pipeline.market.context import CONTEXT_TABLE_NAMES
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.resources import MarketData
+from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline_tests.support.database import suite_database_url
 
 warnings.filterwarnings("ignore")

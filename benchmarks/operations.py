@@ -24,7 +24,7 @@ import psycopg2
 from dagster import DagsterInstance, materialize
 
 from benchmarks._common import bench_definitions, report, sql
-from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline_tests.support.live_deployment import live_deployment
 
 NOW = datetime.now(UTC)

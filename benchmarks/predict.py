@@ -46,7 +46,7 @@ from benchmarks._common import (
     write_instance_config,
 )
 from benchmarks.scale import DAILY, HOURLY, symbols_setting
-from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.run_tags import range_tags
 
 warnings.filterwarnings("ignore")
 NAME = "predict"

@@ -37,7 +37,7 @@ from benchmarks._common import (
     run_stage,
     write_instance_config,
 )
-from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline_tests.support.database import suite_database_url
 
 warnings.filterwarnings("ignore")

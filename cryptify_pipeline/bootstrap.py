@@ -26,7 +26,6 @@ from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.instance.ref import InstanceRef
 
-from cryptify_pipeline.automation.run_tags import TRIGGER_TAG, range_tags
 from cryptify_pipeline.cli.step_errors import own_error, serializable_chain
 from cryptify_pipeline.hours import DAY, HOUR, consecutive_runs, day_key, last_closed_hour
 from cryptify_pipeline.market.context import COLLECTED_TABLES
@@ -34,6 +33,7 @@ from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.ml.training import min_known_rows
 from cryptify_pipeline.partitions import Partitions
+from cryptify_pipeline.run_tags import TRIGGER_TAG, range_tags
 from cryptify_pipeline.settings import get_settings, project_root
 
 # collect_job's assets: the tables it collects, then their features

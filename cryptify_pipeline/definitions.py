@@ -1,18 +1,57 @@
 """The code location: every asset, check, job, schedule, sensor and resource of the pipeline,
-built from the settings once, when Dagster loads ``defs``."""
+built from the settings once, when Dagster loads ``defs``.
+
+The resources are built here rather than beside their classes: the alerts' resource belongs to
+``automation/``, which sits above ``resources.py``, and only this module sees both.
+"""
 
 from collections.abc import Mapping
 
-from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions, EnvVar
 
 from cryptify_pipeline.assets import build_asset_checks, build_assets
+from cryptify_pipeline.automation.alerts import FailureAlerts
 from cryptify_pipeline.automation.executors import job_executor
 from cryptify_pipeline.automation.jobs import build_jobs
 from cryptify_pipeline.automation.schedules import build_schedules
 from cryptify_pipeline.automation.sensors import build_sensors
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.resources import build_resources
+from cryptify_pipeline.resources import Forecasting, MarketData, ModelSigning, PostgresDatabase
 from cryptify_pipeline.settings import Settings, get_settings
+from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
+
+
+def _env_or_none(name: str, value: object | None) -> EnvVar | None:
+    return EnvVar(name) if value is not None else None
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    database = PostgresDatabase.from_settings(settings.database, settings.schema)
+    return {
+        "io_manager": PostgresPandasIOManager(database=database),
+        "database": database,
+        "alerts": FailureAlerts(
+            webhook_url=_env_or_none("CRYPTIFY_ALERT_WEBHOOK_URL", settings.alert_webhook_url)
+        ),
+        "market": MarketData(
+            source=settings.source,
+            symbols=list(settings.symbols),
+            exchange_api_url=_env_or_none("CRYPTIFY_EXCHANGE_API_URL", settings.exchange_api_url),
+            gap_repair_days=settings.gap_repair_days,
+            price_jump_bound=settings.price_jump_bound,
+            context_source=settings.context_source,
+            context_api_url=_env_or_none("CRYPTIFY_CONTEXT_API_URL", settings.context_api_url),
+            equity_index_source_setting=settings.equity_index_source,
+            equity_indexes=list(settings.equity_indexes),
+        ),
+        "model_signing": ModelSigning(
+            key=_env_or_none("CRYPTIFY_MODEL_SIGNING_KEY", settings.model_signing_key),
+            key_file=None if settings.model_signing_key else str(settings.model_signing_key_file),
+        ),
+        "forecasting": Forecasting(
+            interval_level=settings.interval_level, training_jobs=settings.training_jobs
+        ),
+    }
 
 
 def default_statuses(automation: bool) -> tuple[DefaultScheduleStatus, DefaultSensorStatus]:

@@ -26,8 +26,8 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from cryptify_pipeline.ml.signing import KEY_FORM, SigningKey
+from cryptify_pipeline.postgres_url import DatabaseUrl, DatabaseUrlError, userinfo_problem
 from cryptify_pipeline.redaction import redact_url
-from cryptify_pipeline.storage.urls import DatabaseUrl, DatabaseUrlError, userinfo_problem
 
 T = TypeVar("T")
 

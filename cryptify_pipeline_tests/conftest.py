@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
 
 # The suite runs on two pytest-xdist workers on two cores; OpenMP threads in scikit-learn

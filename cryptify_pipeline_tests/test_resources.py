@@ -15,9 +15,9 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._serdes import serialize_value
 from dagster_graphql.test.utils import execute_dagster_graphql, infer_repository_selector
 
-from cryptify_pipeline.definitions import build_definitions
+from cryptify_pipeline.definitions import build_definitions, build_resources
 from cryptify_pipeline.ml.signing import SigningKey
-from cryptify_pipeline.resources import ModelSigning, build_resources
+from cryptify_pipeline.resources import ModelSigning
 from cryptify_pipeline.settings import load_settings
 
 SECRETS = {
@@ -142,8 +142,9 @@ def test_the_database_password_of_db_parts_is_shown_as_its_variable(
 def definitions_with(resource: str, constructor: str) -> str:
     """DEFINITIONS with ``resource`` built by ``constructor`` (Python source) instead."""
     return (
-        "from cryptify_pipeline.definitions import build_definitions\n"
-        "from cryptify_pipeline.resources import FailureAlerts, MarketData, build_resources\n"
+        "from cryptify_pipeline.automation.alerts import FailureAlerts\n"
+        "from cryptify_pipeline.definitions import build_definitions, build_resources\n"
+        "from cryptify_pipeline.resources import MarketData\n"
         "from cryptify_pipeline.settings import load_settings\n"
         "settings = load_settings()\n"
         f"resources = {{**build_resources(settings), {resource!r}: {constructor}}}\n"

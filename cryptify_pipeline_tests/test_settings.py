@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from cryptify_pipeline.hours import floor_hour
 from cryptify_pipeline.ml.signing import SigningKey
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.settings import (
     DEFAULT_SCHEMA,
     DEFAULT_START,
@@ -18,7 +19,6 @@ from cryptify_pipeline.settings import (
     load_settings,
     project_root,
 )
-from cryptify_pipeline.storage.urls import DatabaseUrl
 from cryptify_pipeline_tests.support.database import DATABASE_VARIABLES
 
 

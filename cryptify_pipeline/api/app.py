@@ -30,7 +30,7 @@ from cryptify_pipeline.hours import HOUR, last_closed_hour
 from cryptify_pipeline.ml.models import ZOO
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
-from cryptify_pipeline.storage.database_url import resolve_database_url
+from cryptify_pipeline.storage.server import resolve_database_url
 
 # the hour that closed at HH:00 is collected at HH:02 and due by HH:15, as the pipeline's
 # candles_fresh check says (assets/candle_checks.py)

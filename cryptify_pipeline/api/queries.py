@@ -21,7 +21,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.postgres_url import DatabaseUrl
 
 DEFAULT_MAX_CONNECTIONS = 8
 CONNECT_TIMEOUT_SECONDS = 3

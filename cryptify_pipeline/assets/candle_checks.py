@@ -19,11 +19,11 @@ from dagster import (
     asset_check,
 )
 
-from cryptify_pipeline.automation.run_tags import run_partition_range
 from cryptify_pipeline.hours import HOUR, last_closed_hour
 from cryptify_pipeline.market.candles import describe_missing, missing_candles
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import MarketData, PostgresDatabase
+from cryptify_pipeline.run_tags import run_partition_range
 
 CANDLES = AssetKey("candles")
 FRESHNESS_GRACE = timedelta(minutes=15)

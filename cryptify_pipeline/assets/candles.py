@@ -21,7 +21,6 @@ from pydantic import Field
 
 from cryptify_pipeline.assets.columns import CANDLES, described
 from cryptify_pipeline.assets.run_metadata import output_once_per_run
-from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.market.candles import (
     describe_hours,
     describe_missing,
@@ -30,9 +29,10 @@ from cryptify_pipeline.market.candles import (
     missing_candles,
     validate_candles,
 )
-from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
+from cryptify_pipeline.market.errors import RetryableSourceError, SourceError
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import MarketData, PostgresDatabase
+from cryptify_pipeline.run_config import config_of, constrained_config
 
 # Transient exchange trouble (network, 5xx, 429) that outlasts the in-call retries gets the
 # whole step retried later with this policy's backoff; everything else fails once.

@@ -30,10 +30,15 @@ from cryptify_pipeline.assets.run_metadata import output_once_per_run
 from cryptify_pipeline.market.candles import describe_missing
 from cryptify_pipeline.market.context import (
     CONTEXT_TABLE_NAMES,
+    DISABLED,
     EQUITY_INDEX_COLUMNS,
+    FAILED,
     FUNDING_COLUMNS,
     FUNDING_EVERY_HOURS,
+    OK,
     OPEN_INTEREST_COLUMNS,
+    RETRYABLE,
+    STATUS_KEY,
     empty_equity_index,
     empty_funding_rates,
     empty_open_interest,
@@ -45,16 +50,9 @@ from cryptify_pipeline.market.context import (
     typed_open_interest,
     validate_context,
 )
-from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
+from cryptify_pipeline.market.errors import RetryableSourceError, SourceError
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import MarketData, PostgresDatabase
-
-# source_status in a materialisation's metadata
-OK = "ok"
-DISABLED = "disabled"  # CRYPTIFY_CONTEXT_SOURCE / CRYPTIFY_EQUITY_INDEX_SOURCE = none
-RETRYABLE = "failed, retryable"  # network, 5xx, 429: gap repair asks again
-FAILED = "failed"  # configuration, unknown symbol, malformed data: retrying will not help
-STATUS_KEY = "source_status"
 
 
 @dataclass(frozen=True)

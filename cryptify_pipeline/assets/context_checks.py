@@ -28,11 +28,11 @@ from cryptify_pipeline.assets.context import (
     ContextTable,
     missing_context,
 )
-from cryptify_pipeline.automation.run_tags import run_partition_range
 from cryptify_pipeline.market.candles import describe_missing
 from cryptify_pipeline.market.context_sources import NONE
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import MarketData, PostgresDatabase
+from cryptify_pipeline.run_tags import run_partition_range
 
 
 def context_checks(partitions: Partitions) -> Sequence[AssetChecksDefinition]:

@@ -20,7 +20,6 @@ from pydantic import Field, field_validator
 
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
-from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.hours import describe_runs, hour_key
 from cryptify_pipeline.ml.models import ZERO_RETURN
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
@@ -29,6 +28,7 @@ from cryptify_pipeline.ml.significance import SIGNIFICANCE, significantly_better
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.partitions import Partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
+from cryptify_pipeline.run_config import config_of, constrained_config
 
 
 class LeaderboardConfig(Config):

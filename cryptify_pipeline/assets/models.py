@@ -18,7 +18,6 @@ from pydantic import Field, field_validator, model_validator
 
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
-from cryptify_pipeline.automation.run_config import config_of, constrained_config
 from cryptify_pipeline.ml.artifacts import sign_models
 from cryptify_pipeline.ml.models import ZOO, models_of
 from cryptify_pipeline.ml.signing import SigningKeyError
@@ -31,6 +30,7 @@ from cryptify_pipeline.ml.training import (
 )
 from cryptify_pipeline.partitions import MAX_TRAINING_DAYS, Partitions, training_window
 from cryptify_pipeline.resources import Forecasting, ModelSigning
+from cryptify_pipeline.run_config import config_of, constrained_config
 from cryptify_pipeline.storage.slice_reader import SliceReader
 
 

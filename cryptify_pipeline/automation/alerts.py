@@ -1,5 +1,7 @@
-"""Failure alerts to the webhook: posted with a short timeout and retried with backoff until
-delivered or a bound is reached, each attempt recorded in ``run_failures`` (the queue).
+"""Failure alerts to the webhook, and the ``FailureAlerts`` resource that configures them.
+
+Alerts are posted with a short timeout and retried with backoff until delivered or a bound is
+reached, each attempt recorded in ``run_failures`` (the queue).
 
 A sensor tick must stay short: the daemon evaluates sensors one after another, so a tick that
 waits on a dead webhook delays the forecasts. Each POST waits at most ``timeout_seconds``; a
@@ -18,17 +20,22 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from dagster import ConfigurableResource
+from pydantic import Field
+
 from cryptify_pipeline.automation.failures import (
     DELIVERED,
     GAVE_UP,
+    NOT_CONFIGURED,
     PENDING,
     RunFailure,
     due_alerts,
     record_alert_attempt,
 )
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.storage.resource import PostgresDatabase
 
 _RESPONSE_BYTES = 65536  # read (and ignore) at most this much of the webhook's answer
 _RETRYABLE_CLIENT_ERRORS = (408, 425, 429)
@@ -172,3 +179,55 @@ def _without(text: str, url: str) -> str:
         if len(secret) > 3:
             text = text.replace(secret, "…")
     return text
+
+
+_ALERTS = AlertPolicy()
+
+
+class FailureAlerts(ConfigurableResource):
+    """Where run failures are announced beyond the log and the run_failures table, and how
+    hard: each alert is retried with backoff until delivered or ``max_attempts`` is reached."""
+
+    # Its path or query is the webhook's token: definitions.build_resources passes it as an
+    # EnvVar, and
+    # the UI masks it even when given as a value.
+    webhook_url: str | None = Field(
+        default=None,
+        description="POSTed a JSON body per failed run (Slack-compatible text).",
+        json_schema_extra={"dagster__is_secret": True},
+    )
+    timeout_seconds: float = Field(
+        default=_ALERTS.timeout_seconds, description="How long one POST waits for an answer."
+    )
+    max_attempts: int = Field(
+        default=_ALERTS.max_attempts, description="Attempts per alert before it is given up."
+    )
+    first_retry_seconds: float = Field(
+        default=_ALERTS.first_retry_seconds,
+        description="Wait after the first failed attempt; doubled after each next one.",
+    )
+    max_retry_seconds: float = Field(
+        default=_ALERTS.max_retry_seconds, description="Longest wait between two attempts."
+    )
+    tick_budget_seconds: float = Field(
+        default=_ALERTS.tick_budget_seconds,
+        description="Time a sensor tick may spend posting alerts.",
+    )
+
+    def policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            timeout_seconds=self.timeout_seconds, max_attempts=self.max_attempts,
+            first_retry_seconds=self.first_retry_seconds, max_retry_seconds=self.max_retry_seconds,
+            tick_budget_seconds=self.tick_budget_seconds,
+        )  # fmt: skip
+
+    def state_of_new_alerts(self) -> str:
+        """PENDING when there is a webhook to post to, else NOT_CONFIGURED."""
+        return PENDING if self.webhook_url else NOT_CONFIGURED
+
+    def deliver_due(self, database: PostgresDatabase) -> list[Attempt]:
+        """Post the alerts whose next attempt is due (none without a webhook)."""
+        if not self.webhook_url:
+            return []
+        url = database.connection_url()
+        return deliver_due_alerts(url, database.schema_name, self.webhook_url, self.policy())

@@ -21,8 +21,8 @@ from dagster import (
     RunStatusChangeRecordsFilter,
 )
 
-from cryptify_pipeline.automation.run_tags import describe_partitions
 from cryptify_pipeline.redaction import redact_urls
+from cryptify_pipeline.run_tags import describe_partitions
 from cryptify_pipeline.storage.pg_tables import ensure_schema, qualified_name, table_columns
 
 if TYPE_CHECKING:

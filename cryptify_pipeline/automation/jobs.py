@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from dagster import AssetSelection, ExecutorDefinition, define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from cryptify_pipeline.automation.run_tags import JOB_TAG, MAX_RUNTIME_SECONDS_TAG
 from cryptify_pipeline.market.context import COLLECTED_TABLES
+from cryptify_pipeline.run_tags import JOB_TAG, MAX_RUNTIME_SECONDS_TAG
 
 # The old system's per-script timeouts, in seconds.
 MAX_RUNTIME_SECONDS = {

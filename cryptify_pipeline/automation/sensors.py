@@ -26,7 +26,7 @@ from dagster import (
     sensor,
 )
 
-from cryptify_pipeline.assets.context import RETRYABLE, STATUS_KEY
+from cryptify_pipeline.automation.alerts import FailureAlerts
 from cryptify_pipeline.automation.failures import (
     DELIVERED,
     cursor_for,
@@ -37,12 +37,6 @@ from cryptify_pipeline.automation.failures import (
     record_run_failure,
 )
 from cryptify_pipeline.automation.jobs import Jobs
-from cryptify_pipeline.automation.run_tags import (
-    PARTITION_NAME_TAG,
-    TRIGGER_TAG,
-    range_tags,
-    run_partition_range,
-)
 from cryptify_pipeline.hours import (
     DAY,
     HOUR,
@@ -54,10 +48,21 @@ from cryptify_pipeline.hours import (
     hour_key,
     hours_between,
 )
-from cryptify_pipeline.market.context import COLLECTED_TABLES, CONTEXT_TABLE_NAMES
+from cryptify_pipeline.market.context import (
+    COLLECTED_TABLES,
+    CONTEXT_TABLE_NAMES,
+    RETRYABLE,
+    STATUS_KEY,
+)
 from cryptify_pipeline.ml.targets import scored_against
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.resources import FailureAlerts, MarketData, PostgresDatabase
+from cryptify_pipeline.resources import MarketData, PostgresDatabase
+from cryptify_pipeline.run_tags import (
+    PARTITION_NAME_TAG,
+    TRIGGER_TAG,
+    range_tags,
+    run_partition_range,
+)
 from cryptify_pipeline.storage import pg_tables
 
 # The schedule fetches each hour at HH:02; leave it the hour before calling the hour a gap.

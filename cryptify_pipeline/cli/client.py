@@ -14,13 +14,6 @@ from typing import Any
 
 import requests
 
-from cryptify_pipeline.automation.run_tags import (
-    MAX_RUNTIME_SECONDS_TAG,
-    PARTITION_NAME_TAG,
-    TRIGGER_TAG,
-    describe_partitions,
-    run_partition_range,
-)
 from cryptify_pipeline.cli.partition_keys import (
     PartitionKeyError,
     TimePartitions,
@@ -28,6 +21,13 @@ from cryptify_pipeline.cli.partition_keys import (
     check_range,
 )
 from cryptify_pipeline.cli.step_errors import graphql_chain, own_error
+from cryptify_pipeline.run_tags import (
+    MAX_RUNTIME_SECONDS_TAG,
+    PARTITION_NAME_TAG,
+    TRIGGER_TAG,
+    describe_partitions,
+    run_partition_range,
+)
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 3000

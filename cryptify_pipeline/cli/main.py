@@ -27,7 +27,6 @@ from typing import Any, NoReturn
 
 import yaml
 
-from cryptify_pipeline.automation.run_tags import MAX_RUNTIME_SECONDS_TAG
 from cryptify_pipeline.cli.client import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -37,6 +36,7 @@ from cryptify_pipeline.cli.client import (
     Run,
 )
 from cryptify_pipeline.cli.output import render
+from cryptify_pipeline.run_tags import MAX_RUNTIME_SECONDS_TAG
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 
 POLL_SECONDS = 1.0
@@ -136,7 +136,7 @@ def _db_action(args: argparse.Namespace) -> Any:
 
     database = get_settings().database
     if args.action == "url":
-        from cryptify_pipeline.storage.database_url import database_url
+        from cryptify_pipeline.storage.server import database_url
 
         url = database_url().libpq
         # plain, so that `psql "$(cryptify db url)"` works
@@ -147,7 +147,7 @@ def _db_action(args: argparse.Namespace) -> Any:
             "one: start and stop it with its own tools"
         )
     if args.action == "start":
-        from cryptify_pipeline.storage.database_url import database_url
+        from cryptify_pipeline.storage.server import database_url
 
         return {"url": database_url().libpq, "data_dir": str(database.embedded_dir)}
     stopped = stop_embedded_server(database.embedded_dir)

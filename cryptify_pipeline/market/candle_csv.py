@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cryptify_pipeline.market.candles import first_broken, row_rules, typed_candles
-from cryptify_pipeline.market.sources import SourceError
+from cryptify_pipeline.market.errors import SourceError
 
 # No crypto market is older than bitcoin's first block (2009-01-03); an open time before this,
 # or after the moment of reading, is a corrupt value, not a candle.

@@ -33,6 +33,14 @@ CONTEXT_TABLE_NAMES = ("open_interest", "funding_rates", "equity_index")
 # every table collect_job writes per hour (then it computes the features from them)
 COLLECTED_TABLES = ("candles", *CONTEXT_TABLE_NAMES)
 FUNDING_EVERY_HOURS = 8  # the usual funding interval: 00:00, 08:00, 16:00 UTC
+
+# What a context fetch came to, as ``source_status`` in its materialisation's metadata: the
+# asset writes it and gap repair reads it, so it lives below both.
+OK = "ok"
+DISABLED = "disabled"  # CRYPTIFY_CONTEXT_SOURCE / CRYPTIFY_EQUITY_INDEX_SOURCE = none
+RETRYABLE = "failed, retryable"  # network, 5xx, 429: gap repair asks again
+FAILED = "failed"  # configuration, unknown symbol, malformed data: retrying will not help
+STATUS_KEY = "source_status"
 # when the equity index trades (CME Globex's hours and US holidays): ``cme_calendar``
 
 

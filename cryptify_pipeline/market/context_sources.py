@@ -1,6 +1,6 @@
 """Market-context sources: the perpetual swaps' open interest and funding, and equity indexes.
 
-One interface per kind, the errors of ``sources.py``, and the sources the settings name:
+One interface per kind (their errors are ``errors.py``'s), and the sources the settings name:
 ``CRYPTIFY_CONTEXT_SOURCE`` (``sample``, ``none`` or a ccxt exchange id such as ``bybit``) and
 ``CRYPTIFY_EQUITY_INDEX_SOURCE`` (``sample``, ``none``, ``yfinance`` or ``file:<dir>``).
 """
@@ -12,6 +12,11 @@ from datetime import datetime
 from typing import Protocol
 
 import pandas as pd
+
+from cryptify_pipeline.market.equity_files import EquityIndexFiles
+from cryptify_pipeline.market.perpetuals import PerpetualSource
+from cryptify_pipeline.market.sample import SampleContext, SampleEquityIndex
+from cryptify_pipeline.market.yahoo import YahooFinance
 
 NONE = "none"
 
@@ -43,9 +48,6 @@ class EquityIndexSource(Protocol):
 
 def derivatives_source_for(setting: str, api_url: str | None = None) -> DerivativesSource | None:
     """``sample``, a ccxt exchange id (``bybit``), or None for ``none``."""
-    from cryptify_pipeline.market.perpetuals import PerpetualSource
-    from cryptify_pipeline.market.sample import SampleContext
-
     if setting == NONE:
         return None
     if setting == "sample":
@@ -55,10 +57,6 @@ def derivatives_source_for(setting: str, api_url: str | None = None) -> Derivati
 
 def equity_index_source_for(setting: str) -> EquityIndexSource | None:
     """``sample``, ``yfinance``, ``file:<dir>``, or None for ``none``."""
-    from cryptify_pipeline.market.equity_files import EquityIndexFiles
-    from cryptify_pipeline.market.sample import SampleEquityIndex
-    from cryptify_pipeline.market.yahoo import YahooFinance
-
     if setting == NONE:
         return None
     if setting == "sample":

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cryptify_pipeline.market.context import EQUITY_PRICE_COLUMNS, shut_hours
-from cryptify_pipeline.market.sources import SourceError
+from cryptify_pipeline.market.errors import SourceError
 
 FILE_COLUMNS = ("ts", *EQUITY_PRICE_COLUMNS)
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from cryptify_pipeline.market.candles import drop_forming, empty_candles, typed_candles
-from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
+from cryptify_pipeline.market.errors import RetryableSourceError, SourceError
 from cryptify_pipeline.redaction import redact_urls
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class ExchangeSource:
                     exchange.fetch_ohlcv(symbol, "1h", since=since, limit=self.page_limit),
                     exchange.last_json_response,
                 ),
-                what=f"fetching {symbol} candles from {_iso(since)}",
+                what=f"fetching {symbol} candles from {describe_epoch_ms(since)}",
             )
             if not page:
                 break  # nothing from here on: the missing hours are recorded, not an error
@@ -116,7 +116,7 @@ class ExchangeSource:
             last = page[-1][0]
             if last < since:
                 raise SourceError(
-                    f"{self.exchange_id} paged backwards for {symbol} at {_iso(since)}"
+                    f"{self.exchange_id} paged backwards for {symbol} at {describe_epoch_ms(since)}"
                 )
             since = last + HOUR_MS
         if not rows:
@@ -160,7 +160,7 @@ class ExchangeSource:
 def _row(symbol: str, candle: list, extras: dict[int, tuple[float | None, int | None]]) -> dict:
     ts, open_, high, low, close, volume = candle[:6]
     if None in (ts, open_, high, low, close, volume):
-        raise SourceError(f"malformed candle for {symbol} at {_iso(ts)}: {candle!r}")
+        raise SourceError(f"malformed candle for {symbol} at {describe_epoch_ms(ts)}: {candle!r}")
     quote_volume, trades = extras.get(ts, (None, None))
     return {
         "ts": pd.Timestamp(ts, unit="ms", tz="UTC"),
@@ -189,7 +189,7 @@ def _raw_extras(raw: Any) -> dict[int, tuple[float | None, int | None]]:
     return extras
 
 
-def _iso(ms: Any) -> str:
+def describe_epoch_ms(ms: Any) -> str:
     try:
         return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
     except (TypeError, ValueError):

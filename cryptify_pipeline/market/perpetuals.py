@@ -24,8 +24,8 @@ from cryptify_pipeline.market.context import (
     typed_funding_rates,
     typed_open_interest,
 )
-from cryptify_pipeline.market.exchange import HOUR_MS, ExchangeSource, _iso
-from cryptify_pipeline.market.sources import SourceError
+from cryptify_pipeline.market.errors import SourceError
+from cryptify_pipeline.market.exchange import HOUR_MS, ExchangeSource, describe_epoch_ms
 
 PAGE_HOURS = 200  # Bybit's largest open-interest page
 
@@ -104,7 +104,7 @@ class PerpetualSource(ExchangeSource):
             until = min(since + self.page_hours * HOUR_MS, end_ms)
             page = self._call(
                 lambda since=since, until=until: request(perpetual, since, until - 1),
-                what=f"fetching {perpetual} {what} from {_iso(since)}",
+                what=f"fetching {perpetual} {what} from {describe_epoch_ms(since)}",
             )
             for item in page or []:
                 stamp = item.get("timestamp")
@@ -129,5 +129,7 @@ class PerpetualSource(ExchangeSource):
 def _number(item: dict, field: str, symbol: str) -> float:
     value = item.get(field)
     if value is None:
-        raise SourceError(f"{symbol}: {field} missing at {_iso(item.get('timestamp'))}: {item!r}")
+        raise SourceError(
+            f"{symbol}: {field} missing at {describe_epoch_ms(item.get('timestamp'))}: {item!r}"
+        )
     return float(value)

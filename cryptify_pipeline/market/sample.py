@@ -37,7 +37,7 @@ from cryptify_pipeline.market.context import (
     typed_funding_rates,
     typed_open_interest,
 )
-from cryptify_pipeline.market.sources import SourceError
+from cryptify_pipeline.market.errors import SourceError
 
 EPOCH = datetime(2017, 1, 1, tzinfo=UTC)
 ANCHOR = datetime(2025, 1, 1, tzinfo=UTC)  # where each known symbol opens at its level

@@ -1,4 +1,7 @@
-"""Candle sources: one interface and its errors, and the source ``CRYPTIFY_SOURCE`` names."""
+"""Candle sources: the interface every source meets, and the source ``CRYPTIFY_SOURCE`` names.
+
+Their errors are in ``errors.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,9 @@ from typing import Protocol
 
 import pandas as pd
 
-
-class SourceError(RuntimeError):
-    """A failure that retrying will not fix; the message names what failed."""
-
-
-class RetryableSourceError(SourceError):
-    """A transient failure (network, 5xx, rate limit) that outlasted the in-call retries."""
+from cryptify_pipeline.market.exchange import ExchangeSource
+from cryptify_pipeline.market.files import FileSource
+from cryptify_pipeline.market.sample import SampleMarket
 
 
 class CandleSource(Protocol):
@@ -27,11 +26,6 @@ class CandleSource(Protocol):
 
 def source_for(setting: str, exchange_api_url: str | None = None) -> CandleSource:
     """``sample``, ``file:<dir or glob>``, or a ccxt exchange id such as ``binance``."""
-    # imported here: each source module imports this one for the errors above
-    from cryptify_pipeline.market.exchange import ExchangeSource
-    from cryptify_pipeline.market.files import FileSource
-    from cryptify_pipeline.market.sample import SampleMarket
-
     if setting == "sample":
         return SampleMarket()
     if setting.startswith("file:"):

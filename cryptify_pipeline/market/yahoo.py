@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from cryptify_pipeline.market.context import shut_hours
-from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
+from cryptify_pipeline.market.errors import RetryableSourceError, SourceError
 from cryptify_pipeline.redaction import redact_urls
 
 

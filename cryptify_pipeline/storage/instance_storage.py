@@ -22,8 +22,8 @@ from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from psycopg2 import sql
 
-from cryptify_pipeline.storage.database_url import database_url
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.postgres_url import DatabaseUrl
+from cryptify_pipeline.storage.server import database_url
 
 DEFAULT_INSTANCE_SCHEMA = "dagster"
 

@@ -44,11 +44,11 @@ from dagster._core.storage.db_io_manager import (
     TableSlice,
 )
 
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.database import PostgresDatabase
 from cryptify_pipeline.storage.pg_types import storage_frame
+from cryptify_pipeline.storage.resource import PostgresDatabase
 from cryptify_pipeline.storage.slice_reader import SliceReader
-from cryptify_pipeline.storage.urls import DatabaseUrl
 
 COLUMN_DESCRIPTIONS = "column_descriptions"
 ABSENT_TABLE_IS_EMPTY = "absent_table_is_empty"

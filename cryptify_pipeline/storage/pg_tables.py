@@ -18,8 +18,8 @@ import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
 from adbc_driver_postgresql import StatementOptions
 
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.storage.pg_types import ColumnTypeError, infer_pg_type, to_arrow, to_pandas
-from cryptify_pipeline.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)
 

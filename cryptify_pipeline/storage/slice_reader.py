@@ -15,8 +15,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.urls import DatabaseUrl
 
 
 @dataclass(frozen=True)

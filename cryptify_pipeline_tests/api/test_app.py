@@ -20,8 +20,8 @@ from cryptify_pipeline.api.app import create_app
 from cryptify_pipeline.api.queries import Database
 from cryptify_pipeline.ml.context_features import CONTEXT_COLUMNS
 from cryptify_pipeline.ml.models import MODEL_ZOO, ZOO
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.settings import load_settings
-from cryptify_pipeline.storage.urls import DatabaseUrl
 from cryptify_pipeline_tests.api.conftest import FIRST_FORECAST, HORIZONS, LAST_CANDLE
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql, suite_database_url

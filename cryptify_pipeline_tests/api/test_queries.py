@@ -12,7 +12,7 @@ import pytest
 from dagster import materialize
 
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
 from cryptify_pipeline_tests.support.pipeline import range_tags

@@ -13,8 +13,8 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, job, op
 from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
 
+from cryptify_pipeline.automation.alerts import FailureAlerts
 from cryptify_pipeline.automation.failures import cursor_for, cursor_record_id
-from cryptify_pipeline.resources import FailureAlerts
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.live_deployment import Deployment, live_deployment

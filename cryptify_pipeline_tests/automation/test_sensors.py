@@ -12,7 +12,6 @@ from dagster import (
     materialize,
 )
 
-from cryptify_pipeline.assets.context import FAILED, RETRYABLE, STATUS_KEY
 from cryptify_pipeline.automation.sensors import (
     forecast_gaps,
     forecastable_ranges,
@@ -20,6 +19,7 @@ from cryptify_pipeline.automation.sensors import (
     scoring_state,
 )
 from cryptify_pipeline.hours import day_key, floor_hour, hour_key, hours_between
+from cryptify_pipeline.market.context import FAILED, RETRYABLE, STATUS_KEY
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.instances import isolated, own_instance, report
 from cryptify_pipeline_tests.support.pipeline import range_tags

@@ -6,7 +6,7 @@ import pytest
 
 from cryptify_pipeline.market.context import missing_hours, validate_context
 from cryptify_pipeline.market.equity_files import EquityIndexFiles
-from cryptify_pipeline.market.sources import SourceError
+from cryptify_pipeline.market.errors import SourceError
 
 # Friday 2025-03-07: CME trades until 22:00 UTC, then shuts for the weekend
 START, END = datetime(2025, 3, 7, 20, tzinfo=UTC), datetime(2025, 3, 8, 0, tzinfo=UTC)

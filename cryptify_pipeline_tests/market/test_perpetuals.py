@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.market.context import validate_context
+from cryptify_pipeline.market.errors import RetryableSourceError, SourceError
 from cryptify_pipeline.market.perpetuals import PerpetualSource
 from cryptify_pipeline.market.sample import SampleContext
-from cryptify_pipeline.market.sources import RetryableSourceError, SourceError
 from cryptify_pipeline_tests.support.fake_bybit import FakeBybit
 
 START, UNTIL = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 21, tzinfo=UTC)

@@ -8,8 +8,8 @@ import pytest
 
 from cryptify_pipeline.market import sample as sample_market
 from cryptify_pipeline.market.candles import validate_candles
+from cryptify_pipeline.market.errors import SourceError
 from cryptify_pipeline.market.sample import SampleMarket
-from cryptify_pipeline.market.sources import SourceError
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 

@@ -18,6 +18,7 @@ from cryptify_pipeline.market.context import (
     empty_open_interest,
     validate_context,
 )
+from cryptify_pipeline.market.errors import SourceError
 from cryptify_pipeline.market.sample import (
     SampleContext,
     SampleEquityIndex,
@@ -26,7 +27,6 @@ from cryptify_pipeline.market.sample import (
     sample_funding_rates,
     sample_open_interest,
 )
-from cryptify_pipeline.market.sources import SourceError
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 

@@ -8,8 +8,8 @@ import pytest
 yfinance = pytest.importorskip("yfinance")
 
 from cryptify_pipeline.market.context import validate_context  # noqa: E402
+from cryptify_pipeline.market.errors import RetryableSourceError  # noqa: E402
 from cryptify_pipeline.market.sample import sample_equity_index  # noqa: E402
-from cryptify_pipeline.market.sources import RetryableSourceError  # noqa: E402
 from cryptify_pipeline.market.yahoo import YahooFinance  # noqa: E402
 from cryptify_pipeline_tests.support.fake_yahoo import FakeYahoo  # noqa: E402
 

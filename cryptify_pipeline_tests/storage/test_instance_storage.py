@@ -19,7 +19,7 @@ from dagster import (
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from sqlalchemy import text
 
-from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline_tests.support.instances import own_instance
 
 HOURS = HourlyPartitionsDefinition(start_date="2025-01-01-00:00", timezone="UTC")

@@ -7,9 +7,9 @@ from functools import cache
 
 import psycopg2
 
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.settings import load_settings, project_root
 from cryptify_pipeline.storage.embedded import start_embedded_server
-from cryptify_pipeline.storage.urls import DatabaseUrl
 
 DATABASE_VARIABLES = ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME")
 

@@ -8,17 +8,12 @@ from datetime import datetime
 from dagster import AssetsDefinition, Definitions
 
 from cryptify_pipeline.assets import build_asset_checks, build_assets
-from cryptify_pipeline.automation.run_tags import range_tags
+from cryptify_pipeline.automation.alerts import FailureAlerts
 from cryptify_pipeline.definitions import build_definitions
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.resources import (
-    FailureAlerts,
-    Forecasting,
-    MarketData,
-    ModelSigning,
-    PostgresDatabase,
-)
+from cryptify_pipeline.resources import Forecasting, MarketData, ModelSigning, PostgresDatabase
+from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline.settings import DEFAULT_START, load_settings
 from cryptify_pipeline.storage.io_manager import PostgresPandasIOManager
 from cryptify_pipeline_tests.support.database import suite_database_url

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy
 from psycopg2.extensions import parse_dsn
 
+from cryptify_pipeline.postgres_url import DatabaseConnectionError, DatabaseUrl
 from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.urls import DatabaseConnectionError, DatabaseUrl
 from cryptify_pipeline_tests.support.database import run_sql, run_sql_on
 
 

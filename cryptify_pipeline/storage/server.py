@@ -1,4 +1,5 @@
-"""The live database URL: the configured server, or the embedded one started on demand.
+"""Which Postgres server a process uses: the configured one, or the embedded one started on
+demand; ``database_url()`` is its URL.
 
 No Dagster here: the data API (``api/``) resolves its database with it as the pipeline does.
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.settings import DEFAULT_DB_NAME, DatabaseSettings, get_settings
 from cryptify_pipeline.storage.embedded import start_embedded_server
-from cryptify_pipeline.storage.urls import DatabaseUrl
 
 
 @cache

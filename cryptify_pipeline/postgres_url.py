@@ -1,8 +1,10 @@
 """Postgres connection URLs: parsing, normalisation and safe display; URLs redacted for errors.
 
-This is the one place where URLs are normalised. SQLAlchemy 2.1 maps a bare ``postgresql://``
-to psycopg 3, which we do not install, so every URL handed to SQLAlchemy (and so to
-dagster-postgres) carries ``+psycopg2``. ADBC and libpq want the plain ``postgresql://`` form.
+A value type with no connection of its own: settings parse the configured URL with it, so it
+sits below them (storage, the API and the instance storage use it too). This is the one place
+where URLs are normalised. SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which we
+do not install, so every URL handed to SQLAlchemy (and so to dagster-postgres) carries
+``+psycopg2``. ADBC and libpq want the plain ``postgresql://`` form.
 
 No error raised here quotes a URL: a refusal names the part that is wrong, never its value
 (what looks like a port may be the tail of a password); ``cryptify_pipeline.redaction`` is what

@@ -1,7 +1,7 @@
 """How steps, checks and sensors reach the project database: the ``PostgresDatabase`` resource.
 
-The URL of a process (``database_url``) and its resolution live in ``database_url.py``, free of
-Dagster, for the data API too.
+Which server a process uses (``storage/server.py``) and the URL value type
+(``postgres_url.py``) are free of Dagster, for the data API too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.settings import (
     DEFAULT_DB_NAME,
     DEFAULT_DB_PORT,
@@ -22,8 +23,7 @@ from cryptify_pipeline.settings import (
     DatabaseSettings,
 )
 from cryptify_pipeline.storage import pg_tables
-from cryptify_pipeline.storage.database_url import embedded_database_url
-from cryptify_pipeline.storage.urls import DatabaseUrl
+from cryptify_pipeline.storage.server import embedded_database_url
 
 __all__ = ["PostgresDatabase"]
 

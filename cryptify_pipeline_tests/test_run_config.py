@@ -9,8 +9,8 @@ from dagster._core.execution.api import create_execution_plan
 
 from cryptify_pipeline.assets.evaluation import LeaderboardConfig
 from cryptify_pipeline.assets.models import TrainConfig
-from cryptify_pipeline.automation.run_config import allowed_values
 from cryptify_pipeline.definitions import build_definitions
+from cryptify_pipeline.run_config import allowed_values
 from cryptify_pipeline.settings import load_settings, project_root
 
 defs = build_definitions(load_settings({}))
