@@ -230,9 +230,9 @@ class Verdict:
 def verdicts(board: pd.DataFrame, window: str) -> dict[tuple[str, int], Verdict]:
     """Per (symbol, horizon), the models of ``window`` significantly better than zero, and the
     models without a p-value with their ``dm_note``."""
-    tested = board[(board["window"] == window) & (board["model"] != ZERO_RETURN)]
+    compared = board[(board["window"] == window) & (board["model"] != ZERO_RETURN)]
     result = {}
-    for (symbol, horizon), group in tested.groupby(["symbol", "horizon_h"], sort=True):
+    for (symbol, horizon), group in compared.groupby(["symbol", "horizon_h"], sort=True):
         p_values = dict(zip(group["model"], group["dm_p_value"], strict=True))
         untested = group[group["dm_p_value"].isna()]
         result[symbol, int(horizon)] = Verdict(
