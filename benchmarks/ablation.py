@@ -80,7 +80,7 @@ def head_to_head(forecasts: pd.DataFrame, candles: pd.DataFrame) -> list[dict[st
             price, context = wide[twin], wide[f"{twin}{CONTEXT_SUFFIX}"]
             hours = pd.date_range(wide.index.min(), wide.index.max(), freq="h")
             d = ((y - price) ** 2 - (y - context) ** 2).reindex(hours).to_numpy()
-            stat, p_value = diebold_mariano(d, int(horizon))
+            stat, p_value, _ = diebold_mariano(d, int(horizon))  # NaN: too few hours
             rows.append(
                 {
                     "symbol": symbol,

@@ -16,6 +16,7 @@ from cryptify_pipeline.ml.context_features import (
     OI_MEAN_HOURS,
 )
 from cryptify_pipeline.ml.features import RETURN_HOURS, VOLATILITY_HOURS
+from cryptify_pipeline.ml.significance import MIN_WINDOWS
 from cryptify_pipeline.storage.io_manager import COLUMN_DESCRIPTIONS
 
 
@@ -207,9 +208,14 @@ def leaderboard(level: float) -> dict[str, str]:
         "saying the price stays.",
         "skill_vs_drift": "1 - RMSE / RMSE of drift on the rows where drift was scored too.",
         "dm_stat": "Diebold-Mariano statistic against the zero forecast on squared errors "
-        "(Newey-West, h - 1 lags): > 0 means lower errors.",
-        "dm_p_value": "One-sided p-value of dm_stat: how likely a statistic this large is if "
-        "the model were no better than zero.",
+        "(h - 1 lags, Harvey-Leybourne-Newbold corrected): > 0 means lower errors. Null when "
+        "not tested (see dm_note).",
+        "dm_p_value": "One-sided p-value of dm_stat from Student t(T - 1), T the scored hours: "
+        "how likely a statistic this large is if the model were no better than zero. Null "
+        f"below {MIN_WINDOWS} independent h-hour windows ({MIN_WINDOWS} x h scored hours), and "
+        "for the zero forecast.",
+        "dm_note": "Why dm_p_value is null (too few forecasts, or no difference from the zero "
+        "forecast); null when the model was tested.",
         "rank": "Rank by RMSE among the models scored on the window's last day, on the rows "
         "they all share (null for a model no longer scored).",
         "rank_rows": "Rows the rank compares the models on.",

@@ -1,5 +1,6 @@
 """``forecast_metrics`` (daily) and the ``leaderboard``: every forecast scored against reality."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -24,7 +25,7 @@ from cryptify_pipeline.hours import describe_runs, hour_key
 from cryptify_pipeline.ml.models import ZERO_RETURN
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
 from cryptify_pipeline.ml.scoring import rank_models, score_day
-from cryptify_pipeline.ml.significance import SIGNIFICANCE, significantly_better
+from cryptify_pipeline.ml.significance import MIN_WINDOWS, SIGNIFICANCE, significantly_better
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.partitions import Partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
@@ -195,38 +196,72 @@ HOW_TO_READ = (
     "RMSE of log-return forecasts, each model's figures on its own rows. `skill_vs_zero` > 0 "
     "means better than saying the price stays where it is, `skill_vs_drift` > 0 better than "
     "repeating the training mean. `dm_stat` > 0 means lower squared errors than the zero "
-    "forecast; `dm_p_value` is the one-sided Diebold-Mariano p-value (Newey-West variance, h-1 "
-    f"lags): a model is called better than zero below {SIGNIFICANCE:.0%} divided by the number "
-    "of models tested for that symbol and horizon (Bonferroni). `rank` compares the models "
-    "scored on the window's last day on the `rank_rows` rows they all share. At these horizons "
-    "a realistic model has R2 near zero and 50-55% directional accuracy: far above that is a "
-    "bug until proven otherwise."
+    "forecast; `dm_p_value` is the one-sided Diebold-Mariano p-value (h-1 lags of overlap, "
+    "Harvey-Leybourne-Newbold correction, Student t): a model is called better than zero below "
+    f"{SIGNIFICANCE:.0%} divided by the number of models tested for that symbol and horizon "
+    f"(Bonferroni). Below {MIN_WINDOWS} independent h-hour windows ({MIN_WINDOWS} x h scored "
+    "hours) nothing is tested: `dm_stat` and `dm_p_value` are null and `dm_note` says why. "
+    "`rank` compares the models scored on the window's last day on the `rank_rows` rows they "
+    "all share. At these horizons a realistic model has R2 near zero and 50-55% directional "
+    "accuracy: far above that is a bug until proven otherwise."
 )
 
 
-def better_than_zero(board: pd.DataFrame, window: str) -> dict[tuple[str, int], list[str]]:
-    """Per (symbol, horizon), the models significantly better than zero in ``window``."""
-    tested = board[(board["window"] == window) & (board["model"] != ZERO_RETURN)]
-    return {
-        (symbol, int(horizon)): significantly_better(
-            dict(zip(group["model"], group["dm_p_value"], strict=True))
+@dataclass(frozen=True)
+class Verdict:
+    """The models of a symbol and horizon significantly better than zero, those not tested
+    (model -> why), and whether any was tested."""
+
+    better: list[str]
+    untested: dict[str, str]
+    tested_any: bool
+
+    def text(self) -> str:
+        """The verdict in a line: the models better, or that none is, or why none was tested."""
+        if not self.tested_any:
+            return "; ".join(sorted(set(self.untested.values())))
+        said = ", ".join(self.better) or "no model is significantly better than zero"
+        for note in sorted(set(self.untested.values())):
+            models = sorted(m for m, n in self.untested.items() if n == note)
+            said += f"; {', '.join(models)}: {note}"
+        return said
+
+
+def verdicts(board: pd.DataFrame, window: str) -> dict[tuple[str, int], Verdict]:
+    """Per (symbol, horizon), the models of ``window`` significantly better than zero, and the
+    models without a p-value with their ``dm_note``."""
+    compared = board[(board["window"] == window) & (board["model"] != ZERO_RETURN)]
+    result = {}
+    for (symbol, horizon), group in compared.groupby(["symbol", "horizon_h"], sort=True):
+        p_values = dict(zip(group["model"], group["dm_p_value"], strict=True))
+        untested = group[group["dm_p_value"].isna()]
+        result[symbol, int(horizon)] = Verdict(
+            better=significantly_better(p_values),
+            untested={
+                model: note if isinstance(note, str) else "not tested"
+                for model, note in zip(untested["model"], untested["dm_note"], strict=True)
+            },
+            tested_any=bool(group["dm_p_value"].notna().any()),
         )
-        for (symbol, horizon), group in tested.groupby(["symbol", "horizon_h"], sort=True)
-    }
+    return result
 
 
 def significance_text(board: pd.DataFrame, window: str) -> str:
     """Per symbol and horizon, the models significantly better than zero in ``window``; says so
-    plainly when there are none."""
-    better = better_than_zero(board, window)
-    if not better:
+    plainly when there are none, and why when none was tested."""
+    found = verdicts(board, window)
+    if not found:
         return "nothing scored"
     lines = [
-        f"- {symbol} {horizon}h: "
-        + (", ".join(models) if models else "no model is significantly better than zero")
-        for (symbol, horizon), models in better.items()
+        f"- {symbol} {horizon}h: {verdict.text()}" for (symbol, horizon), verdict in found.items()
     ]
-    if not any(better.values()):
+    if not any(verdict.tested_any for verdict in found.values()):
+        lines.insert(
+            0,
+            f"**No model could be tested against the zero forecast ({window}): too few "
+            "forecasts scored.**",
+        )
+    elif not any(verdict.better for verdict in found.values()):
         lines.insert(0, f"**No model is significantly better than the zero forecast ({window}).**")
     return "\n".join(lines)
 
@@ -257,14 +292,10 @@ def _recent_forecast_plot(
     if forecasts.empty:
         return None
     candles = database.read_time_range("candles", start, end + timedelta(hours=1))
-    better = better_than_zero(board, recent)
+    found = verdicts(board, recent)
     panels = {
         symbol: f"{symbol}: {model}, best {recent} RMSE; "
-        + (
-            f"significantly better than zero: {', '.join(models)}"
-            if (models := better.get((symbol, horizon)))
-            else "no model significantly better than zero"
-        )
+        + _panel_verdict(found.get((symbol, horizon)))
         for symbol, model in best.items()
     }
     title = (
@@ -272,3 +303,11 @@ def _recent_forecast_plot(
         "best model"
     )
     return as_markdown_image(forecast_plot_png(forecasts, candles, title, panels), title)
+
+
+def _panel_verdict(verdict: Verdict | None) -> str:
+    if verdict and verdict.better:
+        return f"significantly better than zero: {', '.join(verdict.better)}"
+    if verdict and verdict.tested_any:
+        return "no model significantly better than zero"
+    return "too few forecasts to test against zero"

@@ -28,7 +28,7 @@ HOURS_PER_DAY = 24
 BOARD_COLUMNS = (
     "symbol", "horizon_h", "model", "window", "n", "mae", "rmse", "r2_vs_zero",
     "directional_accuracy", "coverage", "skill_vs_zero", "skill_vs_drift", "dm_stat",
-    "dm_p_value", "rank", "rank_rows",
+    "dm_p_value", "dm_note", "rank", "rank_rows",
 )  # fmt: skip
 
 
@@ -151,9 +151,10 @@ def rank_models(metrics: pd.DataFrame, last_days: int = 30) -> pd.DataFrame:
     A model's figures are over its own rows: ``skill_vs_zero = 1 - RMSE / RMSE_zero`` with the
     zero forecast's RMSE on the same rows, ``skill_vs_drift`` likewise over the days drift was
     scored beside it, and the Diebold-Mariano test against zero (``dm_stat`` > 0: lower squared
-    errors; ``dm_p_value`` one-sided). ``rank`` orders by RMSE the models scored on the window's
-    last day, on the days they were all scored (``rank_rows`` rows each); a model no longer
-    scored has no rank.
+    errors; ``dm_p_value`` one-sided; both null, and ``dm_note`` saying why, when the window is
+    too short to test). ``rank`` orders by RMSE the models scored on the window's last day, on
+    the days they were all scored (``rank_rows`` rows each); a model no longer scored has no
+    rank.
     """
     metrics = _with_columns_of_older_scores(metrics)
     latest = metrics["day"].max()
@@ -178,6 +179,8 @@ def rank_models(metrics: pd.DataFrame, last_days: int = 30) -> pd.DataFrame:
     board = pd.DataFrame(rows, columns=list(BOARD_COLUMNS))
     board["rank"] = board["rank"].astype("Int64")
     board["rank_rows"] = board["rank_rows"].astype("Int64")
+    # a string column, stored as text even when every model was tested and it holds only nulls
+    board["dm_note"] = board["dm_note"].astype("string")
     return board.sort_values(
         ["symbol", "horizon_h", "window", "rank", "rmse"], ignore_index=True, na_position="last"
     )
@@ -201,15 +204,20 @@ def _pooled(own: pd.DataFrame, horizon: int, days: pd.DatetimeIndex) -> dict[str
     sums = own[list(SUMS)].sum()
     paired = own[own["sse_drift"].notna()]
     drift_sse = paired["sse_drift"].sum()
-    stat, p_value = diebold_mariano(_hourly_series(own, days), horizon)
+    series = _hourly_series(own, days)
+    test = diebold_mariano(series, horizon)
+    note = test.note
+    if sums["n"] and not np.isfinite(series).any():
+        note = "not tested: these days were scored before hourly loss differentials were kept"
     return {
         "n": int(sums["n"]),
         **figures(sums),
         "coverage": sums["covered"] / sums["interval_n"] if sums["interval_n"] else np.nan,
         "skill_vs_zero": 1 - np.sqrt(sums["sse"] / sums["sum_y2"]) if sums["sum_y2"] else np.nan,
         "skill_vs_drift": 1 - np.sqrt(paired["sse"].sum() / drift_sse) if drift_sse else np.nan,
-        "dm_stat": stat,
-        "dm_p_value": p_value,
+        "dm_stat": test.stat,
+        "dm_p_value": test.p_value,
+        "dm_note": note,
     }
 
 

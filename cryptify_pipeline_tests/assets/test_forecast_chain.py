@@ -111,14 +111,30 @@ def test_leaderboard_puts_baselines_beside_models(chain):
     assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp", "xgboost"}
     zero = next(row for row in board if row[0] == "zero_return")
     assert zero[3] == 0.0 and zero[4] == 48
-    tested = run_sql(
-        f"SELECT count(*) FROM \"{schema}\".leaderboard WHERE model <> 'zero_return'"
-        " AND dm_stat IS NOT NULL AND dm_p_value BETWEEN 0 AND 1"
-    )[0][0]
-    assert tested == 2 * 2 * 2 * 6  # symbols x horizons x windows x models but zero
+    # 2 days scored: 48 hours, fewer than 30 windows at either horizon, so nothing is tested
+    # and every row says why
+    untested = run_sql(
+        f'SELECT horizon_h, dm_note, count(*) FROM "{schema}".leaderboard'
+        " WHERE dm_stat IS NULL AND dm_p_value IS NULL GROUP BY 1, 2 ORDER BY 1"
+    )
+    too_few = "too few forecasts to test: 48 scored hour(s), {} independent {}-hour windows; "
+    assert untested == [
+        (6, too_few.format("8.0", 6) + "the test needs 30 (180 hours)", 2 * 2 * 7),
+        (24, too_few.format("2.0", 24) + "the test needs 30 (720 hours)", 2 * 2 * 7),
+    ]  # symbols x windows x models, at each horizon
+    note_type = run_sql(
+        "SELECT data_type FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = 'leaderboard' AND column_name = 'dm_note'",
+        (schema,),
+    )
+    assert note_type == [("text",)]
     metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
-    assert "BTC/USDT 6h: " in metadata["better than zero?"].value
+    verdict = metadata["better than zero?"].value.splitlines()
+    assert verdict[0] == (
+        "**No model could be tested against the zero forecast (30d): too few forecasts scored.**"
+    )
+    assert f"- BTC/USDT 6h: {too_few.format('8.0', 6)}the test needs 30 (180 hours)" in verdict
     plot = metadata["last 168 hours"].value
     assert plot.startswith("![6h forecasts of the last 168 hours, each symbol's best model]")
 

@@ -157,6 +157,11 @@ def test_leaderboard_pools_days_exactly_and_ranks_by_rmse():
     assert board.loc[("30d", "linear"), "n"] == 30 * 24
     ranks = board.loc["all"]["rank"]
     assert sorted(ranks) == [1, 2] and ranks.idxmin() == board.loc["all"]["rmse"].idxmin()
+    # these scores carry no hourly loss differentials (as scores written before them)
+    assert np.isnan(row["dm_p_value"])
+    assert row["dm_note"] == (
+        "not tested: these days were scored before hourly loss differentials were kept"
+    )
 
 
 def forecasts_of(days: dict[int, list[str]], seed: int = 5, horizon: int = 6):
@@ -234,22 +239,44 @@ def test_paired_skill_and_shared_row_ranks_with_a_changing_model_list():
 
 
 def test_diebold_mariano_pools_days_exactly_across_their_boundaries():
-    # horizon 6: the first 5 hours of a day pair with the last hours of the day before
-    plan = dict.fromkeys([0, 1, 2, 4, 5], ["zero_return", "ridge", "mlp"])  # day 3 missing
+    # horizon 6: the first 5 hours of a day pair with the last hours of the day before; 9 days
+    # hold 216 scored hours, 36 windows of 6 h (the test needs 30)
+    plan = {day: ["zero_return", "ridge", "mlp"] for day in range(10) if day != 3}  # 3 missing
     predictions, candles, realised = forecasts_of(plan, seed=9)
     board = rank_models(scored(predictions, candles, plan)).set_index(["window", "model"])
     for model in ("ridge", "mlp"):
         series = []
-        for day in range(6):
+        for day in range(10):
             if day not in plan:
                 series += [np.nan] * 24
                 continue
             made_that_day = (predictions["ts"] - pd.Timestamp(DAY)).dt.days == day
             rows = predictions[(predictions["model"] == model) & made_that_day]
             series += list(loss_differential(realised[day], rows["pred_log_return"].to_numpy()))
-        stat, p_value = diebold_mariano(np.array(series), 6)
+        stat, p_value, _ = diebold_mariano(np.array(series), 6)
         assert board.loc[("all", model), "dm_stat"] == pytest.approx(stat)
         assert board.loc[("all", model), "dm_p_value"] == pytest.approx(p_value)
+        assert pd.isna(board.loc[("all", model), "dm_note"])
     assert board.loc[("all", "ridge"), "dm_stat"] > 2  # knows part of the future
     assert board.loc[("all", "mlp"), "dm_stat"] < 0  # anti-informed: worse than zero
     assert np.isnan(board.loc[("all", "zero_return"), "dm_stat"])
+    assert board.loc[("all", "zero_return"), "dm_note"] == (
+        "not tested: its squared errors equal the zero forecast's throughout"
+    )
+
+
+def test_a_window_too_short_to_test_has_no_p_value_and_says_why():
+    plan = dict.fromkeys(range(10), ["zero_return", "ridge"])
+    predictions, candles, _ = forecasts_of(plan, seed=9)
+    board = rank_models(scored(predictions, candles, plan), last_days=7)
+    board = board.set_index(["window", "model"])
+    # 7 days at 6 h: 168 scored hours, 28 windows; all 10 days: 240 hours, 40 windows
+    recent = board.loc[("7d", "ridge")]
+    assert pd.isna(recent["dm_stat"]) and pd.isna(recent["dm_p_value"])
+    assert recent["dm_note"] == (
+        "too few forecasts to test: 168 scored hour(s), 28.0 independent 6-hour windows; "
+        "the test needs 30 (180 hours)"
+    )
+    assert 0 <= board.loc[("all", "ridge"), "dm_p_value"] < 0.05
+    assert pd.isna(board.loc[("all", "ridge"), "dm_note"])
+    assert board["dm_note"].dtype == "string"
