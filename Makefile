@@ -31,7 +31,7 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow and not live"
 
-# the production stack in a private Docker engine (root; ~5 min; see README, Production). The
+# the production stack in a private Docker engine (root; ~5 min; see docs/production.md). The
 # engine's root is removed by the test, and by the `clean` after it if the test was killed.
 test-deploy: $(STAMP)
 	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null \

@@ -3,7 +3,7 @@
 Values are bound (symbols and models are also resolved against the configured and zoo names
 before they get here); the only names in the SQL are the quoted schema and table names. Rows
 leave Postgres as JSON built by ``json_build_object``: a month of candles and forecasts is one
-round trip and no per-row Python, which is what keeps ``/history`` fast (README, Performance).
+round trip and no per-row Python, which is what keeps ``/history`` fast (docs/performance.md).
 Doubles are written in their shortest exact form (``extra_float_digits=1``); NaN is never
 stored (the IO manager writes NULL), so every number is valid JSON.
 """
@@ -194,7 +194,7 @@ class Database:
             except psycopg2.errors.InsufficientPrivilege as error:
                 raise DatabaseUnavailable(
                     f"the API's database role may not read the tables ({_first_line(error)}); "
-                    "grant it SELECT on them (README, Data API)"
+                    "grant it SELECT on them (docs/data-api.md)"
                 ) from None
             finally:
                 self._checkin(connection, broken)

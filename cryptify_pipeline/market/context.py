@@ -1,6 +1,6 @@
 """The market-context contract: open interest, funding rates and equity-index bars.
 
-Three hourly-partitioned tables beside the candles (see the README's Market context):
+Three hourly-partitioned tables beside the candles (see docs/forecasting.md, Market context):
 
 - ``open_interest`` (symbol, ts): the open interest of the symbol's perpetual swap measured at
   the instant ``ts`` (a whole hour), known at ``ts``.

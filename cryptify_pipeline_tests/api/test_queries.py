@@ -1,5 +1,5 @@
 """The API's sessions: read-only, pooled, surviving a server's restart of their connections,
-and the read-only role the README's GRANTs describe."""
+and the read-only role docs/data-api.md's GRANTs describe."""
 
 from __future__ import annotations
 
@@ -92,11 +92,11 @@ def reader_role():
     run_sql(f"DROP ROLE {role}")
 
 
-def test_the_readme_grants_give_a_read_only_role_every_table(instance, schema, reader_role):
+def test_the_documented_grants_give_a_read_only_role_every_table(instance, schema, reader_role):
     role, reader = reader_role
     owner = run_sql("SELECT current_user")[0][0]
     database = run_sql("SELECT current_database()")[0][0]
-    # the README's statements, before the pipeline has created any table
+    # docs/data-api.md's statements, before the pipeline has created any table
     run_sql(f'CREATE SCHEMA "{schema}"')
     for grant in (
         f'GRANT CONNECT ON DATABASE "{database}" TO {role}',

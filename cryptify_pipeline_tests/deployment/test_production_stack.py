@@ -9,7 +9,7 @@ What differs from a production host, and why: the engine is private to the test
 since this machine may send traffic only to loopback; the exchange is the local fake Binance.
 
 Root only, about five minutes and a few GB of disk, so it runs under ``make test-deploy``, not
-``make test`` (README, Tests).
+``make test`` (docs/testing.md).
 """
 
 from __future__ import annotations

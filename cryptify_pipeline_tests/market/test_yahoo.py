@@ -55,6 +55,6 @@ def test_rate_limits_and_server_errors_are_retryable(yahoo, fault, day):
     with pytest.raises(RetryableSourceError, match="ES=F"):
         YahooFinance(session=yahoo.session()).fetch(["ES=F"], start, end)
     assert len(yahoo.chart_requests()) == 2
-    if fault[0] == 429:  # yfinance keeps other answers for past ranges: see the README
+    if fault[0] == 429:  # yfinance keeps other answers for past ranges: see docs/forecasting.md
         frame = YahooFinance(session=yahoo.session()).fetch(["ES=F"], start, end)
         assert frame["market_open"].all() and len(frame) == 2

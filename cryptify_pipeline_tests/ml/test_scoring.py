@@ -199,7 +199,7 @@ def scored(predictions, candles, days):
 
 
 def test_paired_skill_and_shared_row_ranks_with_a_changing_model_list():
-    # days 0-9: baselines and ridge; days 10-34: ridge and hist_gbm, no baselines (the README's
+    # days 0-9: baselines and ridge; days 10-34: ridge and hist_gbm, no baselines (the docs'
     # models: [ridge, hist_gbm]); the days get wilder, so unpaired comparisons would mislead
     plan = {d: ["zero_return", "drift", "ridge"] if d < 10 else ["ridge", "hist_gbm"]
             for d in range(35)}  # fmt: skip
