@@ -9,10 +9,11 @@ and all are written through the IO manager as the assets would write them.
 
 Then ``cryptify api`` serves them (one process, as ``make dev`` and the compose service run it)
 and ``wrk`` (Debian's package: ``apt-get install -y wrk``) measures, from this machine:
-``/history?time_range=1m`` latency (p50/p99, one connection; every model, and one model as the
-dashboard asks; the same window again, served from the kept body after checking its rows'
-fingerprint, and a new window each request, built by Postgres) and ``/predictions/latest``
-throughput (32 connections). Results go to benchmarks/results/api.json.
+``/history?time_range=1m&predictions=all`` latency (p50/p99, one connection; the whole series
+of every model, and of one model as the dashboard asks; the same window again, served from the
+kept body after checking its rows' fingerprint, and a new window each request, built by
+Postgres) and ``/predictions/latest`` throughput (32 connections). Results go to
+benchmarks/results/api.json.
 
     python -m benchmarks.api [--days 365] [--seconds 15]
 """
@@ -215,7 +216,8 @@ def main() -> None:
     env = {"CRYPTIFY_SYMBOLS": ",".join(SYMBOLS)}
     with live_api(SCHEMA, log, **env) as api:
         base, pid = api.url, api.pid
-        history = f"{base}/history?time_range=1m"
+        # the whole series, as the dashboard asks (the default is one forecast per model)
+        history = f"{base}/history?time_range=1m&predictions=all"
         with urllib.request.urlopen(history) as response:
             body = response.read()
         results["history_1m_bytes"] = len(body)

@@ -80,11 +80,17 @@ _BAR = (
     " 'low', low, 'close', close, 'volume', volume)"
 )
 # pred_price, lower and upper are close * exp(...), computed by ml/forecasting.py
-_PREDICTION = (
-    "json_build_object('timestamp', ts, 'symbol', symbol, 'prediction_horizon', horizon_h,"
+_PREDICTION_FIELDS = (
+    "'timestamp', ts, 'symbol', symbol, 'prediction_horizon', horizon_h,"
     " 'predicted_time', target_ts, 'predicted_value', pred_price,"
-    " 'predicted_log_return', pred_log_return, 'ci_low', lower, 'ci_high', upper,"
-    " 'model', coalesce(%(label)s, model), 'model_id', model)"
+    " 'predicted_log_return', pred_log_return,"
+    " 'model', coalesce(%(label)s, model), 'model_id', model"
+)
+# A forecast without an interval has no ci_low/ci_high at all: the old web app tests
+# `ci_low !== undefined` and reads a null bound as its highest confidence.
+_PREDICTION = (
+    f"CASE WHEN lower IS NULL OR upper IS NULL THEN json_build_object({_PREDICTION_FIELDS})"
+    f" ELSE json_build_object({_PREDICTION_FIELDS}, 'ci_low', lower, 'ci_high', upper) END"
 )
 _FEATURES = (
     "json_build_object('timestamp', f.ts, 'symbol', f.symbol, 'close', f.close,"
@@ -261,14 +267,27 @@ class Database:
         )
 
     def history_predictions(
-        self, symbol: str, start: datetime, end: datetime, model: str | None, label: str | None
+        self,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        model: str | None,
+        label: str | None,
+        newest_only: bool,
     ) -> JsonRows:
-        """Forecasts made in [start, end), plus the look ahead (``_chosen_forecasts``), oldest
-        first."""
+        """The forecasts of ``_chosen_forecasts`` (made in [start, end), plus the look ahead):
+        every one, oldest first; or with ``newest_only`` the newest per model and horizon,
+        by horizon then model (the old backend's contract)."""
+        if newest_only:
+            shown = "SELECT DISTINCT ON (model, horizon_h) * FROM chosen"
+            shown += " ORDER BY model, horizon_h, ts DESC"
+            order = "horizon_h, model"
+        else:
+            shown, order = "SELECT * FROM chosen", "ts, model, horizon_h"
         return self._json_rows(
-            f"{self._chosen_forecasts('*', _filters(model, None))}"
-            f" SELECT count(*), coalesce(json_agg({_PREDICTION}"
-            " ORDER BY ts, model, horizon_h), '[]')::text FROM chosen",
+            f"{self._chosen_forecasts('*', _filters(model, None))}, shown AS ({shown})"
+            f" SELECT count(*), coalesce(json_agg({_PREDICTION} ORDER BY {order}), '[]')::text"
+            " FROM shown",
             {"symbol": symbol, "start": start, "end": end, "model": model, "label": label},
         )
 
@@ -301,6 +320,16 @@ class Database:
             {"symbol": symbol, "model": model, "label": label, "horizon": horizon,
              "limit": limit},
         )  # fmt: skip
+
+    def newest_prediction(self, symbol: str, model: str, label: str, horizon: int) -> str | None:
+        """The newest forecast of ``model`` ``horizon`` hours ahead as one JSON object; None
+        before there is one."""
+        rows = self._rows(
+            f"SELECT ({_PREDICTION})::text FROM {self._table['predictions']}"
+            f" WHERE symbol = %(symbol)s{_filters(model, horizon)} ORDER BY ts DESC LIMIT 1",
+            {"symbol": symbol, "model": model, "label": label, "horizon": horizon},
+        )
+        return rows[0][0] if rows else None
 
     def latest_features(self, symbol: str, limit: int) -> JsonRows:
         """The ``limit`` newest feature rows of ``symbol``, newest first."""

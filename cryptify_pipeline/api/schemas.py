@@ -53,8 +53,8 @@ class Prediction(_Strict):
     """One model's forecast made at ``timestamp`` (the close of that hour's candle) for
     ``predicted_time`` = ``timestamp`` + ``prediction_horizon`` hours. Prices are
     ``close * exp(log return)``; ``ci_low``/``ci_high`` bound the interval at the pipeline's
-    level (CRYPTIFY_INTERVAL_LEVEL), null when the model had too few held-out windows to
-    calibrate one."""
+    level (CRYPTIFY_INTERVAL_LEVEL), and are absent (never null) when the model has no
+    calibrated interval."""
 
     timestamp: datetime
     symbol: str
@@ -62,8 +62,9 @@ class Prediction(_Strict):
     predicted_time: datetime
     predicted_value: float = Field(description="Forecast price: close * exp(predicted log return).")
     predicted_log_return: float
-    ci_low: float | None = Field(description="Interval's lower price; null if uncalibrated.")
-    ci_high: float | None = Field(description="Interval's upper price; null if uncalibrated.")
+    # absent rather than null: the old web app reads a null bound as its highest confidence
+    ci_low: float = Field(default=None, description="Interval's lower price; absent if none.")
+    ci_high: float = Field(default=None, description="Interval's upper price; absent if none.")
     model: str = Field(description="The model name asked for (an alias stays an alias).")
     model_id: str = Field(description="The zoo model whose forecasts these are.")
 
@@ -153,6 +154,9 @@ class HistoryMetadata(_Strict):
     predictions_count: int
     symbol: str
     model: str | None
+    predictions: Literal["newest", "all"] = Field(
+        description="newest: one forecast per model and horizon; all: the window's series."
+    )
 
 
 class TimeRange(_Strict):
@@ -165,6 +169,19 @@ class HistoryResponse(_Strict):
     data: HistoryData
     metadata: HistoryMetadata
     time_range: TimeRange
+
+
+class PredictMetadata(_Strict):
+    symbol: str
+    model: str
+    made_by: Literal["pipeline"]
+    note: str
+
+
+class PredictResponse(_Strict):
+    status: Literal["success"]
+    data: Prediction
+    metadata: PredictMetadata
 
 
 class ListMetadata(_Strict):

@@ -1,6 +1,6 @@
 """The tables the API reads, written by the pipeline's own assets as Dagster runs, once per
 test session (worker): two symbols, candles for 23 days and their market context for the last
-8, two days of models and forecasts (all six models, 6 h and 24 h), a day of scores and the
+8, two days of models and forecasts (every model, 6, 12 and 24 h), a day of scores and the
 leaderboard."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ CONTEXT = ("2025-01-16-00:00", "2025-01-23-23:00")
 MODEL_DAYS = ("2025-01-21", "2025-01-22")
 FORECAST_HOURS = ("2025-01-22-00:00", "2025-01-23-23:00")
 SCORED_DAY = "2025-01-22"  # scored against the candles of 01-22 and 01-23
-HORIZONS = [6, 24]
+HORIZONS = [6, 12, 24]
 TRAIN = {"ops": {"models": {"config": {"training_days": 8, "horizons": HORIZONS}}}}
 
 LAST_CANDLE = datetime(2025, 1, 23, 23, tzinfo=UTC)

@@ -93,7 +93,9 @@ def test_history_bars_are_the_stored_candles(client, tables):
 
 
 def test_history_predictions_are_prices_through_exp(client, tables):
-    body = ok(client.get(f"/history?symbol=BTC/USDT&{DAY}"), schemas.HistoryResponse)
+    body = ok(
+        client.get(f"/history?symbol=BTC/USDT&{DAY}&predictions=all"), schemas.HistoryResponse
+    )
     closes = {ts(bar["timestamp"]): bar["close"] for bar in body["data"]["raw_bars"]}
     predictions = body["data"]["predictions"]
     assert (
@@ -114,8 +116,9 @@ def test_history_predictions_are_prices_through_exp(client, tables):
         r, lower, upper = stored[(made, p["model"], p["prediction_horizon"])]
         assert p["predicted_log_return"] == r
         assert p["predicted_value"] == pytest.approx(close * math.exp(r), rel=1e-12)
-        assert (p["ci_low"], p["ci_high"]) == (lower, upper)
-        # an uncalibrated model (too few held-out windows) has no interval: both bounds null
+        assert (p.get("ci_low"), p.get("ci_high")) == (lower, upper)
+        # a model without an interval has no bounds at all: absent, never null
+        assert ("ci_low" in p, "ci_high" in p) == (lower is not None, upper is not None)
         if lower is not None:
             assert p["ci_low"] <= p["predicted_value"] <= p["ci_high"]
         assert ts(p["predicted_time"]) == made + timedelta(hours=p["prediction_horizon"])
@@ -125,7 +128,10 @@ def test_history_predictions_are_prices_through_exp(client, tables):
 
 def test_history_predictions_stay_inside_the_window(client):
     body = ok(
-        client.get("/history?from_time=2025-01-22T12:00Z&to_time=2025-01-23T12:00Z&model=ridge"),
+        client.get(
+            "/history?from_time=2025-01-22T12:00Z&to_time=2025-01-23T12:00Z&model=ridge"
+            "&predictions=all"
+        ),
         schemas.HistoryResponse,
     )
     made = sorted({ts(p["timestamp"]) for p in body["data"]["predictions"]})
@@ -137,7 +143,9 @@ def test_history_predictions_stay_inside_the_window(client):
 def test_history_looks_ahead_with_the_newest_forecasts(client):
     # a window after the last forecast: no candles, and the newest forecast of each horizon
     body = ok(
-        client.get("/history?from_time=2025-01-24T00:00Z&to_time=2025-01-25T00:00Z"),
+        client.get(
+            "/history?from_time=2025-01-24T00:00Z&to_time=2025-01-25T00:00Z&predictions=all"
+        ),
         schemas.HistoryResponse,
     )
     assert body["data"]["raw_bars"] == []
@@ -147,8 +155,92 @@ def test_history_looks_ahead_with_the_newest_forecasts(client):
         (m, h) for m in MODELS for h in HORIZONS
     )
     # before any forecast was made there is nothing to look ahead with
-    before = client.get("/history?from_time=2025-01-20T00:00Z&to_time=2025-01-21T00:00Z").json()
-    assert before["data"]["predictions"] == [] and len(before["data"]["raw_bars"]) == 24
+    for shown in ("all", "newest"):
+        before = client.get(
+            f"/history?from_time=2025-01-20T00:00Z&to_time=2025-01-21T00:00Z&predictions={shown}"
+        ).json()
+        assert before["data"]["predictions"] == [] and len(before["data"]["raw_bars"]) == 24
+
+
+def test_history_gives_the_newest_forecast_per_model_and_horizon_by_default(client):
+    # the old backend's contract: one forecast per (model, horizon), the newest made before
+    # `to`, sorted by horizon then model
+    to = datetime(2025, 1, 23, 12, tzinfo=UTC)
+    query = "from_time=2025-01-22T12:00Z&to_time=2025-01-23T12:00Z"
+    body = ok(client.get(f"/history?{query}"), schemas.HistoryResponse)
+    rows = body["data"]["predictions"]
+    assert body["metadata"]["predictions"] == "newest"
+    assert [(p["prediction_horizon"], p["model"]) for p in rows] == sorted(
+        (h, m) for m in MODELS for h in HORIZONS
+    )
+    assert {ts(p["timestamp"]) for p in rows} == {to - timedelta(hours=1)}
+    one = ok(client.get(f"/history?{query}&model=ridge"), schemas.HistoryResponse)
+    assert [p["prediction_horizon"] for p in one["data"]["predictions"]] == HORIZONS
+    assert one["metadata"]["predictions_count"] == len(HORIZONS)
+    # the same rows as the newest of the whole series
+    series = client.get(f"/history?{query}&model=ridge&predictions=all").json()
+    newest = max(ts(p["timestamp"]) for p in series["data"]["predictions"])
+    assert one["data"]["predictions"] == sorted(
+        (p for p in series["data"]["predictions"] if ts(p["timestamp"]) == newest),
+        key=lambda p: p["prediction_horizon"],
+    )
+    error(client.get(f"/history?{query}&predictions=some"), 422, "invalid_parameter")
+
+
+def test_a_forecast_without_an_interval_has_no_interval_fields(forecast_tables, schema):
+    # a copy of the tables where ridge has intervals and every other model none
+    run_sql(f'CREATE SCHEMA "{schema}"')
+    for table in ("candles", "predictions"):
+        run_sql(f'CREATE TABLE "{schema}".{table} AS TABLE "{forecast_tables}".{table}')
+    run_sql(
+        f'UPDATE "{schema}".predictions SET lower = CASE WHEN model = %s THEN pred_price * 0.9'
+        " END, upper = CASE WHEN model = %s THEN pred_price * 1.1 END",
+        ("ridge", "ridge"),
+    )
+    with client_for(schema) as copy:
+        for shown in ("newest", "all"):
+            body = ok(copy.get(f"/history?{DAY}&predictions={shown}"), schemas.HistoryResponse)
+            rows = body["data"]["predictions"]
+            assert {p["model"] for p in rows} == set(MODELS)
+            for p in rows:
+                assert None not in p.values(), p
+                if p["model"] == "ridge":
+                    assert p["ci_low"] < p["predicted_value"] < p["ci_high"]
+                else:
+                    assert "ci_low" not in p and "ci_high" not in p, p
+        latest = ok(copy.get("/predictions/latest?limit=100"), schemas.PredictionsResponse)
+        assert all(("ci_low" in p) == (p["model"] == "ridge") for p in latest["data"])
+
+
+def test_predict_serves_the_newest_stored_forecast(client, tables):
+    body = ok(
+        client.get("/predict/ridge/12?symbol=ETHUSDT&save_to_db=true"), schemas.PredictResponse
+    )
+    stored = run_sql(
+        f"SELECT ts, pred_price FROM {tables('predictions')} WHERE symbol = 'ETH/USDT'"
+        " AND model = 'ridge' AND horizon_h = 12 ORDER BY ts DESC LIMIT 1"
+    )[0]
+    forecast = body["data"]
+    assert (ts(forecast["timestamp"]), forecast["predicted_value"]) == stored
+    assert (forecast["model"], forecast["prediction_horizon"]) == ("ridge", 12)
+    assert body["metadata"]["made_by"] == "pipeline" and "ignored" in body["metadata"]["note"]
+    # nothing was written: the same answer, the same row count
+    count = run_sql(f"SELECT count(*) FROM {tables('predictions')}")[0][0]
+    assert client.get("/predict/ridge/12?symbol=ETHUSDT&save_to_db=true").json() == body
+    assert run_sql(f"SELECT count(*) FROM {tables('predictions')}")[0][0] == count
+    alias = ok(client.get("/predict/linear_regression/6"), schemas.PredictResponse)["data"]
+    assert (alias["model"], alias["model_id"], alias["symbol"]) == (
+        "linear_regression", "linear", "BTC/USDT",
+    )  # fmt: skip
+    error(client.get("/predict/gpt/6"), 404, "unknown_model")
+    error(client.get("/predict/ridge/7"), 422, "invalid_parameter")
+    error(client.get("/predict/ridge/6?symbol=DOGEUSDT"), 404, "unknown_symbol")
+
+
+def test_predict_before_any_forecast_says_so(schema):
+    with client_for(schema) as empty:
+        problem = error(empty.get("/predict/ridge/6"), 404, "no_forecast")
+    assert "ridge" in problem["message"] and "BTC/USDT" in problem["message"]
 
 
 def test_history_time_ranges(client):
@@ -185,8 +277,9 @@ def test_symbol_spellings(client, spelling):
 
 @pytest.mark.parametrize(("alias", "zoo"), [("linear_regression", "linear"), ("lstm", "mlp")])
 def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
-    asked = client.get(f"/history?model={alias}&{DAY}").json()["data"]["predictions"]
-    direct = client.get(f"/history?model={zoo}&{DAY}").json()["data"]["predictions"]
+    asked = client.get(f"/history?model={alias}&{DAY}&predictions=all").json()
+    direct = client.get(f"/history?model={zoo}&{DAY}&predictions=all").json()
+    asked, direct = asked["data"]["predictions"], direct["data"]["predictions"]
     assert len(asked) == 24 * len(HORIZONS)
     assert {(p["model"], p["model_id"]) for p in asked} == {(alias, zoo)}
     strip = lambda rows: [{k: v for k, v in p.items() if k != "model"} for p in rows]  # noqa: E731
@@ -195,7 +288,7 @@ def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
 
 def test_history_bodies_are_kept_while_their_rows_are_unchanged(forecast_tables, instance):
     with client_for(forecast_tables) as fresh:
-        cache = fresh.app.state.history_cache
+        cache = fresh.app.state.api.history_cache
         first = fresh.get(f"/history?{DAY}&model=ridge")
         assert fresh.get(f"/history?{DAY}&model=ridge").content == first.content
         assert cache.size[0] == 1  # the second answer was the kept body
@@ -467,7 +560,7 @@ def test_openapi_describes_every_endpoint_and_error(client):
     spec = client.get("/openapi.json").json()
     paths = {
         "/health", "/meta", "/history", "/predictions/latest", "/features/latest", "/features",
-        "/metrics/latest", "/models",
+        "/metrics/latest", "/models", "/predict/{model}/{horizon}",
     }  # fmt: skip
     assert set(spec["paths"]) == paths
     for path in paths - {"/health", "/meta"}:
@@ -483,7 +576,7 @@ def test_contract_of_the_whole_openapi_spec(client):
     response matches its documented status, content type and schema."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 9
     failures: list[str] = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -184,7 +184,7 @@ async function refresh(event) {
     }
     const info = state.meta.data.symbols.find((s) => s.symbol === chosen.symbol);
     const params = new URLSearchParams({
-      symbol: chosen.symbol, model: chosen.model, time_range: chosen.range,
+      symbol: chosen.symbol, model: chosen.model, time_range: chosen.range, predictions: "all",
     });
     // the window ends at the newest stored candle, so a pipeline that is behind still shows
     if (info && info.latest_candle) {
