@@ -133,8 +133,9 @@ def _stale_runs(args: argparse.Namespace) -> Any:
         run = client.run(listed.run_id)
         if run.status != "STARTED":
             continue
-        if args.clear and client.mark_canceled(run.run_id):
-            client.free_pool_slots(run.run_id)
+        if args.clear:
+            if client.mark_canceled(run.run_id):  # False: it finished meanwhile
+                client.free_pool_slots(run.run_id)
             run = client.run(run.run_id)
         found.append({**_run_view(run), "process": f"{process} (gone)"})
     return found
