@@ -16,9 +16,10 @@ import json
 import time
 import urllib.error
 import urllib.request
+from base64 import b64encode
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -102,14 +103,19 @@ def alert_body(failure: RunFailure) -> dict[str, object]:
 
 def post_alert(webhook_url: str, failure: RunFailure, timeout_seconds: float) -> None:
     """POST ``failure`` to ``webhook_url``; raises ``DeliveryError`` with a reason that never
-    quotes the URL (its path or query may be the webhook's token)."""
-    request = urllib.request.Request(
-        webhook_url,
-        data=json.dumps(alert_body(failure)).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "cryptify-alerts"},
-        method="POST",
-    )
+    quotes the URL (its path or query may be the webhook's token, its user:password@ the
+    credentials, which are sent as HTTP basic auth)."""
     try:
+        url, authorization = split_credentials(webhook_url)
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(alert_body(failure)).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "cryptify-alerts"},
+            method="POST",
+        )
+        if authorization:
+            # unredirected: a redirect to another host must not carry the credentials along
+            request.add_unredirected_header("Authorization", authorization)
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
             response.read(_RESPONSE_BYTES)
     except urllib.error.HTTPError as error:
@@ -126,6 +132,22 @@ def post_alert(webhook_url: str, failure: RunFailure, timeout_seconds: float) ->
         raise DeliveryError(_without(reason, webhook_url)) from None
     except ValueError:
         raise DeliveryError(f"{redact_url(webhook_url)} is not a usable URL", True) from None
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:password@``, and the basic ``Authorization`` header they make.
+
+    urllib keeps userinfo in the host name: ``user:pass@127.0.0.1`` went to the resolver (the
+    credentials in a DNS query) and was never delivered. Percent-escapes are decoded, as a
+    password holding ``@`` or ``:`` must be written escaped; no password is an empty one.
+    """
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    credentials = f"{unquote(user)}:{unquote(password)}".encode()
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {b64encode(credentials).decode()}"
 
 
 def deliver_due_alerts(
@@ -172,7 +194,9 @@ def _without(text: str, url: str) -> str:
     text = text.replace(url, redact_url(url))
     try:
         parts = urlsplit(url)
-        secrets = [parts.password or "", parts.path, parts.query, parts.fragment]
+        userinfo = parts.netloc.rpartition("@")[0]
+        secrets = [userinfo, *userinfo.split(":"), parts.path, parts.query, parts.fragment]
+        secrets += [unquote(secret) for secret in secrets]
     except ValueError:
         secrets = []
     for secret in sorted(secrets, key=len, reverse=True):

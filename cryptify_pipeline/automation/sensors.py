@@ -1,6 +1,6 @@
 """Sensors: forecasts after each collection, repairs of what was missed (candles, forecasts,
-scores), run-failure records and their alerts, and the one that evaluates automation
-conditions."""
+scores), run-failure records and their alerts, failing the runs whose process is gone, and
+the one that evaluates automation conditions."""
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from cryptify_pipeline.automation.failures import (
     record_run_failure,
 )
 from cryptify_pipeline.automation.jobs import Jobs
+from cryptify_pipeline.automation.stale_runs import fail_stale_run, stale_runs
 from cryptify_pipeline.hours import (
     DAY,
     HOUR,
@@ -424,6 +425,26 @@ def build_sensors(
             "post(s) delivered"
         )
 
+    # Dagster's run monitoring checks only the run workers its run launcher started; this
+    # checks the runs executed in a command's own process (dagster asset materialize, the
+    # bootstrap), on the machine the sensor runs on.
+    @sensor(
+        minimum_interval_seconds=30,
+        default_status=status,
+        description=(
+            "Marks failed the STARTED runs whose process, on this machine, is gone (killed) "
+            "and frees their pool slots, which would otherwise block those pools for ever."
+        ),
+    )
+    def fail_stale_runs(context: SensorEvaluationContext) -> SkipReason:
+        failed = [
+            stale for stale in stale_runs(context.instance)
+            if fail_stale_run(context.instance, stale)
+        ]  # fmt: skip
+        for stale in failed:
+            context.log.error(f"{stale}: marked failed, its pool slots freed")
+        return SkipReason(f"{len(failed)} run(s) whose process is gone marked failed")
+
     # Dagster's own automation sensor starts stopped; this one runs by default, so assets with
     # an automation condition (the leaderboard, after new scores) update themselves.
     automation_conditions = AutomationConditionSensorDefinition(
@@ -438,6 +459,7 @@ def build_sensors(
         missing_forecasts,
         missing_scores,
         record_run_failures,
+        fail_stale_runs,
         automation_conditions,
     ]
 

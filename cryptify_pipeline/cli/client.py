@@ -443,6 +443,32 @@ class CryptifyClient:
         if data.get("__typename") != "TerminateRunSuccess":
             raise ClientError(f"cannot cancel {run_id}: {data.get('message') or data}")
 
+    def mark_canceled(self, run_id: str) -> bool:
+        """Mark a run CANCELED at once, without asking its process to stop (for a run whose
+        process is gone); False when the run had already finished."""
+        data = self._field(
+            """mutation MarkCanceled($id: String!) {
+                 terminateRun(runId: $id, terminatePolicy: MARK_AS_CANCELED_IMMEDIATELY) {
+                   __typename ... on TerminateRunFailure { message run { status } }
+                   ... on Error { message } } }""",
+            {"id": run_id},
+            "terminateRun",
+        )
+        if data.get("__typename") == "TerminateRunSuccess":
+            return True
+        if (data.get("run") or {}).get("status") in FINISHED:
+            return False
+        raise ClientError(f"cannot mark {run_id} canceled: {data.get('message') or data}")
+
+    def free_pool_slots(self, run_id: str) -> None:
+        """Give back the pool (concurrency) slots a run holds, and drop its waiting steps."""
+        freed = self.query(
+            "mutation Free($id: String!) { freeConcurrencySlotsForRun(runId: $id) }",
+            {"id": run_id},
+        ).get("freeConcurrencySlotsForRun")
+        if freed is not True:
+            raise ClientError(f"cannot free the pool slots of {run_id}: answered {freed!r}")
+
     def logs(self, run_id: str) -> list[LogEvent]:
         events: list[LogEvent] = []
         cursor = None

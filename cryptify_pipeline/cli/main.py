@@ -6,6 +6,7 @@
     cryptify status RUN_ID
     cryptify runs [--job JOB] [--status STATUS ...] [--limit N]
     cryptify cancel RUN_ID
+    cryptify stale-runs [--clear]
     cryptify logs RUN_ID
     cryptify db url|start|stop
     cryptify api [--host 127.0.0.1] [--port 8000]
@@ -38,8 +39,11 @@ from cryptify_pipeline.cli.client import (
 from cryptify_pipeline.cli.output import render
 from cryptify_pipeline.run_tags import MAX_RUNTIME_SECONDS_TAG
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
+from cryptify_pipeline.storage.run_process import RUN_PROCESS_TAG, RunProcess
 
 POLL_SECONDS = 1.0
+# STARTED runs looked at by stale-runs: far more than max_concurrent_runs
+STALE_RUNS_LIMIT = 1000
 
 
 class CommandError(Exception):
@@ -114,6 +118,27 @@ def _cancel(args: argparse.Namespace) -> Any:
     client = _client(args)
     client.cancel(args.run_id)
     return {"run_id": args.run_id, "status": client.run(args.run_id).status}
+
+
+def _stale_runs(args: argparse.Namespace) -> Any:
+    """The STARTED runs whose process, on this machine, is gone; with --clear, each is marked
+    CANCELED (GraphQL can cancel a run, not fail it) and its pool slots are freed."""
+    client = _client(args)
+    found = []
+    for listed in client.runs(statuses=["STARTED"], limit=STALE_RUNS_LIMIT):
+        process = RunProcess.from_tag(listed.tags.get(RUN_PROCESS_TAG))
+        if process is None or not process.is_local or not process.is_gone():
+            continue
+        # read again now that its process is gone: it may have finished just before exiting
+        run = client.run(listed.run_id)
+        if run.status != "STARTED":
+            continue
+        if args.clear:
+            if client.mark_canceled(run.run_id):  # False: it finished meanwhile
+                client.free_pool_slots(run.run_id)
+            run = client.run(run.run_id)
+        found.append({**_run_view(run), "process": f"{process} (gone)"})
+    return found
 
 
 def _logs(args: argparse.Namespace) -> Any:
@@ -274,6 +299,14 @@ def _parser() -> argparse.ArgumentParser:
     command("cancel", _cancel, "terminate a run, or take it out of the queue").add_argument(
         "run_id"
     )
+    stale = command(
+        "stale-runs", _stale_runs,
+        "list the STARTED runs whose process, on this machine, is gone (killed)",
+    )  # fmt: skip
+    stale.add_argument(
+        "--clear", action="store_true",
+        help="mark them canceled and free the pool slots they hold",
+    )  # fmt: skip
     command("logs", _logs, "print a run's event log").add_argument("run_id")
     db = command("db", _db, "the embedded Postgres: its URL, start it, stop it")
     db.add_argument("action", choices=["url", "start", "stop"])

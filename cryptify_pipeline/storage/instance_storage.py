@@ -5,24 +5,30 @@ be an embedded server started on demand, so this subclass resolves it when the i
 (in the webserver, the daemon and every run process alike). Dagster's tables live in their own
 schema (``dagster`` by default) beside the asset tables.
 
-Its event log stores the planned materialisations of a single-run backfill, one per partition,
-in bulk (``PostgresEventLogBatchingPlans``): dagster-postgres stores them one by one.
+Its run storage tags each run, as it starts, with the process executing it
+(``run_process.RUN_PROCESS_TAG``), so that a run whose process was killed can be told from a
+live one. Its event log stores the planned materialisations of a single-run backfill, one per
+partition, in bulk (``PostgresEventLogBatchingPlans``): dagster-postgres stores them one by one.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
+from datetime import datetime
 
 import psycopg2
-from dagster import DagsterEventType, EventLogEntry, Field, StringSource
+from dagster import DagsterEvent, DagsterEventType, EventLogEntry, Field, StringSource
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
 from psycopg2 import sql
 
 from cryptify_pipeline.postgres_url import DatabaseUrl
+from cryptify_pipeline.storage.run_process import RUN_PROCESS_TAG, RunProcess
 from cryptify_pipeline.storage.server import database_url
 
 DEFAULT_INSTANCE_SCHEMA = "dagster"
@@ -69,6 +75,23 @@ class PostgresEventLogBatchingPlans(PostgresEventLogStorage):
                 self._store_asset_event(connection, event, event_id)
 
 
+class PostgresRunStorageTaggingProcesses(PostgresRunStorage):
+    """dagster-postgres's run storage, tagging a run with the process that starts executing it.
+
+    The run's start event is handled in the process that executes the run (the run worker,
+    ``dagster asset materialize``, the bootstrap), whatever started it: the one place that
+    sees every run's process. Dagster keeps the pid in the run's events, but not the machine.
+    """
+
+    def handle_run_event(
+        self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
+    ) -> None:
+        super().handle_run_event(run_id, event, update_timestamp)
+        # an event handed over from another process names a process this one cannot describe
+        if event.event_type == DagsterEventType.RUN_START and event.pid == os.getpid():
+            self.add_run_tags(run_id, {RUN_PROCESS_TAG: RunProcess.current().tag_value()})
+
+
 def _is_planned_materialization(event: EventLogEntry) -> bool:
     return event.get_dagster_event().event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
 
@@ -83,7 +106,11 @@ class CryptifyPostgresStorage(DagsterPostgresStorage):
         inst_data: ConfigurableClassData | None = None,
     ):
         super().__init__(postgres_url, should_autocreate_tables, inst_data)
-        # the parent created the tables; the replacement only connects when used
+        # the parent created the tables; the replacements only connect when used
+        self._run_storage.dispose()
+        self._run_storage = PostgresRunStorageTaggingProcesses(
+            postgres_url, should_autocreate_tables=False
+        )
         self._event_log_storage.dispose()
         self._event_log_storage = PostgresEventLogBatchingPlans(
             postgres_url, should_autocreate_tables=False

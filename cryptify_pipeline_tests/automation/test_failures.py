@@ -1,6 +1,7 @@
 """Failed runs are recorded in the run_failures table and their alerts reach the webhook: retried
 with backoff while it hangs, refuses or fails, delivered once it recovers, given up at a bound."""
 
+import base64
 import json
 import threading
 import time
@@ -29,6 +30,7 @@ class Webhook:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.requests = 0
+        self.headers: list[dict[str, str]] = []  # each request's, as received
         self.mode: str | int = "ok"
         self.hang_seconds = 3.0
         self.server = self._serve(0)
@@ -44,6 +46,7 @@ class Webhook:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 hook.requests += 1
+                hook.headers.append(dict(self.headers))
                 if hook.mode == "hang":
                     time.sleep(hook.hang_seconds)  # the client has given up by then
                     return
@@ -63,6 +66,10 @@ class Webhook:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/services/T0/B0/{TOKEN}?token={TOKEN}"
+
+    def url_with(self, userinfo: str) -> str:
+        """``url`` with ``userinfo@`` before its host."""
+        return self.url.replace("://", f"://{userinfo}@", 1)
 
     def stop(self) -> None:
         """Close the port: connections are refused."""
@@ -293,6 +300,43 @@ def test_the_webhook_url_never_reaches_the_table_or_the_tick(failures, webhook):
     errors = run_sql(f'SELECT alert_last_error FROM "{failures.schema}".run_failures')
     assert errors and all(TOKEN not in str(row) for row in errors)
     assert all(TOKEN not in message and "services" not in message for message in messages)
+
+
+def test_credentials_in_the_webhook_url_are_sent_as_basic_auth_not_as_the_host(failures, webhook):
+    # percent-encoded, as a password holding "@" or ":" must be in a URL
+    alerts = FailureAlerts(webhook_url=webhook.url_with("alerts:PA%40SS%3Aword"))
+    run_id = failures.fail_run()
+    failures.tick(alerts)
+    assert failures.rows()[run_id][:3] == ("delivered", 1, None)
+    [headers] = webhook.headers
+    assert headers["Host"] == f"127.0.0.1:{webhook.port}"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"alerts:PA@SS:word").decode()
+    # a user alone (a token as the user name, as some services take it) has an empty password
+    failures.fail_run(hour=6)
+    failures.tick(FailureAlerts(webhook_url=webhook.url_with("T0KEN")))
+    assert webhook.headers[1]["Authorization"] == "Basic " + base64.b64encode(b"T0KEN:").decode()
+
+
+def test_webhook_credentials_never_show_in_an_attempts_error(failures, webhook):
+    alerts = FailureAlerts(
+        webhook_url=webhook.url_with("alerts:PASSWORD"), timeout_seconds=0.5,
+        first_retry_seconds=0,
+    )  # fmt: skip
+    failures.fail_run()
+    messages, errors = [], []
+    for mode in ("hang", 500, 401, "stop"):
+        failures.fail_run()
+        if mode == "stop":
+            webhook.stop()
+        else:
+            webhook.mode = mode
+        messages.append(failures.tick(alerts))
+        errors += [row[2] for row in failures.rows().values() if row[2]]
+    webhook.start()
+    assert len(errors) >= 4 and any("refused" in error for error in errors)
+    for text in errors + messages:
+        assert "PASSWORD" not in text and "alerts:" not in text and TOKEN not in text
+    assert all(h["Authorization"].startswith("Basic ") for h in webhook.headers)
 
 
 @op

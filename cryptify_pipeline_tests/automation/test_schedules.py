@@ -94,6 +94,7 @@ def test_schedules_and_sensors_run_by_default():
         "missing_forecasts",
         "missing_scores",
         "record_run_failures",
+        "fail_stale_runs",
     ]
     assert {defs.get_sensor_def(n).default_status.value for n in sensors} == {"RUNNING"}
     assert defs.get_sensor_def("automation_conditions").default_status.value == "RUNNING"

@@ -6,6 +6,7 @@ Automation is off here so that only the runs a test launches exist.
 
 import json
 import re
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from cryptify_pipeline.cli.main import main
 from cryptify_pipeline.hours import day_key, floor_hour, hour_key
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.fake_binance import FakeBinance
-from cryptify_pipeline_tests.support.live_deployment import Deployment, live_deployment
+from cryptify_pipeline_tests.support.live_deployment import BIN, Deployment, live_deployment
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 SLOW = 300.0  # seconds per exchange request: a run that only ends when stopped
@@ -316,6 +317,49 @@ def test_cli_cancels_a_run(live, slow_exchange):
     status = live.cli("status", launched["run_id"])
     assert re.search(r"^status:\s+CANCELED$", status.stdout, re.MULTILINE)
     assert re.search(r"^reason:\s+\S", status.stdout, re.MULTILINE)
+
+
+def test_cli_lists_and_clears_a_run_whose_process_was_killed(live, slow_exchange):
+    # a run of `dagster asset materialize` runs in that command's process: no run worker for
+    # the daemon to watch, so once killed it stays STARTED and holds the candles pool's slot
+    before = len(slow_exchange.kline_requests())
+    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "cryptify_pipeline.definitions",
+               "--select", "candles", "--partition", "2025-01-06-05:00"]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=live.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    started_fetching(slow_exchange, before)
+    [run_id] = [
+        run.run_id for run in live.client.runs(statuses=["STARTED"])
+        if f'"pid":{process.pid},' in run.tags.get("cryptify/process", "")
+    ]  # fmt: skip
+    alive = live.cli("stale-runs")
+    assert (alive.returncode, alive.stdout.strip()) == (0, "(none)"), alive.stderr
+    process.kill()
+    process.wait()
+    slow_exchange.delay_seconds = 0.0
+
+    listed = live.cli("stale-runs")
+    assert listed.returncode == 0, listed.stderr
+    [header, _, row] = listed.stdout.splitlines()
+    assert header.split()[:4] == ["run", "id", "job", "status"] and "process" in header
+    assert row.split()[:3] == [run_id, "__ASSET_JOB", "STARTED"]
+    assert f"pid {process.pid} on " in row and row.endswith("(gone)")
+    assert live.client.run(run_id).status == "STARTED"  # listing changes nothing
+    with live.instance() as instance:
+        slots = instance.event_log_storage.get_concurrency_info("candles").claimed_slots
+        assert [slot.run_id for slot in slots] == [run_id]
+
+    cleared = live.cli("stale-runs", "--clear", "--json")
+    assert cleared.returncode == 0, cleared.stderr
+    [view] = json.loads(cleared.stdout)
+    assert (view["run_id"], view["status"]) == (run_id, "CANCELED")
+    with live.instance() as instance:
+        assert instance.event_log_storage.get_concurrency_info("candles").claimed_slots == []
+    assert live.cli("stale-runs").stdout.strip() == "(none)"
+    # the next candles step gets the slot
+    collect = live.client.launch_run("collect_job", partition="2025-01-06-06:00")
+    assert live.wait_for_run(collect).status == "SUCCESS"
 
 
 def test_cli_errors_are_one_line_and_a_non_zero_exit(live, tmp_path):

@@ -1,5 +1,6 @@
 """The instance storage's event log: a single-run backfill's planned materialisations are
-stored in bulk, and read back exactly as dagster-postgres's one-by-one writes would be."""
+stored in bulk, and read back exactly as dagster-postgres's one-by-one writes would be. Its run
+storage tags each run with the process executing it."""
 
 import os
 
@@ -20,6 +21,7 @@ from dagster._core.storage.partition_status_cache import get_and_update_asset_st
 from sqlalchemy import text
 
 from cryptify_pipeline.run_tags import range_tags
+from cryptify_pipeline.storage.run_process import RUN_PROCESS_TAG, RunProcess
 from cryptify_pipeline_tests.support.instances import own_instance
 
 HOURS = HourlyPartitionsDefinition(start_date="2025-01-01-00:00", timezone="UTC")
@@ -96,3 +98,12 @@ def test_a_failed_backfill_marks_every_partition_failed_and_the_asset_row_names_
     status = get_and_update_asset_status_cache_value(instance, AssetKey("broken"), HOURS)
     failed = status.deserialize_failed_partition_subsets(HOURS)
     assert sorted(failed.get_partition_keys()) == KEYS
+
+
+def test_a_run_is_tagged_with_the_process_that_executes_it(instance):
+    result = materialize([hourly], instance=instance, partition_key=FIRST)
+    tag = instance.get_run_by_id(result.run_id).tags[RUN_PROCESS_TAG]
+    process = RunProcess.from_tag(tag)
+    assert process == RunProcess.current() and process.is_local and not process.is_gone()
+    started = instance.get_records_for_run(result.run_id, of_type=DagsterEventType.RUN_START)
+    assert started.records[0].event_log_entry.dagster_event.pid == process.pid
