@@ -27,6 +27,7 @@ from cryptify_pipeline_tests.support.hostile_models import (
     pickle_payload,
     runs_when_deserialised,
     skops_payload,
+    xgboost_walking_out,
 )
 
 HOUR = timedelta(hours=1)
@@ -93,6 +94,21 @@ def test_a_signed_file_that_is_not_xgboost_json_is_refused_unbuilt(fitted, tmp_p
     with pytest.raises(ModelIntegrityError, match="refused by the xgboost-json loader: not an"):
         load_model(forged, KEY)
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_signed_xgboost_tree_leading_outside_itself_is_refused_before_xgboost_reads_it(fitted):
+    # someone who also holds the key: XGBoost loaded this, and predicting with it segfaulted
+    # the run (rc 139, no message, the predictions slot left held)
+    pipeline, record = fitted["xgboost"]
+    crafted = xgboost_walking_out(bytes(record["pipeline"]))
+    forged = record_of(pipeline, "xgboost", pipeline=crafted,
+                       sha256=hashlib.sha256(crafted).hexdigest())  # fmt: skip
+    with pytest.raises(
+        ModelIntegrityError,
+        match="xgboost BTC/USDT 6h of 2025-03-31: refused by the xgboost-json loader: not an "
+        "XGBoost model of the zoo: tree 0 node 0: child 1000000 is not a node",
+    ):
+        load_model(forged, KEY)
 
 
 def test_xgboost_bytes_rewritten_with_their_hash_are_refused(fitted):
