@@ -5,8 +5,11 @@
 monthly, ``BTCUSDT-1h-2024-01-15.csv`` daily) come as ``.csv`` or the ``.zip`` they are
 published in; the formats are in ``candle_csv``.
 
-The symbol comes from the file name, exactly (``symbol_for_file``). Files whose name carries a
-date outside the asked range are not opened. What is read is bounded: a file, or the ``.csv``
+The symbol comes from the file name, exactly (``symbol_for_file``): the pair, optionally
+followed by the interval and date as Binance names its dumps; a name that goes on after a pair
+with anything else (``BTCUSDT_PERP-1h-2024-01.zip``, a perpetual future) is refused. Files of
+another interval than 1h, and files whose name carries a date outside the asked range, are not
+opened. What is read is bounded: a file, or the ``.csv``
 members of a zip together, may hold at most ``MAX_FILE_BYTES`` uncompressed (a zip's sizes are
 checked before anything is decompressed), and ``candle_csv.MAX_ROWS`` rows.
 """
@@ -37,9 +40,13 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 64 * 2**20
 _SIZE_CAP = f"a candle file may hold at most {MAX_FILE_BYTES // 2**20} MiB uncompressed"
 _SUFFIXES = {".csv", ".zip"}
-_DUMP_NAME = re.compile(
-    r"-(?P<interval>\d+[smhdwM])-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?$"
+# What may follow the pair in a file's name: Binance's interval (1s ... 1w, 1mo), then the
+# dump's month or day (BTCUSDT-1h-2024-01, BTCUSDT-1h-2024-01-15); or nothing (BTCUSDT.csv)
+_AFTER_PAIR = re.compile(
+    r"(?:-(?P<interval>\d+(?:mo|[smhdwM]))"
+    r"(?:-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?)?"
 )
+_NAMING = "name it BTCUSDT.csv, BTC-USDT.csv or as Binance's dumps, BTCUSDT-1h-2024-01.zip"
 # what reading a damaged or unsupported zip member raises (zlib.error: corrupt deflate data;
 # RuntimeError: encrypted; NotImplementedError: unknown compression; EOFError: truncated)
 _ZIP_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
@@ -67,11 +74,12 @@ class FileSource:
     def fetch(self, symbols: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
         frames = []
         for path in self.files():
-            symbol = symbol_for_file(path, symbols)
-            if symbol is None:
+            named = _named_after(path, symbols)
+            if named is None:
                 log.debug("skipping %s: its name is not one of %s", path, list(symbols))
                 continue
-            if not _may_cover(path, start, end):
+            symbol, after_pair = named
+            if not _may_cover(path, after_pair, start, end):
                 continue
             for name, text in _csv_texts(path):
                 # every row of the file is checked before the asked hours are cut out of it
@@ -105,39 +113,59 @@ def symbol_forms(symbol: str) -> tuple[str, ...]:
 def symbol_for_file(path: Path, symbols: Sequence[str]) -> str | None:
     """The configured symbol ``path`` is named after, if any.
 
-    The name up to its first ``.`` (case-insensitive) must be one of the symbol's forms, or
-    start with one followed by ``-`` or ``_``: ``BTCUSDT-1h-2024-01.zip``, ``BTC-USDT.csv`` and
-    ``btc_usdt_hourly.csv`` are BTC/USDT; ``BTCUSDTPERP-1h-2024-01.zip`` is not, nor is
-    ``BTCUSDC-1h-2024-01.zip`` BTC/USD.
+    The name up to its first ``.`` must be one of the symbol's forms (case-insensitive), alone
+    or followed by Binance's interval and date: ``BTCUSDT-1h-2024-01.zip``, ``BTC-USDT.csv``
+    and ``btc_usdt.csv`` are BTC/USDT; ``BTCUSDTPERP-1h-2024-01.zip`` is not, nor is
+    ``BTCUSDC-1h-2024-01.zip`` BTC/USD. A name that goes on after a form with ``-`` or ``_``
+    and anything else (``BTCUSDT_PERP-1h-2024-01.zip``, Binance's perpetual; ``BTCUSD_PERP``,
+    its COIN-M one) is refused, naming the file: it is another market's, or misnamed.
     """
-    stem = path.name.split(".", 1)[0].upper()
-    matches = sorted(
-        {
-            symbol
-            for symbol in symbols
-            for form in symbol_forms(symbol)
-            if stem == form or stem.startswith((f"{form}-", f"{form}_"))
-        }
-    )
-    if len(matches) > 1:
+    named = _named_after(path, symbols)
+    return named[0] if named else None
+
+
+def _named_after(path: Path, symbols: Sequence[str]) -> tuple[str, re.Match[str]] | None:
+    """(symbol, what follows its pair in the name) for ``symbol_for_file``."""
+    stem = path.name.split(".", 1)[0]
+    matches: dict[str, re.Match[str]] = {}
+    misnamed: list[tuple[str, str, str]] = []
+    for symbol in symbols:
+        for form in symbol_forms(symbol):
+            if stem[: len(form)].upper() != form:
+                continue
+            rest = stem[len(form) :]
+            if (after := _AFTER_PAIR.fullmatch(rest)) is not None:
+                matches[symbol] = after
+            elif rest[:1] in ("-", "_"):
+                misnamed.append((stem[: len(form)], symbol, rest))
+    if not matches and misnamed:
+        pair, symbol, rest = misnamed[0]
         raise CandleFileError(
-            f"{path}: the name fits {' and '.join(matches)}; name it BASE-QUOTE (e.g. "
-            f"{symbol_forms(matches[0])[1]}.csv)"
+            f"{path}: the name goes on after {pair} ({symbol}) with {rest!r}, which is not an "
+            f"interval and date as Binance names its dumps (a perpetual's or another market's "
+            f"file is not {symbol}); {_NAMING}"
         )
-    return matches[0] if matches else None
+    if len(matches) > 1:
+        fits = sorted(matches)
+        raise CandleFileError(
+            f"{path}: the name fits {' and '.join(fits)}; name it BASE-QUOTE (e.g. "
+            f"{symbol_forms(fits[0])[1]}.csv)"
+        )
+    return next(iter(matches.items()), None)
 
 
-def _may_cover(path: Path, start: datetime, end: datetime) -> bool:
-    match = _DUMP_NAME.search(path.name.split(".")[0])
-    if match is None:
-        return True
-    if match["interval"] != "1h":
-        log.warning("skipping %s: interval %s, not 1h", path, match["interval"])
+def _may_cover(path: Path, name: re.Match[str], start: datetime, end: datetime) -> bool:
+    """Whether the file, whose name after its pair is ``name``, may hold 1h candles in
+    [start, end)."""
+    if name["interval"] not in (None, "1h"):
+        log.warning("skipping %s: interval %s, not 1h", path, name["interval"])
         return False
-    year, month = int(match["year"]), int(match["month"])
+    if name["year"] is None:
+        return True
+    year, month = int(name["year"]), int(name["month"])
     try:
-        if match["day"]:
-            first = datetime(year, month, int(match["day"]), tzinfo=UTC)
+        if name["day"]:
+            first = datetime(year, month, int(name["day"]), tzinfo=UTC)
             last = first + pd.Timedelta(days=1)
         else:
             first = datetime(year, month, 1, tzinfo=UTC)

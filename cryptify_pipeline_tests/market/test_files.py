@@ -93,10 +93,13 @@ def test_plain_csv_with_epoch_seconds(tmp_path):
         ("BTCUSDT-1h-2024-01.zip", "BTC/USDT"),
         ("BTCUSDT-1h-2024-01-15.csv", "BTC/USDT"),
         ("BTC-USDT.csv", "BTC/USDT"),
-        ("btc_usdt_hourly.csv", "BTC/USDT"),
+        ("btc_usdt.csv", "BTC/USDT"),
         ("BTCUSDT.csv", "BTC/USDT"),
         ("btc_usd.csv", "BTC/USD"),
         ("BTC-USD-1h-2024-01.csv", "BTC/USD"),
+        ("BTC_USDT-1h.csv", "BTC/USDT"),
+        ("BTCUSDT-4h-2024-01.zip", "BTC/USDT"),  # BTC/USDT's, skipped for its interval
+        ("BTCUSDT-1mo-2024-01.zip", "BTC/USDT"),
         ("BTCUSDTPERP-1h-2024-01.zip", None),  # a perpetual future is another market
         ("BTCUSDC-1h-2024-01.zip", None),  # USDC is not USD
         ("XBTCUSDT.csv", None),
@@ -105,6 +108,49 @@ def test_plain_csv_with_epoch_seconds(tmp_path):
 )
 def test_a_file_name_must_spell_a_symbol_exactly(name, symbol):
     assert symbol_for_file(Path(name), ["BTC/USD", "BTC/USDT"]) == symbol
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BTCUSDT_PERP-1h-2024-01.zip",  # Binance's USD-M perpetual
+        "BTCUSD_PERP-1h-2024-01.zip",  # and its COIN-M one
+        "BTCUSD_240329-1h-2024-01.zip",  # a COIN-M quarterly future
+        "BTC-USDT-PERP.csv",
+        "btc_usdt_hourly.csv",
+        "BTCUSDT-1h-2024-01-extra.csv",
+        "BTCUSDT-1H-2024-01.csv",
+        "BTCUSDT-1h-24-01.csv",
+    ],
+)
+def test_a_name_that_goes_on_after_its_pair_with_anything_but_the_interval_is_refused(name):
+    # these were read as the spot pair: a PERP dump next to the spot ones stored 50,000
+    # candles for 9,000 hours without a word
+    with pytest.raises(
+        CandleFileError,
+        match=rf"^{name}: the name goes on after (BTCUSDT?|BTC-USDT|btc_usdt) \(BTC/USDT?\) "
+        r"with '.*', which is not an interval",
+    ):
+        symbol_for_file(Path(name), ["BTC/USD", "BTC/USDT"])
+
+
+def test_a_perpetual_dump_among_the_spot_ones_refuses_the_read(tmp_path):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (tmp_path / "BTCUSDT-1h-2025-02.csv").write_text(text)
+    (tmp_path / "BTCUSDT_PERP-1h-2025-02.csv").write_text(text)
+    with pytest.raises(CandleFileError, match=rf"^{tmp_path}/BTCUSDT_PERP-1h-2025-02.csv: "):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+    (tmp_path / "BTCUSDT_PERP-1h-2025-02.csv").unlink()
+    assert len(FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)) == 6
+
+
+def test_a_file_of_another_interval_is_skipped_dated_or_not(tmp_path, caplog):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (tmp_path / "BTCUSDT-4h.csv").write_text(text)
+    (tmp_path / "BTCUSDT-1d-2025-02.csv").write_text(text)
+    assert FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB).empty
+    assert "BTCUSDT-4h.csv: interval 4h, not 1h" in caplog.text
+    assert "BTCUSDT-1d-2025-02.csv: interval 1d, not 1h" in caplog.text
 
 
 def test_a_name_that_fits_two_symbols_is_refused():
