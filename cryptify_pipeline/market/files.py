@@ -11,7 +11,8 @@ with anything else (``BTCUSDT_PERP-1h-2024-01.zip``, a perpetual future) is refu
 another interval than 1h, and files whose name carries a date outside the asked range, are not
 opened. What is read is bounded: a file, or the ``.csv``
 members of a zip together, may hold at most ``MAX_FILE_BYTES`` uncompressed (a zip's sizes are
-checked before anything is decompressed), and ``candle_csv.MAX_ROWS`` rows.
+checked before anything is decompressed), and ``candle_csv.MAX_ROWS`` rows; a zip may hold at
+most ``MAX_ZIP_MEMBERS`` members, and be at most ``MAX_FILE_BYTES`` itself.
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from cryptify_pipeline.market.candle_csv import CandleFileError, read_candle_csv
+from cryptify_pipeline.market.candle_csv import (
+    MAX_ROWS,
+    CandleFileError,
+    count_rows,
+    read_candle_csv,
+)
 from cryptify_pipeline.market.candles import empty_candles, typed_candles
 
-__all__ = ["MAX_FILE_BYTES", "CandleFileError", "FileSource", "symbol_for_file"]
+__all__ = [
+    "MAX_FILE_BYTES", "MAX_ZIP_MEMBERS", "CandleFileError", "FileSource", "symbol_for_file",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,10 @@ log = logging.getLogger(__name__)
 # this is refused before it is decompressed (a 727 KB zip once expanded to 3.4 GB in memory).
 MAX_FILE_BYTES = 64 * 2**20
 _SIZE_CAP = f"a candle file may hold at most {MAX_FILE_BYTES // 2**20} MiB uncompressed"
+# Each member is parsed on its own, ~20 ms of CPU however small: a 0.44 MB zip of 3,000
+# one-row members took 50 s (3.8 h projected at the size cap). Binance's zips hold one dump;
+# this leaves room for a year of daily dumps (366) in one zip: ~10 s at the cap.
+MAX_ZIP_MEMBERS = 400
 _SUFFIXES = {".csv", ".zip"}
 # What may follow the pair in a file's name: Binance's interval (1s ... 1w, 1mo), then the
 # dump's month or day (BTCUSDT-1h-2024-01, BTCUSDT-1h-2024-01-15); or nothing (BTCUSDT.csv)
@@ -55,9 +67,13 @@ _ZIP_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedErro
 class FileSource:
     """Candles from the files matching ``location`` (a directory or a glob)."""
 
-    def __init__(self, location: str):
+    def __init__(
+        self, location: str, max_zip_members: int = MAX_ZIP_MEMBERS, max_rows: int = MAX_ROWS
+    ):
         self.location = location
         self.name = f"file:{location}"
+        self.max_zip_members = max_zip_members
+        self.max_rows = max_rows  # per file, whatever its members
 
     def files(self) -> list[Path]:
         path = Path(self.location).expanduser()
@@ -81,7 +97,7 @@ class FileSource:
             symbol, after_pair = named
             if not _may_cover(path, after_pair, start, end):
                 continue
-            for name, text in _csv_texts(path):
+            for name, text in self._csv_texts(path):
                 # every row of the file is checked before the asked hours are cut out of it
                 frame = read_candle_csv(text, symbol, source_name=name)
                 frames.append(frame[(frame["ts"] >= start) & (frame["ts"] < end)])
@@ -90,6 +106,66 @@ class FileSource:
         # monthly and daily dumps may overlap: identical rows are one candle, differing ones
         # are left for validation to reject as duplicates
         return typed_candles(pd.concat(frames).drop_duplicates())
+
+    def _csv_texts(self, path: Path) -> Iterator[tuple[str, str]]:
+        """(name, text) of the file, or of each ``.csv`` member of a zip
+        (``archive.zip!member``)."""
+        try:
+            if path.suffix.lower() != ".zip":
+                _refuse_size(path.stat().st_size, str(path))
+                with path.open("rb") as stream:
+                    text = _decode(_read_capped(stream, str(path)), str(path))
+                self._refuse_rows(count_rows(text), path)
+                yield str(path), text
+                return
+            yield from self._zip_texts(path)
+        except OSError as error:
+            raise CandleFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+    def _zip_texts(self, path: Path) -> Iterator[tuple[str, str]]:
+        if (size := path.stat().st_size) > MAX_FILE_BYTES:
+            # its directory is read whole when it is opened
+            raise CandleFileError(
+                f"{path}: {size:,} bytes; a candle zip may be at most {MAX_FILE_BYTES // 2**20} MiB"
+            )
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise CandleFileError(f"{path}: not a readable zip archive") from None
+        with archive:
+            entries = archive.infolist()
+            if len(entries) > self.max_zip_members:
+                raise CandleFileError(
+                    f"{path}: {len(entries):,} members; a candle zip may hold at most "
+                    f"{self.max_zip_members:,} (Binance's dumps hold one; each member is parsed "
+                    "on its own)"
+                )
+            members = [m for m in entries if m.filename.lower().endswith(".csv") and not m.is_dir()]
+            if not members:
+                raise CandleFileError(f"{path}: the zip holds no .csv file")
+            # the sizes the archive declares; zipfile never returns more than a member declares
+            _refuse_size(sum(m.file_size for m in members), f"{path} (its .csv members)")
+            rows = 0
+            for member in members:
+                name = f"{path}!{member.filename}"
+                try:
+                    with archive.open(member) as stream:
+                        data = _read_capped(stream, name)
+                except _ZIP_DATA_ERRORS as error:
+                    problem = f"corrupt or unsupported zip data ({error})"
+                    raise CandleFileError(f"{name}: {problem}") from None
+                text = _decode(data, name)
+                # counted before the member is parsed: the cap is the file's, not each member's
+                rows += count_rows(text)
+                self._refuse_rows(rows, path, "its .csv members hold")
+                yield name, text
+
+    def _refuse_rows(self, rows: int, path: Path, holding: str = "it holds") -> None:
+        if rows > self.max_rows:
+            raise CandleFileError(
+                f"{path}: {holding} more than {self.max_rows:,} rows; a candle file may hold at "
+                f"most {self.max_rows:,} rows, in one zip member or many"
+            )
 
 
 def _refuse_unless_candle_file(path: Path, location: str) -> None:
@@ -173,43 +249,6 @@ def _may_cover(path: Path, name: re.Match[str], start: datetime, end: datetime) 
     except ValueError:
         raise CandleFileError(f"{path}: its name's date is not a date") from None
     return first < end and last > start
-
-
-def _csv_texts(path: Path) -> Iterator[tuple[str, str]]:
-    """(name, text) of the file, or of each ``.csv`` member of a zip (``archive.zip!member``)."""
-    try:
-        if path.suffix.lower() != ".zip":
-            _refuse_size(path.stat().st_size, str(path))
-            with path.open("rb") as stream:
-                yield str(path), _decode(_read_capped(stream, str(path)), str(path))
-            return
-        yield from _zip_texts(path)
-    except OSError as error:
-        raise CandleFileError(f"{path}: cannot be read ({error.strerror or error})") from None
-
-
-def _zip_texts(path: Path) -> Iterator[tuple[str, str]]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise CandleFileError(f"{path}: not a readable zip archive") from None
-    with archive:
-        members = [
-            m for m in archive.infolist() if m.filename.lower().endswith(".csv") and not m.is_dir()
-        ]
-        if not members:
-            raise CandleFileError(f"{path}: the zip holds no .csv file")
-        # the sizes the archive declares; zipfile never returns more than a member declares
-        _refuse_size(sum(m.file_size for m in members), f"{path} (its .csv members)")
-        for member in members:
-            name = f"{path}!{member.filename}"
-            try:
-                with archive.open(member) as stream:
-                    data = _read_capped(stream, name)
-            except _ZIP_DATA_ERRORS as error:
-                problem = f"corrupt or unsupported zip data ({error})"
-                raise CandleFileError(f"{name}: {problem}") from None
-            yield name, _decode(data, name)
 
 
 def _refuse_size(size: int, name: str) -> None:
