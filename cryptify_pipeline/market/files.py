@@ -9,10 +9,10 @@ The symbol comes from the file name, exactly (``symbol_for_file``): the pair, op
 followed by the interval and date as Binance names its dumps; a name that goes on after a pair
 with anything else (``BTCUSDT_PERP-1h-2024-01.zip``, a perpetual future) is refused. Files of
 another interval than 1h, and files whose name carries a date outside the asked range, are not
-opened. What is read is bounded: a file, or the ``.csv``
-members of a zip together, may hold at most ``MAX_FILE_BYTES`` uncompressed (a zip's sizes are
-checked before anything is decompressed), and ``candle_csv.MAX_ROWS`` rows; a zip may hold at
-most ``MAX_ZIP_MEMBERS`` members, and be at most ``MAX_FILE_BYTES`` itself.
+opened. What is read is bounded: a file, or the ``.csv`` members of a zip together, may hold at
+most ``MAX_FILE_BYTES`` uncompressed (a zip's sizes are checked before anything is
+decompressed) and ``candle_csv.MAX_ROWS`` rows (counted before each member is parsed); a zip
+may hold at most ``MAX_ZIP_MEMBERS`` members, and be at most ``MAX_FILE_BYTES`` itself.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ _AFTER_PAIR = re.compile(
     r"(?:-(?P<interval>\d+(?:mo|[smhdwM]))"
     r"(?:-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?)?"
 )
-_NAMING = "name it BTCUSDT.csv, BTC-USDT.csv or as Binance's dumps, BTCUSDT-1h-2024-01.zip"
 # what reading a damaged or unsupported zip member raises (zlib.error: corrupt deflate data;
 # RuntimeError: encrypted; NotImplementedError: unknown compression; EOFError: truncated)
 _ZIP_DATA_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
@@ -216,10 +215,12 @@ def _named_after(path: Path, symbols: Sequence[str]) -> tuple[str, re.Match[str]
                 misnamed.append((stem[: len(form)], symbol, rest))
     if not matches and misnamed:
         pair, symbol, rest = misnamed[0]
+        forms = symbol_forms(symbol)
         raise CandleFileError(
             f"{path}: the name goes on after {pair} ({symbol}) with {rest!r}, which is not an "
             f"interval and date as Binance names its dumps (a perpetual's or another market's "
-            f"file is not {symbol}); {_NAMING}"
+            f"file is not {symbol}); name it {forms[0]}.csv, {forms[1]}.csv or as Binance's "
+            f"dumps are, {forms[0]}-1h-2024-01.zip"
         )
     if len(matches) > 1:
         fits = sorted(matches)
