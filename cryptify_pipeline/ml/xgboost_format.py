@@ -122,9 +122,15 @@ def _check_learner(learner: dict) -> None:
     if not (isinstance(base_score, list) and len(base_score) == 1 and _is_number(base_score[0])):
         raise CraftedModel("base_score must be one finite number")
     names, types = learner["feature_names"], learner["feature_types"]
-    if len(names) != n_features or not all(isinstance(name, str) for name in names):
-        raise CraftedModel(f"feature_names must be {n_features} names")
-    if len(types) != n_features or not set(types) <= _NUMERICAL_TYPES:
+    if not (
+        isinstance(names, list)
+        and len(names) == n_features
+        and all(isinstance(name, str) for name in names)
+    ):
+        raise CraftedModel(f"feature_names must be a list of {n_features} names")
+    if not (
+        isinstance(types, list) and len(types) == n_features and set(types) <= _NUMERICAL_TYPES
+    ):
         raise CraftedModel(f"feature_types must be {n_features} numerical types (no categorical)")
     if learner["objective"]["name"] != "reg:squarederror":
         raise CraftedModel("the zoo's objective is reg:squarederror")
@@ -178,14 +184,17 @@ def _check_tree(tree: dict, number: int, n_features: int) -> None:
         tree.get(field) for field in _CATEGORY_ARRAYS
     ):
         raise CraftedModel(": categorical splits are not the zoo's")
-    _check_structure(tree, n_nodes, n_features)
+    # leaves too (XGBoost writes 0 there): every integer XGBoost reads is bounded
+    for node, feature in enumerate(tree["split_indices"]):
+        if not 0 <= feature < n_features:
+            raise CraftedModel(f" node {node}: split on feature {feature} of {n_features}")
+    _check_structure(tree, n_nodes)
 
 
-def _check_structure(tree: dict, n_nodes: int, n_features: int) -> None:
+def _check_structure(tree: dict, n_nodes: int) -> None:
     """Every node reached from the root exactly once, through children inside the tree, with
-    its parent recorded; every split on a feature the model has."""
+    its parent recorded."""
     lefts, rights, parents = tree["left_children"], tree["right_children"], tree["parents"]
-    features = tree["split_indices"]
     if parents[0] != _ROOT_PARENT:
         raise CraftedModel(f" node 0: the root's parent is {parents[0]}, not {_ROOT_PARENT}")
     reached = [False] * n_nodes
@@ -196,8 +205,6 @@ def _check_structure(tree: dict, n_nodes: int, n_features: int) -> None:
         left, right = lefts[node], rights[node]
         if left == _LEAF and right == _LEAF:
             continue
-        if not 0 <= features[node] < n_features:
-            raise CraftedModel(f" node {node}: split on feature {features[node]} of {n_features}")
         for child in (left, right):
             if not 0 < child < n_nodes:
                 raise CraftedModel(f" node {node}: child {child} is not a node of {n_nodes}")

@@ -144,6 +144,7 @@ MODEL = "learner.gradient_booster.model"
         (_set(f"{MODEL}.trees.0.id", 7), "tree 0: its id is 7"),
         # accepted before: a split on a feature the model does not have, a cycle, orphans
         (_tree("split_indices", _at(0, 5)), "tree 0 node 0: split on feature 5 of 4"),
+        (_tree("split_indices", _at(3, 2**40)), f"tree 0 node 3: split on feature {2**40} of 4"),
         (_tree("left_children", _at(1, 0)), "tree 0 node 1: child 0 is not a node"),
         (_tree("left_children", _at(4, 1)), "tree 0 node 4: child 1 is reached twice"),
         (_tree("split_type", _at(0, 1)), "tree 0: categorical splits"),
@@ -155,7 +156,8 @@ MODEL = "learner.gradient_booster.model"
     ids=[
         "child out of range", "negative child", "child back to the root", "split index huge",
         "parent out of range", "tree_info", "short children", "short conditions",
-        "num_nodes", "iteration_indptr", "tree id", "split index past features", "cycle",
+        "num_nodes", "iteration_indptr", "tree id", "split index past features",
+        "leaf's split index", "cycle",
         "shared child", "categorical split", "multi-target", "categorical feature", "dart",
         "objective",
     ],
