@@ -59,6 +59,18 @@ def read_candle_csv(
         raise CandleFileError(f"{source_name}: not a kline or OHLCV CSV ({error})") from None
 
 
+def count_rows(text: str) -> int:
+    """The lines of ``text`` after its header, if it has one, without parsing it (blank lines
+    count too: an upper bound of its candles)."""
+    body = text.lstrip()
+    if not body:
+        return 0
+    lines = body.count("\n") + (not body.endswith("\n"))
+    end = body.find("\n")
+    first_field = (body if end < 0 else body[:end]).split(",", 1)[0]
+    return lines - (not _is_number(first_field.strip()))  # a header is not a row
+
+
 def _read(text: str, symbol: str, latest: datetime) -> pd.DataFrame:
     body = text.lstrip()
     skipped_lines = text[: len(text) - len(body)].count("\n")

@@ -9,8 +9,9 @@ unpickling runs code. So a model is stored
   loader that builds only its own types;
 - signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
   bytes and everything a forecast takes from its row (``SIGNED_FIELDS``: format, model, symbol,
-  horizon, day, library versions, features, interval). Bytes and hash rewritten together, an
-  artifact moved to another row or day, or a row's interval widened no longer verify.
+  horizon, day, library versions, features, the interval and its level). Bytes and hash
+  rewritten together, an artifact moved to another row or day, or a row's interval widened or
+  its level changed no longer verify. (The row's sha256 is checked against the signed bytes.)
 
 Loading checks the signature (in constant time) before anything is parsed, then the sha256,
 then the library versions, and only then lets the format's loader build the model.
@@ -41,7 +42,10 @@ def _optional_float(value: Any) -> float | None:
 
 
 # Names the message layout; a new layout gets a new name, so old and new signatures never mix.
-SIGNATURE_SCHEME = b"cryptify-model-artifact/v1"
+SIGNATURE_SCHEME = b"cryptify-model-artifact/v2"
+# v1 left out interval_level, which forecasts copy: a v1 signature is never trusted, only
+# recognised, so that the refusal says "retrain" rather than "tampered"
+LEGACY_SIGNATURE_SCHEME = b"cryptify-model-artifact/v1"
 # What is signed besides the bytes, each with the one form its value takes in the message.
 _CANONICAL: dict[str, Callable[[Any], object]] = {
     "artifact_format": str,
@@ -51,11 +55,16 @@ _CANONICAL: dict[str, Callable[[Any], object]] = {
     "day": lambda day: pd.Timestamp(day).tz_convert("UTC").isoformat(),
     "library_versions": lambda versions: {str(k): str(v) for k, v in versions.items()},
     "features": lambda features: [str(feature) for feature in features],
+    "interval_level": float,
     "interval_low": _optional_float,
     "interval_high": _optional_float,
     "interval_scale_median": _optional_float,
 }
 SIGNED_FIELDS = tuple(_CANONICAL)
+_FIELDS_OF_SCHEME = {
+    SIGNATURE_SCHEME: SIGNED_FIELDS,
+    LEGACY_SIGNATURE_SCHEME: tuple(name for name in SIGNED_FIELDS if name != "interval_level"),
+}
 
 
 class ModelIntegrityError(RuntimeError):
@@ -126,12 +135,13 @@ def sign_models(records: pd.DataFrame, key: SigningKey) -> pd.DataFrame:
     return records.assign(signature=signatures, signing_key_id=key.key_id)
 
 
-def signature(record: Mapping[str, Any], key: SigningKey) -> str:
-    """HMAC-SHA256 under ``key`` of the artifact's bytes and the record's signed fields."""
+def signature(record: Mapping[str, Any], key: SigningKey, scheme: bytes = SIGNATURE_SCHEME) -> str:
+    """HMAC-SHA256 under ``key`` of the artifact's bytes and the record's signed fields (those
+    of ``scheme``; only verification asks for the legacy one)."""
     blob = record.get("pipeline")
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise ModelIntegrityError(f"{describe(record)}: the record holds no artifact bytes")
-    return key.mac(SIGNATURE_SCHEME, _signed_fields(record), bytes(blob))
+    return key.mac(scheme, _signed_fields(record, _FIELDS_OF_SCHEME[scheme]), bytes(blob))
 
 
 def load_model(record: Mapping[str, Any], key: SigningKey) -> Any:
@@ -158,6 +168,12 @@ def verify_model(record: Mapping[str, Any], key: SigningKey) -> None:
         )
     expected = signature(record, key)
     if not hmac.compare_digest(expected.encode(), stored.encode("utf-8", "replace")):
+        if _signed_by_legacy_scheme(record, key, stored):
+            raise ModelIntegrityError(
+                f"{name}: signed by an earlier version whose signature did not cover "
+                "interval_level; refusing to load it (re-materialise the models for that day "
+                "to sign them anew)"
+            )
         raise ModelIntegrityError(
             f"{name}: its signature does not verify under this deployment's model signing key "
             f"(id {key.key_id}; the row names {str(record.get('signing_key_id'))[:16]}): the "
@@ -194,11 +210,19 @@ def describe(record: Mapping[str, Any]) -> str:
     return f"{record.get('model')} {record.get('symbol')} {record.get('horizon_h')}h of {day}"
 
 
-def _signed_fields(record: Mapping[str, Any]) -> bytes:
-    """The record's ``SIGNED_FIELDS`` as canonical JSON: the same values give the same bytes
+def _signed_by_legacy_scheme(record: Mapping[str, Any], key: SigningKey, stored: str) -> bool:
+    try:
+        legacy = signature(record, key, LEGACY_SIGNATURE_SCHEME)
+    except ModelIntegrityError:
+        return False
+    return hmac.compare_digest(legacy.encode(), stored.encode("utf-8", "replace"))
+
+
+def _signed_fields(record: Mapping[str, Any], names: tuple[str, ...] = SIGNED_FIELDS) -> bytes:
+    """The record's fields ``names`` as canonical JSON: the same values give the same bytes
     whether they come from training or back from Postgres."""
     try:
-        fields = {name: canonical(record[name]) for name, canonical in _CANONICAL.items()}
+        fields = {name: _CANONICAL[name](record[name]) for name in names}
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ModelIntegrityError(
             f"{describe(record)}: the record's signed fields are missing or malformed "

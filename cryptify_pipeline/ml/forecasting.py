@@ -110,8 +110,8 @@ def _rows_to_forecast(
 
 def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[list, pd.DataFrame]]:
     """(model records, the rows they forecast) pairs; a model that serves several days with the
-    same interval (a baseline whose bytes do not change, a model kept while daily training is
-    paused) gets all their rows in one batch, so it predicts once."""
+    same interval and level (a baseline whose bytes do not change, a model kept while daily
+    training is paused) gets all their rows in one batch, so it predicts once."""
     # one pass to split the rows: filtering them per model is quadratic over a long range
     by_day = dict(list(rows.groupby(["model_day", "symbol"], sort=False)))
     serving: dict[tuple, tuple[list, list[pd.DataFrame]]] = {}
@@ -120,7 +120,7 @@ def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[li
         if batch is None:
             continue
         key = (
-            record.sha256, record.symbol, record.model, record.horizon_h,
+            record.sha256, record.symbol, record.model, record.horizon_h, record.interval_level,
             *map(_nan_as_none, (record.interval_low, record.interval_high,
                                 record.interval_scale_median)),
             tuple(record.features),
@@ -160,7 +160,7 @@ def _forecast_batch(predicted: np.ndarray, record, batch: pd.DataFrame) -> dict[
         # an uncalibrated interval has NaN bounds: no interval is claimed
         "lower": close * np.exp(predicted + record.interval_low * scale),
         "upper": close * np.exp(predicted + record.interval_high * scale),
-        "interval_level": getattr(record, "interval_level", np.nan),
+        "interval_level": record.interval_level,  # signed with the model
         "interval_calibrated": bool(
             np.isfinite(record.interval_low) and np.isfinite(record.interval_high)
         ),

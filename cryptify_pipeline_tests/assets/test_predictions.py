@@ -170,6 +170,16 @@ def test_a_widened_interval_is_refused(trained, instance):
     assert f"{NAMED}: its {REFUSED}" in failure(result)
 
 
+def test_a_changed_interval_level_is_refused(trained, instance):
+    # forecasts copy the level: a row claiming 99% for a 90% interval was served
+    before = predictions_in(trained)
+    with rewritten(trained, **LINEAR_BTC, interval_level=0.99):
+        result = run(instance, trained, ["predictions"], *HOURS)
+    assert not result.success
+    assert f"{NAMED}: its {REFUSED}" in failure(result)
+    assert predictions_in(trained) == before
+
+
 def test_the_untouched_rows_still_forecast(trained, instance):
     # every refusal above came from its rewrite: the rows as trained still load and forecast
     result = run(instance, trained, ["predictions"], *HOURS)

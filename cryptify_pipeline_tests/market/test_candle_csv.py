@@ -10,6 +10,7 @@ from cryptify_pipeline.market.candle_csv import (
     MAX_COLUMNS,
     MAX_ROWS,
     CandleFileError,
+    count_rows,
     epoch_to_utc,
     read_candle_csv,
 )
@@ -118,6 +119,15 @@ def test_header_only_has_no_candles_and_an_empty_file_is_refused():
     assert read(PLAIN_HEADER + "\n\n").empty
     with pytest.raises(CandleFileError, match="the file is empty"):
         read("")
+
+
+def test_rows_are_counted_without_parsing_a_header_aside():
+    text = dump(5)
+    assert count_rows(text) == 5
+    assert count_rows(HEADER + "\n" + text) == 5
+    assert count_rows(text.rstrip("\n")) == 5  # no newline at the end
+    assert count_rows(f"{PLAIN_HEADER}\n2025-02-01T00:00Z,1,2,0.5,1.5,3") == 1
+    assert count_rows("\n\n") == 0 and count_rows(HEADER) == 0
 
 
 def test_rows_and_columns_are_capped_before_parsing():

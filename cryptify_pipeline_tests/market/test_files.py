@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cryptify_pipeline.market.candle_csv import MAX_ROWS
 from cryptify_pipeline.market.candles import validate_candles
 from cryptify_pipeline.market.files import (
     MAX_FILE_BYTES,
+    MAX_ZIP_MEMBERS,
     CandleFileError,
     FileSource,
     symbol_for_file,
@@ -93,10 +95,13 @@ def test_plain_csv_with_epoch_seconds(tmp_path):
         ("BTCUSDT-1h-2024-01.zip", "BTC/USDT"),
         ("BTCUSDT-1h-2024-01-15.csv", "BTC/USDT"),
         ("BTC-USDT.csv", "BTC/USDT"),
-        ("btc_usdt_hourly.csv", "BTC/USDT"),
+        ("btc_usdt.csv", "BTC/USDT"),
         ("BTCUSDT.csv", "BTC/USDT"),
         ("btc_usd.csv", "BTC/USD"),
         ("BTC-USD-1h-2024-01.csv", "BTC/USD"),
+        ("BTC_USDT-1h.csv", "BTC/USDT"),
+        ("BTCUSDT-4h-2024-01.zip", "BTC/USDT"),  # BTC/USDT's, skipped for its interval
+        ("BTCUSDT-1mo-2024-01.zip", "BTC/USDT"),
         ("BTCUSDTPERP-1h-2024-01.zip", None),  # a perpetual future is another market
         ("BTCUSDC-1h-2024-01.zip", None),  # USDC is not USD
         ("XBTCUSDT.csv", None),
@@ -105,6 +110,49 @@ def test_plain_csv_with_epoch_seconds(tmp_path):
 )
 def test_a_file_name_must_spell_a_symbol_exactly(name, symbol):
     assert symbol_for_file(Path(name), ["BTC/USD", "BTC/USDT"]) == symbol
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BTCUSDT_PERP-1h-2024-01.zip",  # Binance's USD-M perpetual
+        "BTCUSD_PERP-1h-2024-01.zip",  # and its COIN-M one
+        "BTCUSD_240329-1h-2024-01.zip",  # a COIN-M quarterly future
+        "BTC-USDT-PERP.csv",
+        "btc_usdt_hourly.csv",
+        "BTCUSDT-1h-2024-01-extra.csv",
+        "BTCUSDT-1H-2024-01.csv",
+        "BTCUSDT-1h-24-01.csv",
+    ],
+)
+def test_a_name_that_goes_on_after_its_pair_with_anything_but_the_interval_is_refused(name):
+    # these were read as the spot pair: a PERP dump next to the spot ones stored 50,000
+    # candles for 9,000 hours without a word
+    with pytest.raises(
+        CandleFileError,
+        match=rf"^{name}: the name goes on after (BTCUSDT?|BTC-USDT|btc_usdt) \(BTC/USDT?\) "
+        r"with '.*', which is not an interval",
+    ):
+        symbol_for_file(Path(name), ["BTC/USD", "BTC/USDT"])
+
+
+def test_a_perpetual_dump_among_the_spot_ones_refuses_the_read(tmp_path):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (tmp_path / "BTCUSDT-1h-2025-02.csv").write_text(text)
+    (tmp_path / "BTCUSDT_PERP-1h-2025-02.csv").write_text(text)
+    with pytest.raises(CandleFileError, match=rf"^{tmp_path}/BTCUSDT_PERP-1h-2025-02.csv: "):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+    (tmp_path / "BTCUSDT_PERP-1h-2025-02.csv").unlink()
+    assert len(FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)) == 6
+
+
+def test_a_file_of_another_interval_is_skipped_dated_or_not(tmp_path, caplog):
+    text, _ = binance_dump("BTC/USDT", datetime(2025, 2, 1, tzinfo=UTC), 28 * 24)
+    (tmp_path / "BTCUSDT-4h.csv").write_text(text)
+    (tmp_path / "BTCUSDT-1d-2025-02.csv").write_text(text)
+    assert FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB).empty
+    assert "BTCUSDT-4h.csv: interval 4h, not 1h" in caplog.text
+    assert "BTCUSDT-1d-2025-02.csv: interval 1d, not 1h" in caplog.text
 
 
 def test_a_name_that_fits_two_symbols_is_refused():
@@ -160,6 +208,63 @@ def test_a_zip_that_expands_past_the_cap_is_refused_before_decompressing(tmp_pat
         f"{path} (its .csv members): {MAX_FILE_BYTES + 2**20:,} bytes uncompressed; "
         "a candle file may hold at most 64 MiB uncompressed"
     )
+
+
+def one_row_members(path: Path, members: int) -> Path:
+    """A zip of ``members`` one-row dumps: 3,000 of them (0.44 MB) took 50 s of CPU to read."""
+    row, _ = binance_dump("BTC/USDT", FEB[0], 1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(members):
+            archive.writestr(f"BTCUSDT-1h-2025-02-03-{number}.csv", row)
+    return path
+
+
+def test_a_zip_of_more_members_than_the_cap_is_refused_before_any_is_read(tmp_path):
+    path = one_row_members(tmp_path / "BTCUSDT-1h-2025-02.zip", MAX_ZIP_MEMBERS + 1)
+    with pytest.raises(CandleFileError) as raised:
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
+    assert str(raised.value) == (
+        f"{path}: {MAX_ZIP_MEMBERS + 1:,} members; a candle zip may hold at most "
+        f"{MAX_ZIP_MEMBERS:,} (Binance's dumps hold one; each member is parsed on its own)"
+    )
+    # at the cap, read
+    one_row_members(path, 3)
+    assert len(FileSource(str(tmp_path), max_zip_members=3).fetch(["BTC/USDT"], *FEB)) == 1
+    with pytest.raises(CandleFileError, match=r": 3 members; a candle zip may hold at most 2 "):
+        FileSource(str(tmp_path), max_zip_members=2).fetch(["BTC/USDT"], *FEB)
+
+
+def test_rows_are_capped_per_file_not_per_member(tmp_path):
+    text, _ = binance_dump("BTC/USDT", FEB[0], 24)
+    path = tmp_path / "BTCUSDT-1h-2025-02.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for day in ("03", "04", "05"):
+            archive.writestr(f"BTCUSDT-1h-2025-02-{day}.csv", HEADER + "\n" + text)
+    assert len(FileSource(str(tmp_path), max_rows=72).fetch(["BTC/USDT"], *FEB)) == 6
+    # each member is under the cap; together they are over it
+    with pytest.raises(CandleFileError) as raised:
+        FileSource(str(tmp_path), max_rows=71).fetch(["BTC/USDT"], *FEB)
+    assert str(raised.value) == (
+        f"{path}: its .csv members hold more than 71 rows; a candle file may hold at most 71 "
+        "rows, in one zip member or many"
+    )
+    assert FileSource(str(tmp_path)).max_rows == MAX_ROWS
+    # and a plain file the same
+    path.unlink()
+    (tmp_path / "BTCUSDT.csv").write_text(HEADER + "\n" + text)
+    assert len(FileSource(str(tmp_path), max_rows=24).fetch(["BTC/USDT"], *FEB)) == 6
+    with pytest.raises(CandleFileError, match=r"BTCUSDT.csv: it holds more than 23 rows; "):
+        FileSource(str(tmp_path), max_rows=23).fetch(["BTC/USDT"], *FEB)
+
+
+def test_a_zip_file_past_the_cap_is_refused_unopened(tmp_path):
+    path = tmp_path / "BTCUSDT-1h-2025-02.zip"
+    with path.open("wb") as sparse:
+        sparse.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(
+        CandleFileError, match=rf"^{path}: 67,108,865 bytes; a candle zip may be at most 64 MiB"
+    ):
+        FileSource(str(tmp_path)).fetch(["BTC/USDT"], *FEB)
 
 
 def test_a_plain_file_past_the_cap_is_refused_unread(tmp_path):

@@ -11,11 +11,13 @@ import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.artifacts import (
+    LEGACY_SIGNATURE_SCHEME,
     SIGNED_FIELDS,
     ModelIntegrityError,
     load_model,
     save_model,
     sign_models,
+    signature,
 )
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
 from cryptify_pipeline.ml.models import MODEL_ZOO
@@ -25,6 +27,7 @@ from cryptify_pipeline_tests.support.hostile_models import (
     pickle_payload,
     runs_when_deserialised,
     skops_payload,
+    xgboost_walking_out,
 )
 
 HOUR = timedelta(hours=1)
@@ -46,8 +49,8 @@ def record_of(fitted, model: str, key: SigningKey = KEY, **changes) -> dict:
     ``changes`` made before signing."""
     record = {
         "day": pd.Timestamp(DAY), "symbol": "BTC/USDT", "model": model, "horizon_h": 6,
-        "features": list(MODEL_FEATURES), "interval_low": -1.5, "interval_high": 1.6,
-        "interval_scale_median": 0.01, **save_model(fitted), **changes,
+        "features": list(MODEL_FEATURES), "interval_level": 0.9, "interval_low": -1.5,
+        "interval_high": 1.6, "interval_scale_median": 0.01, **save_model(fitted), **changes,
     }  # fmt: skip
     return sign_models(pd.DataFrame([record]), key).iloc[0].to_dict()
 
@@ -91,6 +94,21 @@ def test_a_signed_file_that_is_not_xgboost_json_is_refused_unbuilt(fitted, tmp_p
     with pytest.raises(ModelIntegrityError, match="refused by the xgboost-json loader: not an"):
         load_model(forged, KEY)
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_signed_xgboost_tree_leading_outside_itself_is_refused_before_xgboost_reads_it(fitted):
+    # someone who also holds the key: XGBoost loaded this, and predicting with it segfaulted
+    # the run (rc 139, no message, the predictions slot left held)
+    pipeline, record = fitted["xgboost"]
+    crafted = xgboost_walking_out(bytes(record["pipeline"]))
+    forged = record_of(pipeline, "xgboost", pipeline=crafted,
+                       sha256=hashlib.sha256(crafted).hexdigest())  # fmt: skip
+    with pytest.raises(
+        ModelIntegrityError,
+        match="xgboost BTC/USDT 6h of 2025-03-31: refused by the xgboost-json loader: not an "
+        "XGBoost model of the zoo: tree 0 node 0: child 1000000 is not a node",
+    ):
+        load_model(forged, KEY)
 
 
 def test_xgboost_bytes_rewritten_with_their_hash_are_refused(fitted):
@@ -137,6 +155,7 @@ def test_an_artifact_signed_with_another_key_is_refused(fitted):
         {"horizon_h": 24},
         {"day": pd.Timestamp(DAY + timedelta(days=1))},
         {"interval_high": 16.0},
+        {"interval_level": 0.99},
         {"interval_scale_median": 1.0},
         {"features": list(reversed(MODEL_FEATURES))},
         {"artifact_format": "pickle"},
@@ -153,8 +172,27 @@ def test_an_artifact_moved_to_another_row_or_with_its_record_changed_is_refused(
 def test_every_field_a_forecast_reads_is_signed():
     assert set(SIGNED_FIELDS) == {
         "artifact_format", "model", "symbol", "horizon_h", "day", "library_versions", "features",
-        "interval_low", "interval_high", "interval_scale_median",
+        "interval_level", "interval_low", "interval_high", "interval_scale_median",
     }  # fmt: skip
+
+
+def test_a_record_signed_before_interval_level_was_signed_is_refused_as_such(fitted):
+    # its signature verifies under the old layout, which left the level out: it is not
+    # trusted, and the message says why rather than calling it tampered
+    record = fitted["linear"][1]
+    old = record | {"signature": signature(record, KEY, scheme=LEGACY_SIGNATURE_SCHEME)}
+    with pytest.raises(
+        ModelIntegrityError,
+        match="linear BTC/USDT 6h of 2025-03-31: signed by an earlier version whose signature "
+        "did not cover interval_level; .*re-materialise the models",
+    ):
+        load_model(old, KEY)
+    # v1 never covered the level, so a changed one is refused the same way; anything v1 did
+    # cover, changed, is refused as tampered
+    with pytest.raises(ModelIntegrityError, match="signed by an earlier version"):
+        load_model(old | {"interval_level": 0.99}, KEY)
+    with pytest.raises(ModelIntegrityError, match=REFUSED):
+        load_model(old | {"interval_high": 16.0}, KEY)
 
 
 def test_a_recorded_hash_that_does_not_match_the_bytes_is_refused(fitted):
@@ -178,12 +216,12 @@ def test_other_library_versions_are_refused(fitted):
 
 
 def test_unsigned_records_are_refused(fitted):
-    for signature in (None, float("nan"), ""):
+    for missing in (None, float("nan"), ""):
         with pytest.raises(
             ModelIntegrityError,
             match="linear BTC/USDT 6h of 2025-03-31: the artifact is unsigned .*retrain",
         ):
-            load_model(fitted["linear"][1] | {"signature": signature}, KEY)
+            load_model(fitted["linear"][1] | {"signature": missing}, KEY)
 
 
 def test_a_signed_artifact_of_an_untrusted_type_is_refused_and_never_built(fitted, tmp_path):

@@ -4,6 +4,9 @@ Each payload creates ``marker`` through ``os.system``, as the attack on the mode
 ``runs_when_deserialised`` deserialises a payload in a separate process with the loader that
 trusts it and reports whether the marker appeared there, so a test that shows a payload refused
 also shows that the payload was live.
+
+``xgboost_walking_out`` is a real XGBoost JSON whose first split leads outside its tree: XGBoost
+loads it, and its predict then segfaults.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ def touch_command(marker: Path) -> str:
 def pickle_payload(marker: Path) -> bytes:
     """A pickle that runs ``touch marker`` when it is unpickled."""
     return pickle.dumps(_RunsCommand(touch_command(marker)))
+
+
+def xgboost_walking_out(data: bytes) -> bytes:
+    """XGBoost's JSON ``data`` with its first tree's root leading to a node a million past the
+    end of the tree."""
+    document = json.loads(data)
+    tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+    tree["left_children"][0] = 10**6
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def skops_payload(marker: Path) -> bytes:
