@@ -51,6 +51,7 @@ from cryptify_pipeline.ml.scoring import rank_models, score_day
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
+from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL
 from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline_tests.support.database import suite_database_url
 from cryptify_pipeline_tests.support.live_api import live_api
@@ -119,8 +120,9 @@ def build_tables(days: int, results: dict[str, float]) -> datetime:
         features = pg_tables.read_frame(connection, SCHEMA, "features", None, [])
     model_day = first - timedelta(days=1)
     models = train_all(
-        with_targets(features), first, HORIZONS, list(MODEL_ZOO), window_days=TRAINING_DAYS
-    )
+        with_targets(features), first, HORIZONS, list(MODEL_ZOO), window_days=TRAINING_DAYS,
+        interval_level=DEFAULT_INTERVAL_LEVEL,
+    )  # fmt: skip
     models.insert(0, "day", pd.Timestamp(model_day))
     models["trained_at"] = datetime.now(UTC)
     signing_key = SigningKey.generate()  # a record is signed for its day: each copy below too
