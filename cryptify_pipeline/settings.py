@@ -192,6 +192,19 @@ def _http_url(raw: str) -> str:
     return raw
 
 
+def _schema(raw: str) -> str:
+    if not _SCHEMA.match(raw):
+        raise ValueError
+    # Postgres keeps pg_* (pg_catalog, pg_temp, pg_toast, ...) and information_schema for
+    # itself: such a name passes here and fails only at the first write
+    if raw.startswith("pg_") or raw == "information_schema":
+        raise _Refused(
+            "a schema Postgres reserves for itself (pg_* and information_schema); "
+            f"name one of the pipeline's own, e.g. {DEFAULT_SCHEMA}"
+        )
+    return raw
+
+
 def _matching(pattern: re.Pattern[str]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not pattern.match(raw):
@@ -230,7 +243,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "a UTC date or hour, e.g. 2025-01-01 or 2025-01-01T13:00Z",
         ),
         schema=read.read(
-            "CRYPTIFY_SCHEMA", DEFAULT_SCHEMA, _matching(_SCHEMA),
+            "CRYPTIFY_SCHEMA", DEFAULT_SCHEMA, _schema,
             "a lower-case SQL name of letters, digits and underscores, starting with a letter "
             "or underscore, at most 63 characters",
         ),
