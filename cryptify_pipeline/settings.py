@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -126,6 +126,20 @@ class Settings:
     context_api_url: str | None = None
     equity_index_source: str = DEFAULT_SOURCE
     equity_indexes: tuple[str, ...] = DEFAULT_EQUITY_INDEXES
+
+    def __repr__(self) -> str:
+        # URLs that may hold a password, a token in their path or a key in their query are
+        # shown as errors show them (the database URLs hide their passwords themselves)
+        shown = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name in _URLS_WITH_SECRETS:
+            if shown[name]:
+                shown[name] = redact_url(shown[name])
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+_URLS_WITH_SECRETS = (
+    "exchange_api_url", "context_api_url", "alert_webhook_url", "celery_broker", "celery_backend",
+)  # fmt: skip
 
 
 def project_root() -> Path:

@@ -78,6 +78,22 @@ def test_a_password_given_as_a_query_parameter_is_hidden_too(parameter):
     assert url.redact("libpq: hun ter2 / hun%20ter2 / hun+ter2") == "libpq: *** / *** / ***"
 
 
+def test_urls_with_secrets_are_redacted_in_the_settings_repr():
+    settings = load_settings(
+        {
+            "CRYPTIFY_EXCHANGE_API_URL": "http://trader:PW1@proxy.example:8080/api/TOKEN1",
+            "CRYPTIFY_CONTEXT_API_URL": "https://proxy.example/v5?apikey=KEY1",
+            "CRYPTIFY_ALERT_WEBHOOK_URL": "https://hooks.example/services/T0/HOOK1",
+            "CRYPTIFY_CELERY_BROKER": "redis://:PW2@broker:6379/0",
+        }
+    )
+    shown = f"{settings!r} {settings}"
+    for secret in ("PW1", "TOKEN1", "KEY1", "HOOK1", "PW2", "trader"):
+        assert secret not in shown
+    assert "exchange_api_url='http://***@proxy.example:8080/…'" in shown
+    assert settings.exchange_api_url == "http://trader:PW1@proxy.example:8080/api/TOKEN1"
+
+
 def test_symbols_start_schema_parsed():
     settings = load_settings(
         {
