@@ -6,7 +6,7 @@ No Dagster, no database: settings, storage, alerts and the exchange source all u
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
@@ -42,13 +42,14 @@ def redact_urls(text: str) -> str:
 
 
 def redact_url_in(text: str, url: str) -> str:
-    """``text`` with ``url`` shown redacted and its secret-bearing parts (password, path,
-    query, fragment) taken out wherever they appear: a server may echo the path it was asked
-    for, and a password may hold what ends a URL in text."""
+    """``text`` with ``url`` shown redacted and its secret-bearing parts (user, password,
+    path, query and its values, fragment) taken out wherever they appear: a server may echo
+    the path or key it was sent, and a password may hold what ends a URL in text."""
     text = text.replace(url, redact_url(url))
     try:
         parts = urlsplit(url)
-        secrets = [parts.password or "", parts.path, parts.query, parts.fragment]
+        secrets = [parts.username or "", parts.password or "", parts.path, parts.query,
+                   parts.fragment, *(value for _, value in parse_qsl(parts.query))]  # fmt: skip
     except ValueError:
         secrets = []
     for secret in sorted(secrets, key=len, reverse=True):

@@ -47,10 +47,13 @@ def test_redact_urls_shows_every_url_in_a_text_by_scheme_host_and_port():
 
 def test_redact_url_in_takes_out_the_urls_parts_wherever_they_are_echoed():
     url = "http://user:pa ss@127.0.0.1:9/api/SEKRET?key=K3YSEKRET"
-    text = f"GET {url}/exchangeInfo: no route /api/SEKRET/exchangeInfo (password pa ss)"
+    text = (
+        f"GET {url}/exchangeInfo: no route /api/SEKRET/exchangeInfo (password pa ss, "
+        "user user, key K3YSEKRET)"
+    )
     shown = redact_url_in(text, url)
     assert shown.startswith("GET http://***@127.0.0.1:9/…?…")
-    assert "SEKRET" not in shown and "pa ss" not in shown
+    assert "SEKRET" not in shown and "pa ss" not in shown and "user user" not in shown
 
 
 def test_redact_removes_the_password_in_every_form_a_driver_may_quote():
