@@ -24,6 +24,8 @@ from sqlalchemy.exc import ArgumentError
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"}
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _ACCEPTED = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+# query parameters libpq reads a password from (the connection's, and the client key's)
+_SECRET_PARAMETERS = ("password", "sslpassword")
 
 
 class DatabaseConnectionError(ConnectionError):
@@ -175,13 +177,24 @@ class DatabaseUrl:
         """The URL for libpq clients (ADBC, psql, psycopg2.connect), password included."""
         return _render(self._url.set(drivername="postgresql"))
 
+    def _passwords(self) -> list[str]:
+        """The password, and any given as a query parameter (``?password=``)."""
+        passwords = [str(self._url.password or "")]
+        for key in _SECRET_PARAMETERS:
+            value = self._url.query.get(key, ())
+            passwords += [value] if isinstance(value, str) else list(value)
+        return [password for password in passwords if password]
+
     def redact(self, message: str) -> str:
-        """``message`` with this URL's password taken out (plain and percent-encoded)."""
-        password = self._url.password
-        if not password:
-            return message
-        rendered = URL.create("x", "u", password).render_as_string(hide_password=False)
-        forms = {password, quote(password, safe=""), rendered.removeprefix("x://u:")[:-1]}
+        """``message`` with this URL's passwords taken out (plain and percent-encoded, as a
+        query value too)."""
+        forms: set[str] = set()
+        for password in self._passwords():
+            encoded = quote(password, safe="")
+            rendered = URL.create("x", "u", password).render_as_string(hide_password=False)
+            # a query value may be written with + for a space
+            forms |= {password, encoded, encoded.replace("%20", "+")}
+            forms.add(rendered.removeprefix("x://u:")[:-1])
         for form in sorted(forms, key=len, reverse=True):
             message = message.replace(form, "***")
         return message
@@ -210,7 +223,9 @@ class DatabaseUrl:
         return DatabaseUrl(self._url.update_query_dict({"options": f"-csearch_path={schema}"}))
 
     def __str__(self) -> str:
-        return self._url.render_as_string(hide_password=True)
+        hidden = {key: "***" for key in _SECRET_PARAMETERS if key in self._url.query}
+        shown = self._url.update_query_dict(hidden).render_as_string(hide_password=True)
+        return shown.replace("=%2A%2A%2A", "=***")  # as the password in the userinfo shows
 
     def __repr__(self) -> str:
         return f"DatabaseUrl({str(self)!r})"

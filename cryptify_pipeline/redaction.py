@@ -6,6 +6,7 @@ No Dagster, no database: settings, storage, alerts and the exchange source all u
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl, urlsplit
 
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
@@ -35,8 +36,23 @@ def redact_url(raw: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with every URL that holds credentials, a query or a fragment redacted
-    (libraries such as ccxt quote the URL they failed to reach, password and key included)."""
-    return _URL_IN_TEXT.sub(
-        lambda url: redact_url(url[0]) if any(c in url[0] for c in "@?#") else url[0], text
-    )
+    """``text`` with every URL shown as ``redact_url`` shows it: libraries such as ccxt quote
+    the URL they failed to reach, password, query key and a token in its path included."""
+    return _URL_IN_TEXT.sub(lambda url: redact_url(url[0]), text)
+
+
+def redact_url_in(text: str, url: str) -> str:
+    """``text`` with ``url`` shown redacted and its secret-bearing parts (user, password,
+    path, query and its values, fragment) taken out wherever they appear: a server may echo
+    the path or key it was sent, and a password may hold what ends a URL in text."""
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.username or "", parts.password or "", parts.path, parts.query,
+                   parts.fragment, *(value for _, value in parse_qsl(parts.query))]  # fmt: skip
+    except ValueError:
+        secrets = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) > 3:  # shorter ones ("/", "v3") are no secret, and everywhere
+            text = text.replace(secret, "…")
+    return redact_urls(text)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -127,6 +127,20 @@ class Settings:
     equity_index_source: str = DEFAULT_SOURCE
     equity_indexes: tuple[str, ...] = DEFAULT_EQUITY_INDEXES
 
+    def __repr__(self) -> str:
+        # URLs that may hold a password, a token in their path or a key in their query are
+        # shown as errors show them (the database URLs hide their passwords themselves)
+        shown = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name in _URLS_WITH_SECRETS:
+            if shown[name]:
+                shown[name] = redact_url(shown[name])
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+_URLS_WITH_SECRETS = (
+    "exchange_api_url", "context_api_url", "alert_webhook_url", "celery_broker", "celery_backend",
+)  # fmt: skip
+
 
 def project_root() -> Path:
     """The source checkout when installed editable, else the working directory."""
@@ -192,6 +206,19 @@ def _http_url(raw: str) -> str:
     return raw
 
 
+def _schema(raw: str) -> str:
+    if not _SCHEMA.match(raw):
+        raise ValueError
+    # Postgres keeps pg_* (pg_catalog, pg_temp, pg_toast, ...) and information_schema for
+    # itself: such a name passes here and fails only at the first write
+    if raw.startswith("pg_") or raw == "information_schema":
+        raise _Refused(
+            "a schema Postgres reserves for itself (pg_* and information_schema); "
+            f"name one of the pipeline's own, e.g. {DEFAULT_SCHEMA}"
+        )
+    return raw
+
+
 def _matching(pattern: re.Pattern[str]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not pattern.match(raw):
@@ -230,7 +257,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "a UTC date or hour, e.g. 2025-01-01 or 2025-01-01T13:00Z",
         ),
         schema=read.read(
-            "CRYPTIFY_SCHEMA", DEFAULT_SCHEMA, _matching(_SCHEMA),
+            "CRYPTIFY_SCHEMA", DEFAULT_SCHEMA, _schema,
             "a lower-case SQL name of letters, digits and underscores, starting with a letter "
             "or underscore, at most 63 characters",
         ),

@@ -9,7 +9,7 @@ import sqlalchemy
 from psycopg2.extensions import parse_dsn
 
 from cryptify_pipeline.postgres_url import DatabaseConnectionError, DatabaseUrl
-from cryptify_pipeline.redaction import redact_url
+from cryptify_pipeline.redaction import redact_url, redact_url_in, redact_urls
 from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline_tests.support.database import run_sql, run_sql_on
 
@@ -32,6 +32,28 @@ from cryptify_pipeline_tests.support.database import run_sql, run_sql_on
 )
 def test_redact_url_keeps_scheme_host_and_port_only(raw, shown):
     assert redact_url(raw) == shown
+
+
+def test_redact_urls_shows_every_url_in_a_text_by_scheme_host_and_port():
+    text = (
+        "binance GET http://127.0.0.1:9/api/SEKRET/exchangeInfo failed; "
+        "retry http://k:SEKRET@proxy.example:8/?key=SEKRET or https://api.binance.com"
+    )
+    assert redact_urls(text) == (
+        "binance GET http://127.0.0.1:9/… failed; "
+        "retry http://***@proxy.example:8/…?… or https://api.binance.com"
+    )
+
+
+def test_redact_url_in_takes_out_the_urls_parts_wherever_they_are_echoed():
+    url = "http://user:pa ss@127.0.0.1:9/api/SEKRET?key=K3YSEKRET"
+    text = (
+        f"GET {url}/exchangeInfo: no route /api/SEKRET/exchangeInfo (password pa ss, "
+        "user user, key K3YSEKRET)"
+    )
+    shown = redact_url_in(text, url)
+    assert shown.startswith("GET http://***@127.0.0.1:9/…?…")
+    assert "SEKRET" not in shown and "pa ss" not in shown and "user user" not in shown
 
 
 def test_redact_removes_the_password_in_every_form_a_driver_may_quote():

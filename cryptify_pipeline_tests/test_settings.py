@@ -66,6 +66,34 @@ def test_password_never_in_repr_or_str():
     assert "hunter2" in settings.database.url.libpq  # still usable for connecting
 
 
+@pytest.mark.parametrize("parameter", ["password", "sslpassword"])
+def test_a_password_given_as_a_query_parameter_is_hidden_too(parameter):
+    raw = f"postgresql://app@db/prices?sslmode=require&{parameter}=hun%20ter2"
+    settings = load_settings({"DATABASE_URL": raw})
+    url = settings.database.url
+    for shown in (repr(settings), str(settings), str(url), repr(url)):
+        assert "hun" not in shown and "ter2" not in shown
+        assert "sslmode=require" in shown  # the rest of the query is still shown
+    assert f"{parameter}=hun%20ter2" in url.libpq  # still usable for connecting
+    assert url.redact("libpq: hun ter2 / hun%20ter2 / hun+ter2") == "libpq: *** / *** / ***"
+
+
+def test_urls_with_secrets_are_redacted_in_the_settings_repr():
+    settings = load_settings(
+        {
+            "CRYPTIFY_EXCHANGE_API_URL": "http://trader:PW1@proxy.example:8080/api/TOKEN1",
+            "CRYPTIFY_CONTEXT_API_URL": "https://proxy.example/v5?apikey=KEY1",
+            "CRYPTIFY_ALERT_WEBHOOK_URL": "https://hooks.example/services/T0/HOOK1",
+            "CRYPTIFY_CELERY_BROKER": "redis://:PW2@broker:6379/0",
+        }
+    )
+    shown = f"{settings!r} {settings}"
+    for secret in ("PW1", "TOKEN1", "KEY1", "HOOK1", "PW2", "trader"):
+        assert secret not in shown
+    assert "exchange_api_url='http://***@proxy.example:8080/…'" in shown
+    assert settings.exchange_api_url == "http://trader:PW1@proxy.example:8080/api/TOKEN1"
+
+
 def test_symbols_start_schema_parsed():
     settings = load_settings(
         {
@@ -172,6 +200,11 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_ALERT_WEBHOOK_URL": "https:///x"}, "CRYPTIFY_ALERT_WEBHOOK_URL", "URL"),
         ({"CRYPTIFY_SCHEMA": 'x"; drop schema public'}, "CRYPTIFY_SCHEMA", "lower-case SQL name"),
         ({"CRYPTIFY_SCHEMA": "Prices"}, "CRYPTIFY_SCHEMA", "lower-case SQL name"),
+        ({"CRYPTIFY_SCHEMA": "pg_temp"}, "CRYPTIFY_SCHEMA", "'pg_temp', a schema Postgres rese"),
+        ({"CRYPTIFY_SCHEMA": "pg_catalog"}, "CRYPTIFY_SCHEMA", "reserves for itself (pg_*"),
+        ({"CRYPTIFY_SCHEMA": "pg_toast"}, "CRYPTIFY_SCHEMA", "reserves for itself (pg_*"),
+        ({"CRYPTIFY_SCHEMA": "pg_mine"}, "CRYPTIFY_SCHEMA", "reserves for itself (pg_*"),
+        ({"CRYPTIFY_SCHEMA": "information_schema"}, "CRYPTIFY_SCHEMA", "reserves for itself"),
         ({"CRYPTIFY_SOURCE": "nasdaq"}, "CRYPTIFY_SOURCE", "a ccxt exchange id"),
         ({"CRYPTIFY_SOURCE": "file:"}, "CRYPTIFY_SOURCE", "no path after file:"),
         ({"CRYPTIFY_EXCHANGE_API_URL": "ftp://x"}, "CRYPTIFY_EXCHANGE_API_URL", "http(s) URL"),

@@ -9,6 +9,8 @@ work without internet, as the dashboard does.
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -81,8 +83,41 @@ def create_app(
     return app
 
 
+class CannotListen(Exception):
+    """The API cannot listen where it was asked to; the message says why, in one line."""
+
+
 def serve(settings: Settings, host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> None:
-    """Serve the API with uvicorn until interrupted."""
+    """Serve the API with uvicorn until interrupted, once ``host``:``port`` proved usable:
+    uvicorn reports an unusable host or a port in use in several log lines, after startup."""
     import uvicorn
 
+    bound_socket(host, port).close()  # uvicorn binds it again at once, and logs where
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port``, or ``CannotListen`` naming why not."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError):  # socket.gaierror, or a name IDNA cannot encode
+        raise CannotListen(
+            f"cannot listen on {where}: {host!r} is not a name or address this machine resolves"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    # as uvicorn binds: a port left in TIME_WAIT by a stopped server is free again
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        why = {
+            errno.EADDRINUSE: "the port is in use by another process",
+            errno.EADDRNOTAVAIL: f"{host!r} is not an address of this machine",
+            errno.EACCES: "not allowed to listen on that port (below 1024 needs privileges)",
+        }.get(error.errno or 0, error.strerror or str(error))
+        raise CannotListen(f"cannot listen on {where}: {why}") from None
+    return sock

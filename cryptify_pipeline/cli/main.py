@@ -44,6 +44,7 @@ from cryptify_pipeline.storage.run_process import RUN_PROCESS_TAG, RunProcess
 POLL_SECONDS = 1.0
 # STARTED runs looked at by stale-runs: far more than max_concurrent_runs
 STALE_RUNS_LIMIT = 1000
+MAX_REQUEST_TIMEOUT_SECONDS = 3600.0
 
 
 class CommandError(Exception):
@@ -180,14 +181,14 @@ def _db_action(args: argparse.Namespace) -> Any:
 
 
 def _api(args: argparse.Namespace) -> Any:
-    from cryptify_pipeline.api.app import serve
+    from cryptify_pipeline.api.app import CannotListen, serve
     from cryptify_pipeline.settings import SettingsError, get_settings
 
     try:
         settings = get_settings()
-    except SettingsError as error:
+        serve(settings, args.host, args.port)
+    except (SettingsError, CannotListen) as error:
         raise CommandError(str(error)) from None
-    serve(settings, args.host, args.port)
     return "stopped"
 
 
@@ -263,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=_positive_int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})"
     )
     common.add_argument(
-        "--request-timeout", type=_positive_float, default=REQUEST_TIMEOUT_SECONDS, metavar="S",
+        "--request-timeout", type=_request_timeout, default=REQUEST_TIMEOUT_SECONDS, metavar="S",
         help=f"seconds to wait for the webserver's answer ({REQUEST_TIMEOUT_SECONDS:g})",
     )  # fmt: skip
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -317,7 +318,9 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument(
         "--host", default=DEFAULT_API_HOST, help=f"address to listen on ({DEFAULT_API_HOST})"
     )
-    api.add_argument("--port", type=int, default=DEFAULT_API_PORT, help=f"({DEFAULT_API_PORT})")
+    api.add_argument(
+        "--port", type=_tcp_port, default=DEFAULT_API_PORT, help=f"({DEFAULT_API_PORT})"
+    )
     return parser
 
 
@@ -334,13 +337,25 @@ def _positive_int(raw: str) -> int:
     return int(raw)
 
 
-def _positive_float(raw: str) -> float:
+def _tcp_port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        # argparse's int would take 99999, and uvicorn listen on another port than it printed
+        raise argparse.ArgumentTypeError(f"port {raw} is not a TCP port (1-65535)")
+    return int(raw)
+
+
+def _request_timeout(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, not {raw!r}")
+    # bounded: the socket layer cannot wait 1e10 s (an OverflowError mid-request), and no
+    # answer of the webserver takes an hour
+    if not 0 < value <= MAX_REQUEST_TIMEOUT_SECONDS:  # nan fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and at most "
+            f"{MAX_REQUEST_TIMEOUT_SECONDS:g}, not {raw!r}"
+        )
     return value
 
 

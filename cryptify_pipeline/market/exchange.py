@@ -6,6 +6,10 @@ retryable ones (timeouts, 5xx, 429 / rate limits, ccxt ``NetworkError``), which 
 few times in the call with exponential backoff and jitter and then surface as
 ``RetryableSourceError`` for the asset's ``RetryPolicy``, and the rest (unknown symbol, auth,
 malformed payload), which fail at once as ``SourceError``.
+
+Errors never chain ccxt's: its errors, and the ``requests`` errors under them, quote the URL
+they reached, password, path token and query key included. Ours carry their redacted text
+instead, and name a configured URL by its scheme, host and port only.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import pandas as pd
 
 from cryptify_pipeline.market.candles import drop_forming, empty_candles, typed_candles
 from cryptify_pipeline.market.errors import RetryableSourceError, SourceError
-from cryptify_pipeline.redaction import redact_urls
+from cryptify_pipeline.redaction import redact_url, redact_url_in, redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ class ExchangeSource:
         self.timeout_ms = timeout_ms
         self.now = now
         self._exchange: Any = None
+        # what errors call the exchange: with the configured URL's scheme, host and port
+        self.shown = f"{exchange_id} at {redact_url(api_url)}" if api_url else exchange_id
 
     @property
     def exchange(self) -> Any:
@@ -85,6 +91,8 @@ class ExchangeSource:
                 {key: self.api_url for key in api} if isinstance(api, dict) else self.api_url
             )
         self._call(exchange.load_markets, what="loading markets")
+        if not exchange.markets:  # ccxt takes HTML or an unexpected JSON for no markets
+            raise SourceError(f"{self.shown}: loading markets: {_answer(exchange)}")
         return exchange
 
     def fetch(self, symbols: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
@@ -107,6 +115,11 @@ class ExchangeSource:
                 ),
                 what=f"fetching {symbol} candles from {describe_epoch_ms(since)}",
             )
+            if raw is None:  # ccxt takes HTML for an empty page
+                raise SourceError(
+                    f"{self.shown}: fetching {symbol} candles from {describe_epoch_ms(since)}: "
+                    f"{_answer(exchange)}"
+                )
             if not page:
                 break  # nothing from here on: the missing hours are recorded, not an error
             extras = _raw_extras(raw)
@@ -131,19 +144,30 @@ class ExchangeSource:
                 return request()
             except ccxt.NetworkError as error:  # timeouts, 5xx, 429, DDoS protection
                 if attempt == self.max_attempts:
-                    raise RetryableSourceError(
-                        f"{self.exchange_id}: {what}: still failing after {attempt} attempts: "
-                        f"{type(error).__name__}: {_short(error)}"
-                    ) from error
+                    failure: SourceError = RetryableSourceError(
+                        f"{self.shown}: {what}: still failing after {attempt} attempts: "
+                        f"{type(error).__name__}: {self._short(error)}"
+                    )
+                    break
                 delay = self._backoff(attempt, error)
                 log.warning(
                     "%s: %s: %s (attempt %d of %d); retrying in %.1f s",
-                    self.exchange_id, what, type(error).__name__, attempt, self.max_attempts, delay,
+                    self.shown, what, type(error).__name__, attempt, self.max_attempts, delay,
                 )  # fmt: skip
                 time.sleep(delay)
             except ccxt.BaseError as error:  # bad symbol, auth, malformed response: final
-                raise SourceError(f"{self.exchange_id}: {what}: {_short(error)}") from error
-        raise AssertionError("unreachable")
+                failure = SourceError(f"{self.shown}: {what}: {self._short(error)}")
+                break
+        else:
+            raise AssertionError("unreachable")
+        # raised here, outside the except clauses: ccxt's error is neither its cause nor its
+        # context, so no traceback, log or stored event carries the URL it quotes
+        raise failure
+
+    def _short(self, error: Exception, limit: int = 300) -> str:
+        """The redacted text of ``error`` (ccxt quotes the URL it failed to reach)."""
+        text = redact_url_in(str(error), self.api_url) if self.api_url else redact_urls(str(error))
+        return text if len(text) <= limit else text[:limit] + "..."
 
     def _backoff(self, attempt: int, error: Exception) -> float:
         import ccxt
@@ -196,7 +220,9 @@ def describe_epoch_ms(ms: Any) -> str:
         return repr(ms)
 
 
-def _short(error: Exception, limit: int = 300) -> str:
-    # ccxt quotes the URL it failed to reach, credentials and query tokens included
-    text = redact_urls(str(error))
-    return text if len(text) <= limit else text[:limit] + "..."
+def _answer(exchange: Any) -> str:
+    """What the exchange answered instead of what ccxt expected."""
+    if exchange.last_json_response is None:
+        headers = {k.lower(): v for k, v in (exchange.last_response_headers or {}).items()}
+        return f"answered with non-JSON ({headers.get('content-type') or 'no content type'})"
+    return f"answered with JSON ccxt could not read as {exchange.id}'s"

@@ -49,6 +49,7 @@ class YahooFinance:
 
         # our errors carry yfinance's reason; its own log of them would say it twice
         logging.getLogger("yfinance").setLevel(logging.CRITICAL)
+        failure: SourceError | None = None
         try:
             with warnings.catch_warnings():  # raise_errors is deprecated for a global switch
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -57,14 +58,18 @@ class YahooFinance:
                     start=start, end=end, interval="1h", prepost=True, auto_adjust=False,
                     actions=False, raise_errors=True, timeout=self.timeout_seconds,
                 )  # fmt: skip
-        except yfinance.exceptions.YFRateLimitError as error:
-            raise RetryableSourceError(f"yfinance: {index_symbol}: rate limited") from error
+        except yfinance.exceptions.YFRateLimitError:
+            failure = RetryableSourceError(f"yfinance: {index_symbol}: rate limited")
         except (requests.RequestException, OSError) as error:  # curl_cffi's are OSErrors too
-            raise RetryableSourceError(f"yfinance: {index_symbol}: {_short(error)}") from error
+            failure = RetryableSourceError(f"yfinance: {index_symbol}: {_short(error)}")
         except yfinance.exceptions.YFPricesMissingError:
             return pd.DataFrame()  # no bars in the range: a holiday, or all shut hours
         except yfinance.exceptions.YFException as error:
-            raise SourceError(f"yfinance: {index_symbol}: {_short(error)}") from error
+            failure = SourceError(f"yfinance: {index_symbol}: {_short(error)}")
+        if failure is not None:
+            # raised outside the except clauses: the library's error, which may quote the URL
+            # it reached (a proxy's password with it), is neither its cause nor its context
+            raise failure
         if history.empty:
             return pd.DataFrame()
         ts = pd.DatetimeIndex(history.index).tz_convert("UTC")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from dagster import DagsterEventType, materialize
+from dagster._serdes import serialize_value
 
 from cryptify_pipeline.assets.candle_checks import price_jumps
 from cryptify_pipeline.hours import last_closed_hour
@@ -314,6 +315,33 @@ def test_unknown_symbol_fails_once_without_retry(instance, schema):
         result.get_step_failure_events()[0].step_failure_data.error
     )
     assert _step_attempts(instance, result.run_id) == 1
+
+
+def test_a_failing_collect_never_records_the_exchange_urls_secrets(
+    instance, instance_schema, schema, capfd, caplog
+):
+    secrets = ("trader", "s3cret", "P4THTOKEN", "k3y")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    with FakeBinance(SYMBOLS, start, start + timedelta(days=1)) as server:
+        server.basic_auth = "trader:right"  # a proxy refusing the URL's user and password
+        api_url = server.api_url.replace("http://", "http://trader:s3cret@")
+        api_url += "/P4THTOKEN?apikey=k3y"
+        market = MarketData(source="binance", symbols=SYMBOLS, exchange_api_url=api_url)
+        result = collect(instance, schema, market, partition_key="2025-01-01-05:00")
+    assert not result.success
+    port = api_url.split(":")[-1].split("/")[0]
+    assert f"http://***@127.0.0.1:{port}" in failure(result)  # the server is named
+    # every event as stored, error chains (causes and contexts) included ...
+    events = [serialize_value(entry) for entry in instance.all_logs(result.run_id)]
+    assert any("loading markets" in event for event in events)
+    rows = run_sql(
+        f'SELECT event FROM "{instance_schema}".event_logs WHERE run_id = %s', (result.run_id,)
+    )
+    run = serialize_value(instance.get_run_by_id(result.run_id))
+    # ... the rows of event_logs, the run, and what the run logged
+    written = [*events, *(row[0] for row in rows), run, capfd.readouterr().err, caplog.text]
+    leaks = [(secret, text) for text in written for secret in secrets if secret in text]
+    assert not leaks, leaks[0]
 
 
 def _step_attempts(instance, run_id: str) -> int:

@@ -366,6 +366,31 @@ def test_urls_with_credentials_in_a_failure_are_redacted_in_the_table_and_the_al
     assert "APISEKRET" not in json.dumps(body)
 
 
+@op
+def reach_exchange_by_path_token() -> None:
+    # ccxt's message for an exchange URL with a token in its path
+    raise RuntimeError("NetworkError: binance GET http://127.0.0.1:9/api/PATHSEKRET/exchangeInfo")
+
+
+@job
+def path_token_job() -> None:
+    reach_exchange_by_path_token()
+
+
+def test_a_token_in_a_urls_path_in_a_failure_is_redacted_in_the_table_and_the_alert(
+    failures, webhook
+):
+    result = path_token_job.execute_in_process(instance=failures.instance, raise_on_error=False)
+    failures.tick(FailureAlerts(webhook_url=webhook.url))
+    [(message,)] = run_sql(
+        f'SELECT message FROM "{failures.schema}".run_failures WHERE run_id = %s',
+        (result.run_id,),
+    )
+    assert message.endswith("binance GET http://127.0.0.1:9/…")
+    [body] = webhook.bodies
+    assert "PATHSEKRET" not in json.dumps(body)
+
+
 def eventually(what: Callable[[], object], timeout: float, description: str):
     """``what()`` once it is truthy, polled every half second."""
     deadline = time.monotonic() + timeout

@@ -147,6 +147,22 @@ def test_no_server_bad_hosts_and_bad_ports_are_one_error_line(capsys):
         assert len(err.splitlines()) == 1 and "see cryptify jobs --help" in err
 
 
+@pytest.mark.parametrize("timeout", ["1e10", "3601", "inf", "nan"])
+def test_a_request_timeout_beyond_an_hour_is_one_error_line(timeout):
+    # the socket layer cannot wait 1e10 s: it raised an OverflowError mid-request
+    with NotDagster("html") as server:
+        result = subprocess.run(
+            [CRYPTIFY, "jobs", "--port", str(server.port), "--request-timeout", timeout],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert server.requests == []
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        "cryptify jobs: argument --request-timeout: expected a number of seconds above 0 and "
+        f"at most 3600, not {timeout!r} (see cryptify jobs --help)"
+    ]
+
+
 def test_an_ipv6_address_is_a_host():
     assert CryptifyClient("::1", 3000).url == "http://[::1]:3000/graphql"
     assert CryptifyClient("dagster_webserver", 3000).url == "http://dagster_webserver:3000/graphql"

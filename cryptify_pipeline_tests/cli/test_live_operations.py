@@ -426,11 +426,17 @@ def test_cli_status_and_logs_of_a_failed_run_show_the_steps_own_error(live, exch
         exchange.faults.clear()
     assert failed.returncode == 1
     run_id = re.search(r"^run id:\s+(\S+)$", failed.stdout, re.MULTILINE)[1]
-    assert re.search(r"^reason:\s+candles: binance: .*Invalid symbol", failed.stdout, re.MULTILINE)
+    # the exchange is named with its configured URL's scheme, host and port only
+    assert re.search(
+        r"^reason:\s+candles: binance at http://127\.0\.0\.1:\d+/…: .*Invalid symbol",
+        failed.stdout,
+        re.MULTILINE,
+    )
     status = live.cli("status", run_id)
     assert status.returncode == 0, status.stderr
     reason = re.search(r"^reason:\s+(.*)$", status.stdout, re.MULTILINE)[1]
-    assert reason.startswith("candles: binance: ") and "Invalid symbol" in reason, reason
+    shown = exchange.api_url.removesuffix("/api/v3") + "/…"
+    assert reason.startswith(f"candles: binance at {shown}: ") and "Invalid symbol" in reason
     assert "Steps failed" not in status.stdout
     as_json = json.loads(live.cli("status", run_id, "--json").stdout)
     assert as_json["reason"] == reason

@@ -1,7 +1,9 @@
 """ccxt, for real, against a local server speaking Binance's format."""
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
 
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from cryptify_pipeline.market.candles import validate_candles
 from cryptify_pipeline.market.exchange import ExchangeSource, RetryableSourceError, SourceError
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline_tests.support.fake_binance import FakeBinance
+from cryptify_pipeline_tests.support.json_handler import JsonHandler
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -102,6 +105,65 @@ def test_errors_never_quote_the_exchange_urls_credentials(binance):
     message = str(raised.value)
     assert "127.0.0.1" in message  # the URL is named, without what it must not show
     assert "s3cret" not in message and "trader" not in message
+    # nor is ccxt's error (nor requests' under it, which quote the URL) chained to ours
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_errors_never_quote_a_token_in_the_exchange_urls_path(binance, refused):
+    # a token in the path: the fake answers 404 to it, a closed port refuses it
+    api_url = "http://127.0.0.1:9/api/P4THTOKEN" if refused else binance.api_url + "/P4THTOKEN"
+    with pytest.raises(SourceError) as raised:
+        ExchangeSource("binance", api_url=api_url, max_attempts=1).fetch(
+            ["BTC/USDT"], START, START + timedelta(hours=3)
+        )
+    message = str(raised.value)
+    host = api_url.split("/api/")[0]
+    assert message.startswith(f"binance at {host}/…: loading markets: ")
+    assert "P4THTOKEN" not in message  # nor where the fake's 404 echoes the path it was asked
+
+
+class AnswersEverything(JsonHandler):
+    """A server at the exchange URL that answers every request with ``answer``."""
+
+    answer = ("", "")
+
+    def do_GET(self) -> None:
+        self._send(200, self.answer[0], kind=self.answer[1])
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (("<html><body>Sign in</body></html>", "text/html; charset=utf-8"),
+         "answered with non-JSON (text/html; charset=utf-8)"),
+        (('{"symbols": [', "application/json"), "answered with non-JSON (application/json)"),
+        (('{"symbols": 5}', "application/json"),
+         "answered with JSON ccxt could not read as binance's"),
+    ],
+)  # fmt: skip
+def test_a_server_answering_no_markets_is_named_with_what_it_answered(answer, said):
+    handler = type("Handler", (AnswersEverything,), {"answer": answer})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(SourceError) as raised:
+            ExchangeSource(
+                "binance", api_url=f"http://127.0.0.1:{server.server_port}/api/v3"
+            ).fetch(["BTC/USDT"], START, START + timedelta(hours=3))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(raised.value) == (
+        f"binance at http://127.0.0.1:{server.server_port}/…: loading markets: {said}"
+    )
+
+
+def test_a_page_of_non_json_is_an_error_not_an_empty_page(binance):
+    binance.faults.append(("status", 200, "<html>maintenance</html>"))
+    with pytest.raises(SourceError, match="BTC/USDT candles from 2024-01-01 00:00: answered "
+                       r"with non-JSON \(application/json\)"):  # fmt: skip
+        source(binance).fetch(["BTC/USDT"], START, START + timedelta(hours=3))
 
 
 def test_empty_page_means_no_candles_not_an_error(binance):

@@ -52,9 +52,11 @@ def test_rate_limits_and_server_errors_are_retryable(yahoo, fault, day):
     # a day of its own each: yfinance caches the answers for past ranges in the process
     start, end = datetime(2025, 4, day, 14, tzinfo=UTC), datetime(2025, 4, day, 16, tzinfo=UTC)
     yahoo.faults.extend([fault] * 2)  # yfinance retries once with its other cookie strategy
-    with pytest.raises(RetryableSourceError, match="ES=F"):
+    with pytest.raises(RetryableSourceError, match="ES=F") as raised:
         YahooFinance(session=yahoo.session()).fetch(["ES=F"], start, end)
     assert len(yahoo.chart_requests()) == 2
+    # the library's error (it quotes the URL it reached) is not chained to ours
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
     if fault[0] == 429:  # yfinance keeps other answers for past ranges: see docs/forecasting.md
         frame = YahooFinance(session=yahoo.session()).fetch(["ES=F"], start, end)
         assert frame["market_open"].all() and len(frame) == 2

@@ -4,11 +4,13 @@ It serves ``/api/v3/exchangeInfo`` (which ccxt loads first) and ``/api/v3/klines
 of the sample market, rendered as Binance renders them (string prices, ms times, 12 fields).
 Faults are queued per kline request: an HTTP status with body and headers, a malformed row, or
 an empty page. ``delay_seconds`` slows every kline request (a slow exchange, for timeouts and
-cancellation); lowering it releases requests already waiting. Every request is logged.
+cancellation); lowering it releases requests already waiting. ``basic_auth`` (``user:password``)
+makes it a proxy that answers 401 to any other credentials. Every request is logged.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import deque
@@ -63,6 +65,7 @@ class FakeBinance:
         self.faults: deque[tuple] = deque()
         self.requests: list[tuple[str, dict]] = []
         self.delay_seconds = 0.0
+        self.basic_auth: str | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -110,7 +113,11 @@ class FakeBinance:
             def do_GET(self) -> None:
                 path, params = self.request_url()
                 fake.requests.append((path, params))
-                if path == "/api/v3/exchangeInfo":
+                if fake.basic_auth is not None and self.headers.get("Authorization") != (
+                    "Basic " + base64.b64encode(fake.basic_auth.encode()).decode()
+                ):
+                    self._send(401, {"code": -2015, "msg": "Unauthorized."}, {})
+                elif path == "/api/v3/exchangeInfo":
                     now_ms = int(datetime.now(UTC).timestamp() * 1000)
                     body = {
                         "timezone": "UTC",
