@@ -9,8 +9,9 @@ unpickling runs code. So a model is stored
   loader that builds only its own types;
 - signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
   bytes and everything a forecast takes from its row (``SIGNED_FIELDS``: format, model, symbol,
-  horizon, day, library versions, features, interval). Bytes and hash rewritten together, an
-  artifact moved to another row or day, or a row's interval widened no longer verify.
+  horizon, day, library versions, features, interval and how it was made). Bytes and hash
+  rewritten together, an artifact moved to another row or day, or a row's interval widened no
+  longer verify.
 
 Loading checks the signature (in constant time) before anything is parsed, then the sha256,
 then the library versions, and only then lets the format's loader build the model.
@@ -41,7 +42,7 @@ def _optional_float(value: Any) -> float | None:
 
 
 # Names the message layout; a new layout gets a new name, so old and new signatures never mix.
-SIGNATURE_SCHEME = b"cryptify-model-artifact/v1"
+SIGNATURE_SCHEME = b"cryptify-model-artifact/v2"  # v2: the interval's method and residuals
 # What is signed besides the bytes, each with the one form its value takes in the message.
 _CANONICAL: dict[str, Callable[[Any], object]] = {
     "artifact_format": str,
@@ -54,6 +55,9 @@ _CANONICAL: dict[str, Callable[[Any], object]] = {
     "interval_low": _optional_float,
     "interval_high": _optional_float,
     "interval_scale_median": _optional_float,
+    # which volatility the bounds are in units of, and the count the predictions rows repeat
+    "interval_method": str,
+    "interval_residuals": int,
 }
 SIGNED_FIELDS = tuple(_CANONICAL)
 

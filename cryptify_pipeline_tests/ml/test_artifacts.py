@@ -47,7 +47,8 @@ def record_of(fitted, model: str, key: SigningKey = KEY, **changes) -> dict:
     record = {
         "day": pd.Timestamp(DAY), "symbol": "BTC/USDT", "model": model, "horizon_h": 6,
         "features": list(MODEL_FEATURES), "interval_low": -1.5, "interval_high": 1.6,
-        "interval_scale_median": 0.01, **save_model(fitted), **changes,
+        "interval_scale_median": 0.01, "interval_method": "conformal-hourly/ewma-24h",
+        "interval_residuals": 480, **save_model(fitted), **changes,
     }  # fmt: skip
     return sign_models(pd.DataFrame([record]), key).iloc[0].to_dict()
 
@@ -138,6 +139,8 @@ def test_an_artifact_signed_with_another_key_is_refused(fitted):
         {"day": pd.Timestamp(DAY + timedelta(days=1))},
         {"interval_high": 16.0},
         {"interval_scale_median": 1.0},
+        {"interval_method": "conformal-windows/vol-168h"},  # bounds read in another volatility
+        {"interval_residuals": 4800},
         {"features": list(reversed(MODEL_FEATURES))},
         {"artifact_format": "pickle"},
         {"library_versions": {"scikit-learn": "0.1.0", "skops": "0.1.0"}},
@@ -153,7 +156,8 @@ def test_an_artifact_moved_to_another_row_or_with_its_record_changed_is_refused(
 def test_every_field_a_forecast_reads_is_signed():
     assert set(SIGNED_FIELDS) == {
         "artifact_format", "model", "symbol", "horizon_h", "day", "library_versions", "features",
-        "interval_low", "interval_high", "interval_scale_median",
+        "interval_low", "interval_high", "interval_scale_median", "interval_method",
+        "interval_residuals",
     }  # fmt: skip
 
 
