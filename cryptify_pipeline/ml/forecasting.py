@@ -128,7 +128,9 @@ def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[li
             continue
         key = (
             record.sha256, record.symbol, record.model, record.horizon_h,
-            record.interval_method, record.interval_residuals,
+            # absent from a row stored before intervals said how they were made: verification
+            # then refuses it by name (its signed fields are missing), not an AttributeError
+            getattr(record, "interval_method", None), getattr(record, "interval_residuals", None),
             *map(_nan_as_none, (record.interval_low, record.interval_high,
                                 record.interval_scale_median)),
             tuple(record.features),

@@ -74,6 +74,13 @@ def test_an_uncalibrated_model_forecasts_without_an_interval(setup):
     assert frame["pred_price"].notna().all()
 
 
+def test_a_model_row_from_before_intervals_said_how_they_were_made_is_refused(setup):
+    symbols, _, features, models = setup
+    old = models.drop(columns=["interval_method", "interval_residuals"])
+    with pytest.raises(ModelIntegrityError, match="signed fields are missing or malformed"):
+        forecast(features, old, symbols, DAY, DAY + HOUR, KEY)
+
+
 def test_missing_features_or_models_are_named(setup):
     symbols, _, features, models = setup
     holed = features[features["ts"] != pd.Timestamp(DAY + HOUR)]
