@@ -1,14 +1,15 @@
 """Fill the recent weeks, candles through leaderboard, so a first ``make dev`` shows it all.
 
-    python -m cryptify_pipeline.bootstrap [--history-days 60] [--forecast-days 14]
+    python -m cryptify_pipeline.bootstrap [--history-days N] [--forecast-days 14]
 
 Runs on the instance ``dagster dev`` uses (``$DAGSTER_HOME``, else this folder's
 ``dagster.yaml``), so its runs appear in the UI. Only partitions not yet materialised are
 requested, each contiguous run of them as one single-run backfill, so running it again is cheap.
 
 The arguments are checked before anything runs: the first model day needs enough history
-before it (``WARM_UP_HOURS``). A run that fails anyway stops the bootstrap with the failing
-step's own error.
+before it (``warm_up_hours``: enough for every horizon's interval to be calibrated); by
+default the history is the fewest days that gives it that. A run that fails anyway stops the
+bootstrap with the failing step's own error.
 """
 
 from __future__ import annotations
@@ -31,23 +32,39 @@ from cryptify_pipeline.hours import DAY, HOUR, consecutive_runs, day_key, last_c
 from cryptify_pipeline.market.context import COLLECTED_TABLES
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.targets import HORIZONS
-from cryptify_pipeline.ml.training import min_known_rows
+from cryptify_pipeline.ml.training import VALIDATION_FRACTION, min_known_rows
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.run_tags import TRIGGER_TAG, range_tags
-from cryptify_pipeline.settings import get_settings, project_root
+from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL, get_settings, project_root
 
 # collect_job's assets: the tables it collects, then their features
 COLLECTED = [*COLLECTED_TABLES, "features"]
 
 log = logging.getLogger("cryptify.bootstrap")
 
-# Hours of candles the first model day needs before its cut-off: LOOKBACK_HOURS of candles
-# before the first complete feature row, then the rows whose longest-horizon target has closed
-# that leave MIN_FIT_ROWS to fit and MIN_VALIDATION_ROWS held out after the hold-out's purge
-# (training.split_rows). One hour more than the features' windows strictly need: a margin, not
-# a guess.
-TRAINING_ROWS = min_known_rows(max(HORIZONS))
-WARM_UP_HOURS = LOOKBACK_HOURS + TRAINING_ROWS + max(HORIZONS) - 1
+
+def training_rows(interval_level: float) -> int:
+    """Rows whose longest-horizon target has closed that leave MIN_FIT_ROWS to fit after the
+    hold-out's purge, and enough held out to calibrate ``interval_level`` at every horizon
+    (training.min_known_rows): so the first ``make dev`` draws every horizon's band."""
+    return min_known_rows(max(HORIZONS), interval_level)
+
+
+def warm_up_hours(interval_level: float) -> int:
+    """Hours of candles the first model day needs before its cut-off: LOOKBACK_HOURS of candles
+    before the first complete feature row, then ``training_rows``. One hour more than the
+    features' windows strictly need: a margin, not a guess."""
+    return LOOKBACK_HOURS + training_rows(interval_level) + max(HORIZONS) - 1
+
+
+TRAINING_ROWS = training_rows(DEFAULT_INTERVAL_LEVEL)
+WARM_UP_HOURS = warm_up_hours(DEFAULT_INTERVAL_LEVEL)
+
+
+def default_history_days(forecast_days: int, interval_level: float) -> int:
+    """The fewest days of history that give the first model day its warm-up, whatever the hour:
+    its cut-off is at least (history - forecast days + 1) days - 23 h after the first hour."""
+    return math.ceil((warm_up_hours(interval_level) + 23) / 24) + forecast_days - 1
 
 
 class BootstrapArgumentError(ValueError):
@@ -65,8 +82,11 @@ class Span:
     today: datetime
 
 
-def plan(history_days: int, forecast_days: int, start: datetime, now: datetime) -> Span:
-    """The span to fill, refused unless the first model day has ``WARM_UP_HOURS`` of history."""
+def plan(
+    history_days: int, forecast_days: int, start: datetime, now: datetime,
+    interval_level: float = DEFAULT_INTERVAL_LEVEL,
+) -> Span:  # fmt: skip
+    """The span to fill, refused unless the first model day has ``warm_up_hours`` of history."""
     if history_days < 1 or forecast_days < 1:
         raise BootstrapArgumentError(
             f"--history-days ({history_days}) and --forecast-days ({forecast_days}) must be at "
@@ -82,13 +102,15 @@ def plan(history_days: int, forecast_days: int, start: datetime, now: datetime) 
     )
     cutoff = span.first_model_day + DAY  # the first models are trained through its end
     history = (cutoff - span.first_hour) / HOUR
-    if history >= WARM_UP_HOURS:
+    warm_up = warm_up_hours(interval_level)
+    if history >= warm_up:
         return span
     need = (
-        f"training needs {WARM_UP_HOURS} (the features' {LOOKBACK_HOURS}-hour windows, then "
-        f"{TRAINING_ROWS} rows whose {max(HORIZONS)} h target is known)"
+        f"training needs {warm_up} (the features' {LOOKBACK_HOURS}-hour windows, then "
+        f"{training_rows(interval_level)} rows whose {max(HORIZONS)} h target is known, the "
+        f"last {VALIDATION_FRACTION:.0%} enough to calibrate {interval_level:.0%} intervals)"
     )
-    most_forecast_days = math.floor((today + DAY - span.first_hour) / DAY - WARM_UP_HOURS / 24)
+    most_forecast_days = math.floor((today + DAY - span.first_hour) / DAY - warm_up / 24)
     fewer = f"--forecast-days {most_forecast_days} or fewer" if most_forecast_days >= 1 else None
     first_day = (
         f"the first model day ({day_key(span.first_model_day)}, --forecast-days {forecast_days})"
@@ -98,7 +120,7 @@ def plan(history_days: int, forecast_days: int, start: datetime, now: datetime) 
             f"CRYPTIFY_START ({day_key(start)}) leaves {first_day} {max(history, 0):.0f} hours "
             f"of candles before its cut-off; {need}: use {fewer or 'an earlier CRYPTIFY_START'}"
         )
-    fewest_history_days = math.ceil((WARM_UP_HOURS * HOUR - (cutoff - last_hour)) / DAY)
+    fewest_history_days = math.ceil((warm_up * HOUR - (cutoff - last_hour)) / DAY)
     more = f"--history-days {fewest_history_days} or more"
     raise BootstrapArgumentError(
         f"--history-days {history_days} leaves {first_day} {history:.0f} hours of candles before "
@@ -120,14 +142,23 @@ def missing_ranges(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history-days", type=int, default=60, help="candles and features")
+    parser.add_argument(
+        "--history-days", type=int, default=None,
+        help="candles and features (default: the fewest that calibrate every horizon's interval)",
+    )  # fmt: skip
     parser.add_argument("--forecast-days", type=int, default=14, help="models and forecasts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     settings = get_settings()
+    history_days = args.history_days
+    if history_days is None:
+        history_days = default_history_days(args.forecast_days, settings.interval_level)
     try:
-        span = plan(args.history_days, args.forecast_days, settings.start, datetime.now(UTC))
+        span = plan(
+            history_days, args.forecast_days, settings.start, datetime.now(UTC),
+            settings.interval_level,
+        )  # fmt: skip
     except BootstrapArgumentError as error:
         parser.error(str(error))
 

@@ -13,14 +13,16 @@ import pytest
 from cryptify_pipeline.bootstrap import (
     WARM_UP_HOURS,
     BootstrapArgumentError,
+    default_history_days,
     missing_ranges,
     plan,
+    warm_up_hours,
 )
 from cryptify_pipeline.hours import DAY, DAY_KEY_FORMAT, HOUR
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.features import build_features
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
-from cryptify_pipeline.ml.training import NotEnoughData, split_rows
+from cryptify_pipeline.ml.training import train_all
 from cryptify_pipeline.settings import project_root
 from cryptify_pipeline_tests.support.database import run_sql, subprocess_env
 
@@ -28,7 +30,8 @@ ROOT = project_root()
 NOW = datetime(2026, 11, 28, 18, 6, tzinfo=UTC)  # the last closed hour is 17:00
 START = datetime(2025, 1, 1, tzinfo=UTC)
 NEED = (
-    "training needs 497 (the features' 320-hour windows, then 154 rows whose 24 h target is known)"
+    "training needs 2619 (the features' 320-hour windows, then 2276 rows whose 24 h target is "
+    "known, the last 20% enough to calibrate 90% intervals)"
 )
 
 
@@ -46,7 +49,7 @@ def test_bootstrap_requests_only_the_missing_runs_of_partitions():
 @pytest.mark.slow
 def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, tmp_path):
     command = [sys.executable, "-m", "cryptify_pipeline.bootstrap",
-               "--history-days", "26", "--forecast-days", "3"]  # fmt: skip
+               "--history-days", "113", "--forecast-days", "3"]  # fmt: skip
     # its own instance: materialisation records must describe this schema's tables
     (tmp_path / "dagster.yaml").write_text(
         "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
@@ -61,6 +64,13 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, 
                       "models", "predictions", "forecast_metrics", "leaderboard")
     }  # fmt: skip
     assert all(counts.values()), counts
+    # the first run draws every band: every model at every horizon has an interval
+    uncalibrated = run_sql(
+        f'SELECT horizon_h, count(*) FROM "{schema}".models WHERE NOT interval_calibrated'
+        " GROUP BY 1"
+    )
+    assert uncalibrated == [], uncalibrated
+    assert run_sql(f'SELECT count(*) FROM "{schema}".predictions WHERE lower IS NULL') == [(0,)]
     assert "bootstrap done" in first.stderr
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -69,34 +79,53 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, 
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
 
 
-def test_the_warm_up_is_what_training_needs_with_an_hour_to_spare():
+def test_the_warm_up_calibrates_every_horizon_with_an_hour_to_spare():
+    # the first model day's held-out rows give every horizon its interval (456 residuals at
+    # 24 h and 90%); two hours fewer, and the 24 h interval is the first to go
     first_hour = datetime(2025, 3, 1, tzinfo=UTC)
     end = first_hour + (WARM_UP_HOURS + 48) * HOUR
     candles = SampleMarket().fetch(["BTC/USDT", "ETH/USDT"], first_hour, end)
     rows = with_targets(build_features(candles, first_hour, end))
-    for _, group in rows.groupby("symbol"):
-        for horizon in HORIZONS:
-            split_rows(group, horizon, first_hour + WARM_UP_HOURS * HOUR, window_days=180)
-        with pytest.raises(NotEnoughData):
-            split_rows(group, max(HORIZONS), first_hour + (WARM_UP_HOURS - 2) * HOUR, 180)
+    cutoff = first_hour + WARM_UP_HOURS * HOUR
+    models = train_all(rows, cutoff, HORIZONS, ["zero_return"], 180, interval_level=0.9)
+    assert len(models) == 2 * len(HORIZONS) and models["interval_calibrated"].all()
+    short = train_all(rows, cutoff - 2 * HOUR, HORIZONS, ["zero_return"], 180,
+                      interval_level=0.9)  # fmt: skip
+    assert short.set_index(["symbol", "horizon_h"])["interval_calibrated"].to_dict() == {
+        (symbol, horizon): horizon != 24 for symbol in ("BTC/USDT", "ETH/USDT")
+        for horizon in HORIZONS
+    }  # fmt: skip
+
+
+def test_the_default_history_is_the_fewest_days_that_work_at_any_hour():
+    for level in (0.9, 0.95):
+        days = default_history_days(14, level)
+        for hour in range(24):
+            now = datetime(2026, 11, 28, hour, 6, tzinfo=UTC)
+            plan(days, 14, START, now, level)
+        with pytest.raises(BootstrapArgumentError):  # one fewer fails at some hour of the day
+            for hour in range(24):
+                plan(days - 1, 14, START, datetime(2026, 11, 28, hour, 6, tzinfo=UTC), level)
+    assert default_history_days(14, 0.9) == 124  # was 60 before intervals needed 19 windows
+    assert warm_up_hours(0.95) > WARM_UP_HOURS == warm_up_hours(0.9)
 
 
 def test_arguments_that_leave_too_little_history_are_refused_with_what_would_do():
-    span = plan(60, 14, START, NOW)
-    assert span.first_hour == datetime(2026, 9, 29, 17, tzinfo=UTC)
+    span = plan(123, 14, START, NOW)
+    assert span.first_hour == datetime(2026, 7, 28, 17, tzinfo=UTC)
     assert span.first_model_day == datetime(2026, 11, 14, tzinfo=UTC)
-    assert plan(35, 14, START, NOW).first_hour == datetime(2026, 10, 24, 17, tzinfo=UTC)
+    assert plan(130, 14, START, NOW).first_hour == datetime(2026, 7, 21, 17, tzinfo=UTC)
     cases = [
-        ((20, 14, START), "--history-days 20 leaves the first model day (2026-11-14, "
-         f"--forecast-days 14) 151 hours of candles before its cut-off; {NEED}: use "
-         "--history-days 35 or more"),
-        ((33, 14, START), "--history-days 33 leaves the first model day (2026-11-14, "
-         f"--forecast-days 14) 463 hours of candles before its cut-off; {NEED}: use "
-         "--history-days 35 or more, or --forecast-days 12 or fewer"),
-        ((60, 14, datetime(2026, 11, 1, tzinfo=UTC)), "CRYPTIFY_START (2026-11-01) leaves the "
-         "first model day (2026-11-14, --forecast-days 14) 336 hours of candles before its "
-         f"cut-off; {NEED}: use --forecast-days 7 or fewer"),
-        ((60, 14, datetime(2026, 11, 20, tzinfo=UTC)), "CRYPTIFY_START (2026-11-20) leaves the "
+        ((60, 14, START), "--history-days 60 leaves the first model day (2026-11-14, "
+         f"--forecast-days 14) 1111 hours of candles before its cut-off; {NEED}: use "
+         "--history-days 123 or more"),
+        ((120, 14, START), "--history-days 120 leaves the first model day (2026-11-14, "
+         f"--forecast-days 14) 2551 hours of candles before its cut-off; {NEED}: use "
+         "--history-days 123 or more, or --forecast-days 11 or fewer"),
+        ((123, 14, datetime(2026, 8, 1, tzinfo=UTC)), "CRYPTIFY_START (2026-08-01) leaves the "
+         "first model day (2026-11-14, --forecast-days 14) 2544 hours of candles before its "
+         f"cut-off; {NEED}: use --forecast-days 10 or fewer"),
+        ((123, 14, datetime(2026, 11, 20, tzinfo=UTC)), "CRYPTIFY_START (2026-11-20) leaves the "
          "first model day (2026-11-14, --forecast-days 14) 0 hours of candles before its "
          f"cut-off; {NEED}: use an earlier CRYPTIFY_START"),
         ((0, 14, START), "--history-days (0) and --forecast-days (14) must be at least 1"),
@@ -107,8 +136,8 @@ def test_arguments_that_leave_too_little_history_are_refused_with_what_would_do(
             plan(*args, NOW)
         assert str(refused.value) == message
     # what each message proposes works
-    plan(35, 14, START, NOW), plan(33, 12, START, NOW)
-    plan(60, 7, datetime(2026, 11, 1, tzinfo=UTC), NOW)
+    plan(123, 14, START, NOW), plan(120, 11, START, NOW)
+    plan(123, 10, datetime(2026, 8, 1, tzinfo=UTC), NOW)
 
 
 def bootstrap(schema: str, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -157,7 +186,7 @@ def test_a_failed_run_stops_the_bootstrap_with_the_steps_own_error(schema, tmp_p
     home = tmp_path / "home"
     home.mkdir()
     try:
-        failed = bootstrap(schema, home, "--history-days", "30", "--forecast-days", "3",
+        failed = bootstrap(schema, home, "--forecast-days", "3",
                            CRYPTIFY_SOURCE=f"file:{empty}")  # fmt: skip
     finally:
         run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')

@@ -15,7 +15,12 @@ from cryptify_pipeline.ml.context_features import (
     INDEX_CARRY_HOURS,
     OI_MEAN_HOURS,
 )
-from cryptify_pipeline.ml.features import RETURN_HOURS, VOLATILITY_HOURS
+from cryptify_pipeline.ml.features import (
+    EWMA_HALF_LIFE_HOURS,
+    EWMA_VOLATILITY,
+    RETURN_HOURS,
+    VOLATILITY_HOURS,
+)
 from cryptify_pipeline.ml.significance import MIN_WINDOWS
 from cryptify_pipeline.storage.io_manager import COLUMN_DESCRIPTIONS
 
@@ -30,6 +35,13 @@ _HORIZON = "Forecast horizon in hours: the target is the log return from ts to t
 _MODEL = (
     "Model of the zoo (zero_return and drift are the baselines; a +context entry sees the "
     "market context too)."
+)
+
+_INTERVAL_METHOD = (
+    "How the interval was made: conformal-hourly/ewma-24h = every held-out hour's residual "
+    "over the EWMA volatility (half-life a day) * sqrt(h), bounds at the order statistic "
+    "corrected for the overlap of h-hour residuals; conformal-windows/vol-168h = one residual "
+    "per h-hour window over the 168 h volatility (the method before)."
 )
 
 CANDLES = {
@@ -61,6 +73,9 @@ FEATURES = {
         f"volatility_{h}h": f"Standard deviation of the hourly log returns of the last {h} hours."
         for h in VOLATILITY_HOURS
     },
+    EWMA_VOLATILITY: "sqrt of the exponentially weighted mean of squared hourly log returns up "
+    f"to ts, half-life {EWMA_HALF_LIFE_HOURS} h (RiskMetrics-style): the scale of the forecast "
+    "intervals (not a model input).",
     "volume_zscore_100h": "Volume against the mean and standard deviation of the last 100 hours.",
     "log_volume_vs_24h_mean": "log(volume / mean volume of the last 24 hours).",
     "rsi_14": "Relative strength index over 14 hours (Wilder's smoothing), 0-100.",
@@ -122,15 +137,17 @@ def models(level: float) -> dict[str, str]:
         "val_directional_accuracy": "Share of held-out rows whose sign was called right (ties "
         "excluded).",
         "interval_level": f"Coverage the interval is calibrated for (here {level:.0%}).",
-        "interval_windows": "Non-overlapping held-out windows the interval was calibrated on (n).",
-        "interval_calibrated": "Whether n sufficed for the level; if not, forecasts carry no "
-        "interval.",
+        "interval_method": _INTERVAL_METHOD,
+        "interval_residuals": "Held-out residuals the interval was calibrated on (n).",
+        "interval_windows": "Independent h-hour windows those residuals span (n / h).",
+        "interval_calibrated": "Whether n sufficed for the level (no bound may be the single "
+        "most extreme residual); if not, forecasts carry no interval.",
         "interval_low": f"Lower bound of the {level:.0%} interval in units of the volatility at "
-        "the forecast's hour (null if uncalibrated).",
+        "the forecast's hour times sqrt(h) (null if uncalibrated).",
         "interval_high": f"Upper bound of the {level:.0%} interval in units of the volatility "
-        "at the forecast's hour (null if uncalibrated).",
+        "at the forecast's hour times sqrt(h) (null if uncalibrated).",
         "interval_scale_median": "Median held-out volatility * sqrt(h): stands in for a "
-        "forecast hour without a week of history.",
+        "forecast hour whose volatility is unknown.",
         "artifact_format": "How the model is stored, hence which loader reads it: skops, or "
         "xgboost-json (XGBoost's own JSON).",
         "pipeline": "The fitted model in its artifact format (bytes).",
@@ -161,6 +178,8 @@ def predictions(level: float) -> dict[str, str]:
         "the model is uncalibrated).",
         "interval_level": "Coverage the model's interval is calibrated for.",
         "interval_calibrated": "Whether the forecast has an interval.",
+        "interval_method": _INTERVAL_METHOD,
+        "interval_residuals": "Held-out residuals the model's interval was calibrated on.",
         "model_day": "Day of the model used: the day before ts's.",
         "model_sha256": "sha256 of the model used.",
     }

@@ -23,8 +23,9 @@ from cryptify_pipeline.ml.models import ZOO, models_of
 from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import (
+    VALIDATION_FRACTION,
     NotEnoughData,
-    min_calibration_windows,
+    min_calibration_residuals,
     rows_needed,
     train_all,
 )
@@ -110,7 +111,8 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             "XGBoost's JSON) and signed for its row "
             "with the model signing key, with its sha256, versions, training window, "
             f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
-            "of the volatility at the forecast's hour), or none where too few held-out windows."
+            "of the EWMA volatility at the forecast's hour, calibrated on every held-out hour, "
+            "its method and residual count recorded), or none where too few held-out residuals."
         ),
     )
     def models(
@@ -155,18 +157,22 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             .agg(
                 val_rmse=("val_rmse", "mean"),
                 val_r2_vs_zero=("val_r2_vs_zero", "mean"),
-                interval_windows=("interval_windows", "min"),
+                interval_residuals=("interval_residuals", "min"),
                 uncalibrated=("interval_calibrated", lambda calibrated: int((~calibrated).sum())),
             )
             .reset_index()
         )
         if not frame["interval_calibrated"].all():
             uncalibrated = frame[~frame["interval_calibrated"]]
+            level = forecasting.interval_level
+            needed = ", ".join(
+                f"{min_calibration_residuals(level, horizon)} at {horizon} h"
+                for horizon in sorted(uncalibrated["horizon_h"].unique().tolist())
+            )
             context.log.warning(
-                f"{len(uncalibrated)} model(s) have no {forecasting.interval_level:.0%} interval: "
-                f"fewer than {min_calibration_windows(forecasting.interval_level)} independent "
-                "held-out windows (horizons "
-                f"{sorted(uncalibrated['horizon_h'].unique().tolist())}); train on more days"
+                f"{len(uncalibrated)} model(s) have no {level:.0%} interval: too few held-out "
+                f"residuals (need {needed}, the last {VALIDATION_FRACTION:.0%} of the rows); "
+                "train on more days"
             )
         return Output(
             frame,

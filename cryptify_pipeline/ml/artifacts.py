@@ -9,9 +9,10 @@ unpickling runs code. So a model is stored
   loader that builds only its own types;
 - signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
   bytes and everything a forecast takes from its row (``SIGNED_FIELDS``: format, model, symbol,
-  horizon, day, library versions, features, the interval and its level). Bytes and hash
-  rewritten together, an artifact moved to another row or day, or a row's interval widened or
-  its level changed no longer verify. (The row's sha256 is checked against the signed bytes.)
+  horizon, day, library versions, features, the interval, its level and how it was made).
+  Bytes and hash rewritten together, an artifact moved to another row or day, or a row's
+  interval widened, its level or method changed no longer verify. (The row's sha256 is
+  checked against the signed bytes.)
 
 Loading checks the signature (in constant time) before anything is parsed, then the sha256,
 then the library versions, and only then lets the format's loader build the model.
@@ -43,8 +44,9 @@ def _optional_float(value: Any) -> float | None:
 
 # Names the message layout; a new layout gets a new name, so old and new signatures never mix.
 SIGNATURE_SCHEME = b"cryptify-model-artifact/v2"
-# v1 left out interval_level, which forecasts copy: a v1 signature is never trusted, only
-# recognised, so that the refusal says "retrain" rather than "tampered"
+# v1 left out interval_level, which forecasts copy, and how the interval was made: a v1
+# signature is never trusted, only recognised, so that the refusal says "retrain" rather than
+# "tampered"
 LEGACY_SIGNATURE_SCHEME = b"cryptify-model-artifact/v1"
 # What is signed besides the bytes, each with the one form its value takes in the message.
 _CANONICAL: dict[str, Callable[[Any], object]] = {
@@ -59,11 +61,18 @@ _CANONICAL: dict[str, Callable[[Any], object]] = {
     "interval_low": _optional_float,
     "interval_high": _optional_float,
     "interval_scale_median": _optional_float,
+    # which volatility the bounds are in units of, and the count the predictions rows repeat
+    "interval_method": str,
+    "interval_residuals": int,
 }
 SIGNED_FIELDS = tuple(_CANONICAL)
 _FIELDS_OF_SCHEME = {
     SIGNATURE_SCHEME: SIGNED_FIELDS,
-    LEGACY_SIGNATURE_SCHEME: tuple(name for name in SIGNED_FIELDS if name != "interval_level"),
+    LEGACY_SIGNATURE_SCHEME: tuple(
+        name
+        for name in SIGNED_FIELDS
+        if name not in ("interval_level", "interval_method", "interval_residuals")
+    ),
 }
 
 
@@ -166,14 +175,15 @@ def verify_model(record: Mapping[str, Any], key: SigningKey) -> None:
             f"{name}: the artifact is unsigned (stored before models were signed, or its "
             "signature was removed); refusing to load it (retrain the model)"
         )
+    # first: a row of an earlier version lacks fields the current layout signs
+    if _signed_by_legacy_scheme(record, key, stored):
+        raise ModelIntegrityError(
+            f"{name}: signed by an earlier version whose signature did not cover "
+            "interval_level nor how the interval was made; refusing to load it (re-materialise "
+            "the models for that day to sign them anew)"
+        )
     expected = signature(record, key)
     if not hmac.compare_digest(expected.encode(), stored.encode("utf-8", "replace")):
-        if _signed_by_legacy_scheme(record, key, stored):
-            raise ModelIntegrityError(
-                f"{name}: signed by an earlier version whose signature did not cover "
-                "interval_level; refusing to load it (re-materialise the models for that day "
-                "to sign them anew)"
-            )
         raise ModelIntegrityError(
             f"{name}: its signature does not verify under this deployment's model signing key "
             f"(id {key.key_id}; the row names {str(record.get('signing_key_id'))[:16]}): the "

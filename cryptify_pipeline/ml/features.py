@@ -16,6 +16,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 RETURN_HOURS = (3, 6, 12, 24, 48, 168)
 VOLATILITY_HOURS = (5, 14, 21, 168)
+# RiskMetrics-style EWMA volatility: a half-life of a day reacts to a new regime within hours
+# (a 168 h window takes a week); the interval's scale (training.interval_scale), not a model input
+EWMA_HALF_LIFE_HOURS = 24
+EWMA_VOLATILITY = f"volatility_ewma_{EWMA_HALF_LIFE_HOURS}h"
 RECURSION_HOURS = 200  # EMA / Wilder windows: the seed's weight is below 4e-7 for span 26
 SIGNAL_HOURS = 120  # MACD signal window over the MACD line
 # closes a row needs: the MACD signal over 120 MACD values, each over 200 closes
@@ -29,6 +33,7 @@ FEATURE_COLUMNS = (
     "high_over_prev_close",
     "low_over_prev_close",
     *(f"volatility_{hours}h" for hours in VOLATILITY_HOURS),
+    EWMA_VOLATILITY,
     "volume_zscore_100h",
     "log_volume_vs_24h_mean",
     "rsi_14",
@@ -45,7 +50,9 @@ FEATURE_COLUMNS = (
     "day_of_week_cos",
 )
 # MACD in price units is the textbook indicator, kept for people; models see it over the close.
-MODEL_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in {"macd", "macd_signal", "macd_hist"})
+# The EWMA volatility scales the intervals; the models keep the inputs they were validated on.
+NOT_MODEL_INPUTS = {"macd", "macd_signal", "macd_hist", EWMA_VOLATILITY}
+MODEL_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in NOT_MODEL_INPUTS)
 
 
 def trailing_windows(values: np.ndarray, width: int) -> np.ndarray:
@@ -89,6 +96,16 @@ def ema(values: np.ndarray, span: int, width: int = RECURSION_HOURS) -> np.ndarr
 def wilder(values: np.ndarray, period: int, width: int = RECURSION_HOURS) -> np.ndarray:
     """Wilder's smoothing: the same recursion with ``alpha = 1 / period``."""
     return (trailing_windows(values, width) * recursion_weights(1 / period, width)).sum(axis=1)
+
+
+def ewma_volatility(
+    returns: np.ndarray, half_life: int = EWMA_HALF_LIFE_HOURS, width: int = RECURSION_HOURS
+) -> np.ndarray:
+    """sqrt of the EWMA of squared returns (zero mean, as RiskMetrics), ``lambda = 0.5 **
+    (1 / half_life)``, the recursion seeded at the start of a fixed ``width``-hour window (the
+    seed weighs 0.5 ** (199 / 24) = 0.3% at a day's half-life): the returns up to t only."""
+    weights = recursion_weights(1 - 0.5 ** (1 / half_life), width)
+    return np.sqrt((trailing_windows(np.square(returns), width) * weights).sum(axis=1))
 
 
 def log_returns(close: np.ndarray, hours: int = 1) -> np.ndarray:
@@ -145,6 +162,7 @@ def symbol_features(candles: pd.DataFrame) -> pd.DataFrame:
             "high_over_prev_close": (high - previous_close) / previous_close,
             "low_over_prev_close": (low - previous_close) / previous_close,
             **{f"volatility_{h}h": window_std(one_hour, h) for h in VOLATILITY_HOURS},
+            EWMA_VOLATILITY: ewma_volatility(one_hour),
             "volume_zscore_100h": (volume - window_mean(volume, 100)) / window_std(volume, 100),
             "log_volume_vs_24h_mean": np.log(volume / window_mean(volume, 24)),
             "rsi_14": rsi(close),

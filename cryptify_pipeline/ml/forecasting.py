@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from cryptify_pipeline.ml.artifacts import load_model, verify_model
 from cryptify_pipeline.ml.signing import SigningKey
-from cryptify_pipeline.ml.training import interval_scale
+from cryptify_pipeline.ml.training import SCALE_COLUMNS, interval_scale
 
 
 class MissingInputs(ValueError):
@@ -41,7 +41,14 @@ def forecast(
         for record in records:
             verify_model(record._asdict(), signing_key)
         record = records[0]
-        if absent := [column for column in record.features if column not in batch.columns]:
+        if record.interval_method not in SCALE_COLUMNS:
+            raise MissingInputs(
+                f"{record.model} for {record.symbol} ({record.horizon_h}h) has an interval made "
+                f"by {record.interval_method!r}, which this code cannot apply (it knows "
+                f"{', '.join(SCALE_COLUMNS)}; retrain the model)"
+            )
+        needed = [*record.features, SCALE_COLUMNS[record.interval_method]]
+        if absent := [column for column in needed if column not in batch.columns]:
             raise MissingInputs(
                 f"{record.model} for {record.symbol} ({record.horizon_h}h) was fitted on "
                 f"feature column(s) the features lack: {', '.join(absent)} (re-materialise "
@@ -121,6 +128,9 @@ def _batches_by_model(rows: pd.DataFrame, models: pd.DataFrame) -> list[tuple[li
             continue
         key = (
             record.sha256, record.symbol, record.model, record.horizon_h, record.interval_level,
+            # absent from a row stored before intervals said how they were made: verification
+            # then refuses it by name (its signed fields are missing), not an AttributeError
+            getattr(record, "interval_method", None), getattr(record, "interval_residuals", None),
             *map(_nan_as_none, (record.interval_low, record.interval_high,
                                 record.interval_scale_median)),
             tuple(record.features),
@@ -143,8 +153,9 @@ def _forecast_batch(predicted: np.ndarray, record, batch: pd.DataFrame) -> dict[
     """One model's forecasts of ``batch``'s rows from its ``predicted`` log returns: the
     columns of the predictions table (a scalar where every row has the same value)."""
     close = batch["close"].to_numpy()
-    scale = interval_scale(batch, record.horizon_h)
-    # without a week of history the volatility is unknown: the validation median stands in
+    scale = interval_scale(batch, record.horizon_h, record.interval_method)
+    # without its history (or from a features row older than the scale's column) the
+    # volatility is unknown: the validation median stands in
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, record.interval_scale_median)
     ts = batch["ts"].array
     return {
@@ -164,6 +175,9 @@ def _forecast_batch(predicted: np.ndarray, record, batch: pd.DataFrame) -> dict[
         "interval_calibrated": bool(
             np.isfinite(record.interval_low) and np.isfinite(record.interval_high)
         ),
+        # how the interval was made: the method and the held-out residuals it rests on
+        "interval_method": record.interval_method,
+        "interval_residuals": int(record.interval_residuals),
         "model_day": batch["model_day"].array,
         "model_sha256": record.sha256,
     }

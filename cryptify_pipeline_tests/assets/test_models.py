@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, materialize
 
+from cryptify_pipeline.bootstrap import WARM_UP_HOURS
+from cryptify_pipeline.hours import HOUR, day_key, hour_key
 from cryptify_pipeline.ml.artifacts import sign_models
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.models import MODEL_ZOO, ZOO, models_of
+from cryptify_pipeline.ml.targets import HORIZONS as ALL_HORIZONS
 from cryptify_pipeline.ml.targets import with_targets
-from cryptify_pipeline.ml.training import train_all
+from cryptify_pipeline.ml.training import HOURLY_METHOD, min_calibration_residuals, train_all
 from cryptify_pipeline.partitions import training_window
 from cryptify_pipeline.resources import Forecasting
 from cryptify_pipeline_tests.support import pipeline
@@ -140,3 +143,33 @@ def test_the_lineage_still_maps_models_to_the_longest_window_of_features():
     models = ASSETS_BY_NAME["models"]
     assert models.asset_deps[models.key] == {AssetKey("features")}
     assert models.get_partition_mapping(AssetKey("features")) == training_window
+
+
+@pytest.mark.slow
+def test_the_first_model_day_of_a_fresh_bootstrap_calibrates_every_model_and_horizon(instance):
+    """What ``make dev`` does on a fresh clone: features of exactly the bootstrap's warm-up
+    before the first model day's cut-off, then that day trained with the default config (180
+    days, every horizon, every price model). Every (model, horizon) has an interval, and its
+    row says how it was made."""
+    schema = "test_models_first_" + datetime.now(UTC).strftime("%H%M%S%f")
+    cutoff = datetime(2025, 5, 1, tzinfo=UTC)
+    first_hour = cutoff - WARM_UP_HOURS * HOUR
+    try:
+        stored = run(instance, schema, ["candles", "features"], hour_key(first_hour),
+                     hour_key(cutoff - HOUR))  # fmt: skip
+        assert stored.success, failure(stored)
+        day = day_key(cutoff - timedelta(days=1))
+        trained = run(instance, schema, ["models"], day, day)
+        assert trained.success, failure(trained)
+        rows = run_sql(
+            "SELECT model, horizon_h, interval_calibrated, interval_method, interval_residuals,"
+            f' validation_rows, interval_level FROM "{schema}".models'
+        )
+    finally:
+        run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    symbols = len(pipeline.SYMBOLS)
+    assert len(rows) == symbols * len(ALL_HORIZONS) * len(models_of("price", list(ZOO)))
+    for model, horizon, calibrated, method, residuals, held_out, level in rows:
+        assert calibrated, (model, horizon, residuals)
+        assert method == HOURLY_METHOD and level == 0.9
+        assert residuals == held_out >= min_calibration_residuals(0.9, horizon)

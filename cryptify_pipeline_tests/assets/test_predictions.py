@@ -180,6 +180,43 @@ def test_a_changed_interval_level_is_refused(trained, instance):
     assert predictions_in(trained) == before
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [{"interval_method": "conformal-windows/vol-168h"}, {"interval_residuals": 9999}],
+    ids=lambda changed: next(iter(changed)),
+)
+def test_how_an_interval_was_made_cannot_be_rewritten(trained, instance, changed):
+    # the method says which volatility the bounds are in units of: another one rescales them
+    with rewritten(trained, **LINEAR_BTC, **changed):
+        result = run(instance, trained, ["predictions"], *HOURS)
+    assert f"{NAMED}: its {REFUSED}" in failure(result)
+
+
+def test_each_stored_forecast_says_how_its_interval_was_made(trained):
+    # as its model's row says: the method, every held-out hour a residual, and the level
+    rows = run_sql(
+        "SELECT p.interval_method, p.interval_residuals, p.interval_level, m.interval_method,"
+        " m.interval_residuals, m.validation_rows, m.interval_windows, m.interval_level"
+        f' FROM "{trained}".predictions p JOIN "{trained}".models m'
+        " ON m.day = p.model_day AND m.symbol = p.symbol AND m.model = p.model"
+        " AND m.horizon_h = p.horizon_h"
+    )
+    assert len(rows) == 2 * 2 * 3
+    for (
+        method,
+        residuals,
+        level,
+        model_method,
+        model_residuals,
+        held_out,
+        windows,
+        model_level,
+    ) in rows:  # noqa: E501
+        assert method == model_method == "conformal-hourly/ewma-24h"
+        assert residuals == model_residuals == held_out > 0 and windows == held_out // 6
+        assert level == model_level == 0.9
+
+
 def test_the_untouched_rows_still_forecast(trained, instance):
     # every refusal above came from its rewrite: the rows as trained still load and forecast
     result = run(instance, trained, ["predictions"], *HOURS)

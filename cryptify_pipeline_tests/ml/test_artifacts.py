@@ -50,7 +50,9 @@ def record_of(fitted, model: str, key: SigningKey = KEY, **changes) -> dict:
     record = {
         "day": pd.Timestamp(DAY), "symbol": "BTC/USDT", "model": model, "horizon_h": 6,
         "features": list(MODEL_FEATURES), "interval_level": 0.9, "interval_low": -1.5,
-        "interval_high": 1.6, "interval_scale_median": 0.01, **save_model(fitted), **changes,
+        "interval_high": 1.6, "interval_scale_median": 0.01,
+        "interval_method": "conformal-hourly/ewma-24h", "interval_residuals": 480,
+        **save_model(fitted), **changes,
     }  # fmt: skip
     return sign_models(pd.DataFrame([record]), key).iloc[0].to_dict()
 
@@ -157,6 +159,8 @@ def test_an_artifact_signed_with_another_key_is_refused(fitted):
         {"interval_high": 16.0},
         {"interval_level": 0.99},
         {"interval_scale_median": 1.0},
+        {"interval_method": "conformal-windows/vol-168h"},  # bounds read in another volatility
+        {"interval_residuals": 4800},
         {"features": list(reversed(MODEL_FEATURES))},
         {"artifact_format": "pickle"},
         {"library_versions": {"scikit-learn": "0.1.0", "skops": "0.1.0"}},
@@ -173,6 +177,7 @@ def test_every_field_a_forecast_reads_is_signed():
     assert set(SIGNED_FIELDS) == {
         "artifact_format", "model", "symbol", "horizon_h", "day", "library_versions", "features",
         "interval_level", "interval_low", "interval_high", "interval_scale_median",
+        "interval_method", "interval_residuals",
     }  # fmt: skip
 
 
@@ -184,9 +189,13 @@ def test_a_record_signed_before_interval_level_was_signed_is_refused_as_such(fit
     with pytest.raises(
         ModelIntegrityError,
         match="linear BTC/USDT 6h of 2025-03-31: signed by an earlier version whose signature "
-        "did not cover interval_level; .*re-materialise the models",
+        "did not cover interval_level nor how the interval was made; .*re-materialise the "
+        "models",
     ):
         load_model(old, KEY)
+    # a row of that version has no method nor residual count at all (NULL in the table)
+    with pytest.raises(ModelIntegrityError, match="signed by an earlier version"):
+        load_model(old | {"interval_method": None, "interval_residuals": None}, KEY)
     # v1 never covered the level, so a changed one is refused the same way; anything v1 did
     # cover, changed, is refused as tampered
     with pytest.raises(ModelIntegrityError, match="signed by an earlier version"):

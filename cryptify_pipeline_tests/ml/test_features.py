@@ -8,16 +8,19 @@ import pytest
 
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.features import (
+    EWMA_VOLATILITY,
     FEATURE_COLUMNS,
     LOOKBACK_HOURS,
     RECURSION_HOURS,
     SIGNAL_HOURS,
     build_features,
     ema,
+    ewma_volatility,
     macd,
     rsi,
     true_range,
     wilder,
+    window_std,
 )
 
 HOUR = timedelta(hours=1)
@@ -88,6 +91,40 @@ def test_ema_and_wilder_equal_the_recursion_seeded_at_the_window_start():
         assert np.isnan(got[: RECURSION_HOURS - 1]).all()  # not enough history: NaN
     full_wilder = pd.Series(x).ewm(alpha=1 / 14, adjust=False).mean().to_numpy()
     np.testing.assert_allclose(wilder(x, 14)[300:], full_wilder[300:], rtol=1e-5)
+
+
+def test_ewma_volatility_is_riskmetrics_over_past_returns_only():
+    returns = np.random.default_rng(4).normal(0, 0.01, 600)
+    got = ewma_volatility(returns)
+    lam = 0.5 ** (1 / 24)  # a half-life of a day
+    for t in (RECURSION_HOURS - 1, 400, 599):
+        seeded = textbook_recursion(returns[t - RECURSION_HOURS + 1 : t + 1] ** 2, 1 - lam)[-1]
+        assert got[t] == pytest.approx(np.sqrt(seeded), rel=1e-12)
+        # no future row reaches it: the returns after t changed, the value at t is the same
+        changed = returns.copy()
+        changed[t + 1 :] *= 50
+        assert ewma_volatility(changed)[t] == got[t]
+    full = np.sqrt(pd.Series(returns**2).ewm(alpha=1 - lam, adjust=False).mean().to_numpy())
+    # the whole-history EWMA up to the seed: one squared return weighing 0.3% of the variance
+    np.testing.assert_allclose(got[300:], full[300:], rtol=0.03)
+    assert np.isnan(got[: RECURSION_HOURS - 1]).all()
+
+
+def test_ewma_volatility_reacts_to_a_new_regime_within_hours_not_a_week():
+    rng = np.random.default_rng(5)
+    returns = np.concatenate([rng.normal(0, 0.005, 400), rng.normal(0, 0.02, 200)])  # x4
+    ewma, week = ewma_volatility(returns), window_std(returns, 168)
+    # 24 hours into the new regime the EWMA has covered most of the way, the week's std little
+    assert ewma[423] > 2.5 * 0.005 and week[423] < 2 * 0.005
+    assert ewma[447] > 3 * 0.005
+
+
+def test_the_ewma_volatility_column_is_the_hourly_returns_ewma():
+    frame = candles(24)
+    features = build_features(frame, START, START + 24 * HOUR)
+    close = frame.set_index("ts")["close"].to_numpy()
+    expected = ewma_volatility(np.log(close[1:] / close[:-1]))[-24:]
+    np.testing.assert_allclose(features[EWMA_VOLATILITY].to_numpy(), expected, rtol=1e-12)
 
 
 def test_rsi_macd_atr_match_textbook_definitions():

@@ -45,8 +45,8 @@ def test_forecast_prices_come_through_exp_with_the_interval(setup):
     )
     assert not np.allclose(linear["pred_price"], linear["close"] * (1 + linear["pred_log_return"]))
     record = models[models["model"] == "linear"].iloc[0]
-    # the interval's quantiles are in units of the volatility known at the forecast's hour
-    volatility = features.set_index("ts").loc[linear["ts"], "volatility_168h"].to_numpy()
+    # the interval's quantiles are in units of the EWMA volatility known at the forecast's hour
+    volatility = features.set_index("ts").loc[linear["ts"], "volatility_ewma_24h"].to_numpy()
     scaled_high = record["interval_high"] * volatility * np.sqrt(6)
     np.testing.assert_allclose(
         linear["upper"], linear["close"] * np.exp(linear["pred_log_return"] + scaled_high)
@@ -55,11 +55,16 @@ def test_forecast_prices_come_through_exp_with_the_interval(setup):
     assert (frame["model_day"] == pd.Timestamp(DAY - timedelta(days=1))).all()
     assert set(frame["model_sha256"]) == set(models["sha256"])
     assert frame["interval_calibrated"].all() and (frame["interval_level"] == 0.9).all()
+    # each row says how its interval was made: the method and the residuals, as its model's
+    assert (frame["interval_method"] == "conformal-hourly/ewma-24h").all()
+    residuals = models.set_index("model")["interval_residuals"]
+    assert (frame["interval_residuals"] == frame["model"].map(residuals)).all()
+    assert (frame["interval_residuals"] == record["validation_rows"]).all()
 
 
 def test_an_uncalibrated_model_forecasts_without_an_interval(setup):
     symbols, _, features, _ = setup
-    # 14 days hold out ~66 hours: 11 windows of 6 h, fewer than the 19 that 90% needs
+    # 14 days hold out ~66 hours, fewer than the 134 residuals that 90% needs at 6 h
     models = train_all(with_targets(features), DAY, [6], ["linear"], 14, interval_level=0.9)
     assert not models["interval_calibrated"].any()
     models = sign_models(models.assign(day=pd.Timestamp(DAY - timedelta(days=1))), KEY)
@@ -67,6 +72,13 @@ def test_an_uncalibrated_model_forecasts_without_an_interval(setup):
     assert frame["lower"].isna().all() and frame["upper"].isna().all()
     assert not frame["interval_calibrated"].any() and (frame["interval_level"] == 0.9).all()
     assert frame["pred_price"].notna().all()
+
+
+def test_a_model_row_from_before_intervals_said_how_they_were_made_is_refused(setup):
+    symbols, _, features, models = setup
+    old = models.drop(columns=["interval_method", "interval_residuals"])
+    with pytest.raises(ModelIntegrityError, match="signed fields are missing or malformed"):
+        forecast(features, old, symbols, DAY, DAY + HOUR, KEY)
 
 
 def test_missing_features_or_models_are_named(setup):
@@ -156,6 +168,6 @@ def test_each_row_has_its_own_hour_close_and_days_model_with_the_tables_types(se
         "ts": "datetime64[us, UTC]", "symbol": "str", "model": "str", "horizon_h": "int64",
         "target_ts": "datetime64[us, UTC]", "close": "float64", "pred_log_return": "float64",
         "pred_price": "float64", "lower": "float64", "upper": "float64",
-        "interval_level": "float64", "interval_calibrated": "bool",
-        "model_day": "datetime64[us, UTC]", "model_sha256": "str",
+        "interval_level": "float64", "interval_calibrated": "bool", "interval_method": "str",
+        "interval_residuals": "int64", "model_day": "datetime64[us, UTC]", "model_sha256": "str",
     }  # fmt: skip

@@ -15,10 +15,10 @@ only on what was known at the cut-off, is the same. Training costs symbols x ret
 the power comes from symbols x days, so 6 symbols over 336 days buy the power of 24 symbols
 over 84 days with a sixth of the fits.
 
-Intervals: each retrain calibrates each model on n = 864 / h held-out windows (144, 72, 36), so
-its split-conformal 90% interval covers 2k / (n + 1) - 1 on average (90.3%, 91.8%, 94.6%); the
-band around that for 12 calibrations (6 symbols x 2 retrains), each tested on 168 days, is
-derived in ``support/coverage.py`` (at 24 h: sd 1.2 pp, band [86.5%, 98.1%]).
+Intervals: each retrain calibrates each model on n = ~864 held-out hourly residuals (36 days'
+worth of windows: 144, 72, 36), so its split-conformal 90% interval covers 2k / (n + 1) - 1 =
+90.1% on average; the band around that for 12 calibrations (6 symbols x 2 retrains), each
+tested on 168 days, is derived in ``support/coverage.py`` (``hourly_coverage_band``).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,7 @@ from cryptify_pipeline.ml.scoring import rank_models, score_day
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
-from cryptify_pipeline_tests.support.coverage import coverage_band
+from cryptify_pipeline_tests.support.coverage import hourly_coverage_band
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +55,11 @@ def pooled() -> pd.DataFrame:
     end = FIRST + timedelta(days=DAYS + 2)
     candles = SampleMarket().fetch(SYMBOLS, start - LOOKBACK_HOURS * HOUR, end)
     rows = with_targets(build_features(candles, start, end))
-    forecasts, windows = [], []
+    forecasts, residuals = [], []
     for offset in range(0, DAYS, RETRAIN_DAYS):
         cutoff = FIRST + timedelta(days=offset)
         models = train_all(rows, cutoff, HORIZONS, MODEL_ZOO, TRAINING_DAYS, interval_level=LEVEL)
-        windows.append(models[["model", "horizon_h", "interval_windows"]])
+        residuals.append(models[["model", "horizon_h", "interval_residuals"]])
         days = min(RETRAIN_DAYS, DAYS - offset)
         # each day after the cut-off is served by these models, as "the previous day's" models
         # (signed for each of those days, as the models asset would have signed them)
@@ -93,8 +93,8 @@ def pooled() -> pd.DataFrame:
     sums["r2_vs_zero"] = 1 - sums["sse"] / sums["sum_y2"]
     sums["directional_accuracy"] = sums["direction_hits"] / sums["direction_n"]
     sums["coverage"] = sums["covered"] / sums["interval_n"]
-    sums["windows"] = (
-        pd.concat(windows).groupby(["model", "horizon_h"])["interval_windows"].agg(list)
+    sums["residuals"] = (
+        pd.concat(residuals).groupby(["model", "horizon_h"])["interval_residuals"].agg(list)
     )
     board = rank_models(scores, last_days=DAYS)
     board = board[board["window"] == "all"].set_index(["model", "horizon_h", "symbol"])
@@ -118,11 +118,11 @@ def test_no_model_calls_the_direction_of_a_random_walk(pooled):
     assert ((decided["directional_accuracy"] - 0.5).abs() <= 0.03).all(), decided
 
 
-def test_intervals_cover_what_their_windows_promise(pooled):
+def test_intervals_cover_what_their_residuals_promise(pooled):
     for (model, horizon), row in pooled.iterrows():
-        assert len(row["windows"]) == len(SYMBOLS) * (DAYS // RETRAIN_DAYS)
-        test_windows = [RETRAIN_DAYS * 24 / horizon] * len(row["windows"])
-        band = coverage_band(LEVEL, row["windows"], test_windows)
+        assert len(row["residuals"]) == len(SYMBOLS) * (DAYS // RETRAIN_DAYS)
+        test_windows = [RETRAIN_DAYS * 24 / horizon] * len(row["residuals"])
+        band = hourly_coverage_band(LEVEL, horizon, row["residuals"], test_windows)
         assert row["coverage"] in band, (model, horizon, row["coverage"], str(band))
 
 

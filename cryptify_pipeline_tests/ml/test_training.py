@@ -22,16 +22,20 @@ from cryptify_pipeline.ml.models import BOOSTED, MODEL_ZOO
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import (
+    HOURLY_METHOD,
+    WINDOWS_METHOD,
     NotEnoughData,
     conformal_interval,
     conformal_rank,
     fit_model,
     hold_out_last,
+    min_calibration_residuals,
     min_calibration_windows,
     split_rows,
     train_all,
 )
-from cryptify_pipeline_tests.support.coverage import coverage_band
+from cryptify_pipeline_tests.support.coverage import coverage_band, hourly_coverage_band
+from cryptify_pipeline_tests.support.garch_market import garch_candles
 
 HOUR = timedelta(hours=1)
 CUTOFF = datetime(2025, 4, 1, tzinfo=UTC)
@@ -68,8 +72,11 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
         assert record.fit_rows > 100 and record.validation_rows > 24
         assert (record.boosting_rounds is pd.NA) == (record.model not in BOOSTED)
         assert np.isfinite(record.val_rmse)
-        # 30 days hold out ~143 hours: 24 windows of 6 h (enough for 90%), 12 of 12 h, 6 of 24 h
-        assert record.interval_windows == -(-record.validation_rows // record.horizon_h)
+        # 30 days hold out ~143 hours, every one a residual: enough for 90% at 6 h (134), not
+        # at 12 h (248) or 24 h (476)
+        assert record.interval_method == HOURLY_METHOD
+        assert record.interval_residuals == record.validation_rows
+        assert record.interval_windows == record.validation_rows // record.horizon_h
         assert record.interval_level == 0.9
         if record.horizon_h == 6:
             assert record.interval_calibrated
@@ -232,14 +239,47 @@ def test_conformal_rank_and_the_fewest_windows_per_level():
     assert [min_calibration_windows(level) for level in (0.8, 0.9, 0.95)] == [9, 19, 39]
 
 
+def test_the_fewest_residuals_per_horizon_and_level():
+    # as many windows' worth as one residual per window needs: 19 at 90%, 39 at 95%
+    assert [min_calibration_residuals(0.9, h) for h in (6, 12, 24)] == [114, 228, 456]
+    assert min_calibration_residuals(0.95, 24) == 936
+    # the default 180 days hold out 864 hours at every horizon: 43 residuals beyond each bound
+    assert 864 - conformal_rank(0.9, 864) + 1 == 43
+
+
+def test_the_hourly_interval_takes_every_residual_and_never_the_most_extreme():
+    ts = pd.Series(pd.date_range(CUTOFF, periods=456, freq="h"))
+    interval = conformal_interval(np.arange(456.0), ts, 24, 0.9)
+    # k = ceil(457 * 0.95) = 435 of 456: 22 residuals at or beyond each bound
+    assert (interval.residuals, interval.windows, interval.calibrated) == (456, 19, True)
+    assert (interval.low, interval.high, interval.method) == (21.0, 434.0, HOURLY_METHOD)
+    too_few = conformal_interval(np.arange(455.0), ts[:455], 24, 0.9)  # under 19 windows
+    assert not too_few.calibrated and np.isnan(too_few.low) and np.isnan(too_few.high)
+    assert too_few.residuals == 455
+
+
+def test_no_bound_is_ever_the_single_most_extreme_residual():
+    rng = np.random.default_rng(6)
+    for level in (0.8, 0.9, 0.95):
+        for horizon in (1, 6, 12, 24):
+            fewest = min_calibration_residuals(level, horizon)
+            for n in [fewest - 1, *range(fewest, fewest + 2 * horizon + 2), 5 * fewest]:
+                scores = rng.standard_t(3, n)
+                ts = pd.Series(pd.date_range(CUTOFF, periods=n, freq="h"))
+                interval = conformal_interval(scores, ts, horizon, level)
+                assert interval.calibrated == (n >= fewest), (level, horizon, n)
+                if interval.calibrated:
+                    assert scores.min() < interval.low < interval.high < scores.max()
+
+
 def test_conformal_interval_takes_one_score_per_window_back_from_the_newest():
     ts = pd.Series(pd.date_range(CUTOFF, periods=60, freq="h"))
     scores = np.arange(60.0)  # the score is the hour's index
-    interval = conformal_interval(scores, ts, 3, 0.9)
+    interval = conformal_interval(scores, ts, 3, 0.9, WINDOWS_METHOD)
     # windows end at hours 59, 56, ..., 2: 20 scores; k = ceil(21 * 0.95) = 20 -> max and min
     assert (interval.windows, interval.calibrated) == (20, True)
     assert (interval.low, interval.high) == (2.0, 59.0)
-    too_few = conformal_interval(scores[:54], ts[:54], 3, 0.9)  # 18 windows
+    too_few = conformal_interval(scores[:54], ts[:54], 3, 0.9, WINDOWS_METHOD)  # 18 windows
     assert not too_few.calibrated and np.isnan(too_few.low) and np.isnan(too_few.high)
 
 
@@ -250,7 +290,7 @@ def test_conformal_coverage_on_exchangeable_scores_is_what_the_band_says():
     ts = pd.Series(pd.date_range(CUTOFF, periods=n, freq="h"))
     covered = []
     for _ in range(calibrations):
-        interval = conformal_interval(rng.standard_normal(n), ts, 1, 0.9)
+        interval = conformal_interval(rng.standard_normal(n), ts, 1, 0.9, WINDOWS_METHOD)
         covered.append(interval.low <= rng.standard_normal() <= interval.high)
     band = coverage_band(0.9, [n] * calibrations, [1] * calibrations)
     assert band.expected == pytest.approx(2 * 36 / 37 - 1)  # 94.6%: k = n = 36
@@ -265,23 +305,22 @@ FIRST_CALIBRATION = datetime(2025, 3, 1, tzinfo=UTC)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("horizon", HORIZONS)
-def test_intervals_cover_what_their_windows_promise_on_the_sample_market(horizon, calibrated):
-    """Every horizon's coverage lies in the band its windows imply (``support/coverage.py``).
+def test_intervals_cover_what_their_residuals_promise_on_the_sample_market(horizon, calibrated):
+    """Every horizon's coverage lies in the band its residuals imply (``support/coverage.py``).
 
-    The default 180-day window holds out 36 days, n = 864 / h windows: 144, 72 and 36 for 6, 12
-    and 24 h, so k = 138, 70 and 36 and a calibration covers on average 2k / (n + 1) - 1 =
-    90.3%, 91.8% and 94.6% (at least 90% at any n: the finite-sample price is at most
-    2 / (n + 1)). 10 symbols x 10 cut-offs 36 days apart give R = 100 calibrations on disjoint
-    held-out periods, each serving the next 36 days (m = 864 / h test windows). Per calibration
-    the variance is at most 2k(n - k + 1) / ((n + 1)^2 (n + 2)) + E(1 - E) / m, e.g. at 24 h
-    2 * 36 * 1 / (37^2 * 38) + 0.946 * 0.054 / 36 = 0.00138 + 0.00142; over R = 100 the sd is
-    sqrt(0.0028 / 100) = 0.53 pp, and the band at 3 sd is [88.4%, 96.2%]; at 6 h it is
-    [88.9%, 91.4%] (sd 0.35 pp). Both the zero forecast and ridge must land in it.
+    The default 180-day window holds out 36 days, n = ~864 hourly residuals at every horizon, so
+    k = 822 and a calibration covers on average 2k / (n + 1) - 1 = 90.1% (never below 90%:
+    the rank is rounded up). 10 symbols x 10 cut-offs 36 days apart
+    give R = 100 calibrations on disjoint held-out periods, each serving the next 36 days
+    (m = 864 / h test windows); the band's spread is counted in windows (n / h of them).
+    Both the zero forecast and ridge must land in it.
     """
     coverage = calibrated[calibrated["horizon_h"] == horizon]
     for model, runs in coverage.groupby("model"):
         assert len(runs) == len(CALIBRATION_SYMBOLS) * CALIBRATIONS
-        band = coverage_band(0.9, runs["windows"].tolist(), (runs["rows"] / horizon).tolist())
+        band = hourly_coverage_band(
+            0.9, horizon, runs["residuals"].tolist(), (runs["rows"] / horizon).tolist()
+        )
         observed = runs["covered"].sum() / runs["rows"].sum()
         print(f"{model} {horizon}h: covered {observed:.4f}, band {band}")
         assert observed in band, (model, horizon, observed, str(band))
@@ -314,7 +353,68 @@ def calibrated() -> pd.DataFrame:
             made.groupby(["symbol", "model", "horizon_h"])
             .agg(covered=("covered", "sum"), rows=("covered", "size"))
             .reset_index()
-            .merge(models[["symbol", "model", "horizon_h", "interval_windows"]])
+            .merge(models[["symbol", "model", "horizon_h", "interval_residuals"]])
         )
-        runs.append(summary.rename(columns={"interval_windows": "windows"}))
+        runs.append(summary.rename(columns={"interval_residuals": "residuals"}))
     return pd.concat(runs, ignore_index=True)
+
+
+GARCH_SYMBOLS = [f"GARCH{i}/USDT" for i in range(6)]
+GARCH_CALIBRATIONS = 6
+
+
+@pytest.fixture(scope="module")
+def garch_coverage() -> pd.DataFrame:
+    """Per calibration (symbol, cut-off, horizon) of the zero forecast on a GARCH(1,1) market:
+    residuals, test rows and rows covered. Returns have zero mean, so the zero forecast is the
+    best there is and the interval alone decides coverage; the volatility clusters, so a scale
+    that lags (or bounds from a handful of windows) shows up here."""
+    first = datetime(2025, 7, 1, tzinfo=UTC)
+    start = first - timedelta(days=182)
+    end = first + timedelta(days=GARCH_CALIBRATIONS * SERVED_DAYS + 2)
+    hours = int((end - start) / HOUR) + LOOKBACK_HOURS
+    candles = pd.concat(
+        [garch_candles(symbol, start - LOOKBACK_HOURS * HOUR, hours, seed=100 + i)
+         for i, symbol in enumerate(GARCH_SYMBOLS)]
+    )  # fmt: skip
+    rows = with_targets(build_features(candles, start, end))
+    closes = candles.set_index(["symbol", "ts"])["close"]
+    runs = []
+    for index in range(GARCH_CALIBRATIONS):
+        cutoff = first + timedelta(days=index * SERVED_DAYS)
+        models = train_all(rows, cutoff, HORIZONS, ["zero_return"], 180, interval_level=0.9)
+        serving = pd.concat(
+            [sign_models(models.assign(day=pd.Timestamp(cutoff + timedelta(days=d - 1))), KEY)
+             for d in range(SERVED_DAYS)]
+        )  # fmt: skip
+        made = forecast(rows, serving, GARCH_SYMBOLS, cutoff,
+                        cutoff + timedelta(days=SERVED_DAYS), KEY)  # fmt: skip
+        realised = closes.reindex(pd.MultiIndex.from_frame(made[["symbol", "target_ts"]]))
+        made["covered"] = made["lower"].le(realised.to_numpy()) & made["upper"].ge(
+            realised.to_numpy()
+        )
+        runs.append(
+            made.groupby(["symbol", "horizon_h"])
+            .agg(covered=("covered", "sum"), rows=("covered", "size"),
+                 residuals=("interval_residuals", "first"))
+            .reset_index()
+        )  # fmt: skip
+    return pd.concat(runs, ignore_index=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_coverage_is_near_nominal_on_a_market_whose_volatility_clusters(horizon, garch_coverage):
+    """6 GARCH(1,1) symbols x 6 cut-offs 36 days apart: R = 36 calibrations on ~864 hourly
+    residuals each (the default 180-day window holds out 36 days), each serving the next 36
+    days. The coverage at every horizon lies in the band n implies (``hourly_coverage_band``).
+    A rank counted in windows, ceil((n / h + 1)(1 - a/2)), covered 94% at 24 h here."""
+    runs = garch_coverage[garch_coverage["horizon_h"] == horizon]
+    assert len(runs) == len(GARCH_SYMBOLS) * GARCH_CALIBRATIONS
+    assert runs["residuals"].between(840, 864).all()  # 36 days held out, less the purge
+    band = hourly_coverage_band(
+        0.9, horizon, runs["residuals"].tolist(), (runs["rows"] / horizon).tolist()
+    )
+    observed = runs["covered"].sum() / runs["rows"].sum()
+    print(f"GARCH {horizon}h: covered {observed:.4f}, band {band}")
+    assert observed in band, (horizon, observed, str(band))

@@ -1,4 +1,5 @@
-"""The coverage band a split-conformal interval must land in, derived from its windows.
+"""The coverage band a split-conformal interval must land in, derived from its windows (or
+its hourly residuals: ``hourly_coverage_band``).
 
 For one calibration on n exchangeable held-out scores the upper bound is the k-th smallest,
 k = ceil((n + 1)(1 - a/2)), and the lower bound the k-th largest. F(score) of the k-th smallest
@@ -56,5 +57,27 @@ def coverage_band(
         e = 2 * k / (n + 1) - 1
         expected += e / count
         variance += (2 * k * (n - k + 1) / ((n + 1) ** 2 * (n + 2)) + e * (1 - e) / m) / count**2
+    sd = math.sqrt(variance)
+    return Band(level - z * sd, expected + z * sd, expected, sd)
+
+
+def hourly_coverage_band(
+    level: float, horizon: int, residuals: Sequence[int], test_windows: Sequence[float],
+    z: float = 3.0,
+) -> Band:  # fmt: skip
+    """The band for the mean coverage of ``HOURLY_METHOD`` calibrations on ``residuals[i]``
+    hourly residuals ``horizon`` hours ahead, each tested on ``test_windows[i]`` independent
+    windows. The rank is that of n exchangeable scores, so a calibration covers on average
+    2k / (n + 1) - 1 (at least 1 - a); its spread is the Beta one of the k / (n + 1)
+    quantile estimated from only m = n / h independent windows, q (1 - q) / (m + 2) per tail
+    (the two tails counted as independent, as in ``coverage_band``)."""
+    count = len(residuals)
+    expected, variance = 0.0, 0.0
+    for n, m in zip(residuals, test_windows, strict=True):
+        k = conformal_rank(level, n)
+        e = 2 * k / (n + 1) - 1
+        q = k / (n + 1)
+        expected += e / count
+        variance += (2 * q * (1 - q) / (n / horizon + 2) + e * (1 - e) / m) / count**2
     sd = math.sqrt(variance)
     return Band(level - z * sd, expected + z * sd, expected, sd)
