@@ -58,8 +58,13 @@ def create_app(
         summary="Candles, features, forecasts and scores of the Cryptify pipeline (read-only).",
         lifespan=lifespan,
         static_url="/vendor/docs",
+        # Swagger UI would show a badge loaded from validator.swagger.io for any host but
+        # localhost: an outside request, and the spec's URL sent to a third party
+        swagger_ui_parameters={"validatorUrl": None},
     )
-    app.state.api = ApiState(db, Symbols(settings.symbols), clock, ResponseCache())
+    app.state.api = ApiState(
+        db, Symbols(settings.symbols), clock, ResponseCache(), settings.interval_level
+    )
     install_error_handlers(app)
     if settings.api_cors_origins:
         app.add_middleware(
