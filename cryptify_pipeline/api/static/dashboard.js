@@ -258,8 +258,8 @@ function describeBand(forecasts, chosen, level) {
   let text;
   if (!forecasts.length) text = "There are no forecasts to draw.";
   else if (!banded) {
-    text = `${chosen.model} has no interval at ${chosen.horizon} h (too few held-out errors ` +
-      `to calibrate a ${levelText(level)} one), so no band is drawn.`;
+    text = `${chosen.model} has no ${levelText(level)} interval at ${chosen.horizon} h (too ` +
+      "few held-out errors to calibrate one), so no band is drawn.";
   } else {
     text = `The band is the forecast's ${levelText(level)} interval` +
       (banded < forecasts.length ? ` (${forecasts.length - banded} forecasts have none).` : ".");
@@ -289,7 +289,9 @@ function drawChart(history, chosen) {
     yaxis: { title: { text: `price (${quoteCurrency(chosen.symbol)})` }, fixedrange: false,
              tickformat: ",", hoverformat: priceFormat },
     // below the plot: above it, a legend that wraps on a narrow screen covers the title
-    legend: { orientation: "h", x: 0, xanchor: "left", y: -0.2, yanchor: "top" },
+    // (traceorder: a filled band would otherwise reverse the entries)
+    legend: { orientation: "h", x: 0, xanchor: "left", y: -0.2, yanchor: "top",
+              traceorder: "normal" },
     ...lastCloseMarks(bars),
   };  // prettier-ignore
   return Plotly.react("chart", traces, layout, { responsive: true, displaylogo: false });
