@@ -13,6 +13,7 @@ import pytest
 from dagster import materialize
 
 from cryptify_pipeline_tests.support import pipeline
+from cryptify_pipeline_tests.support.browser import chromium
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
@@ -55,7 +56,15 @@ def write_forecast_tables(instance, schema: str) -> None:
 @pytest.fixture(scope="session")
 def forecast_tables(instance) -> Iterator[str]:
     """The schema holding the pipeline's tables."""
+
     schema = f"test_api_{uuid.uuid4().hex[:10]}"
     write_forecast_tables(instance, schema)
     yield schema
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Chromium, for the live tests of the pages."""
+    with chromium() as launched:
+        yield launched

@@ -32,9 +32,7 @@ def open_page(browser, url: str) -> tuple[Page, list[str], list[str]]:
     page.on("request", lambda request: requested.append(request.url))
     page.on(
         "requestfailed",
-        lambda request: (
-            request.failure == "csp" and blocked.append(request.url)
-        ),
+        lambda request: request.failure == "csp" and blocked.append(request.url),
     )
     page.goto(url)
     return page, requested, blocked
