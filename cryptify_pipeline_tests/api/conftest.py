@@ -56,7 +56,6 @@ def write_forecast_tables(instance, schema: str) -> None:
 @pytest.fixture(scope="session")
 def forecast_tables(instance) -> Iterator[str]:
     """The schema holding the pipeline's tables."""
-
     schema = f"test_api_{uuid.uuid4().hex[:10]}"
     write_forecast_tables(instance, schema)
     yield schema
