@@ -62,8 +62,9 @@ def forecast_tables(instance) -> Iterator[str]:
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Chromium, for the live tests of the pages."""
+    """Chromium, for the live tests of the pages: per module, so that playwright's event loop
+    is gone before other modules run Dagster in this thread."""
     with chromium() as launched:
         yield launched
