@@ -133,6 +133,7 @@ def test_dashboard_draws_candles_forecasts_and_the_leaderboard(
     ]
     assert seen["legend"] == ["ETH/USDT hourly", "80% interval", "ridge 6 h forecast"]
     assert seen["band_note"] == "The band is the forecast's 80% interval."
+    assert page.locator(".note .h").inner_text() == "6"  # "made 6 hours earlier"
     # the newest forecasts reach ahead of the last candle's close
     assert seen["last_forecast_time"] == (LAST_CANDLE + timedelta(hours=6)).isoformat()
     assert seen["rows"] == 2 * len(MODEL_ZOO)  # every model x (30d, all) at 6 h

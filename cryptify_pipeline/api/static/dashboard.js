@@ -265,6 +265,7 @@ function describeBand(forecasts, chosen, level) {
       (banded < forecasts.length ? ` (${forecasts.length - banded} forecasts have none).` : ".");
   }
   $("band-note").textContent = text;
+  document.querySelector(".note .h").textContent = chosen.horizon;
 }
 
 function drawChart(history, chosen) {
