@@ -26,11 +26,19 @@ from cryptify_pipeline.api.deps import ApiState
 from cryptify_pipeline.api.errors import error_body, install_error_handlers, json_response
 from cryptify_pipeline.api.names import Symbols
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable
-from cryptify_pipeline.api.routes import dashboard, features, history, predictions, scores, status
+from cryptify_pipeline.api.routes import (
+    dashboard,
+    docs,
+    features,
+    history,
+    predictions,
+    scores,
+    status,
+)
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
 from cryptify_pipeline.storage.server import resolve_database_url
 
-ROUTERS = (dashboard, status, history, predictions, features, scores)
+ROUTERS = (dashboard, docs, status, history, predictions, features, scores)
 
 
 def api_database(settings: Settings) -> Database:
@@ -59,9 +67,12 @@ def create_app(
         version="1.0",
         summary="Candles, features, forecasts and scores of the Cryptify pipeline (read-only).",
         lifespan=lifespan,
-        static_url="/vendor/docs",
+        static_url=docs.STATIC_URL,
+        redoc_url=None,  # routes/docs.py serves it, with a policy that keeps it offline
     )
-    app.state.api = ApiState(db, Symbols(settings.symbols), clock, ResponseCache())
+    app.state.api = ApiState(
+        db, Symbols(settings.symbols), clock, ResponseCache(), settings.interval_level
+    )
     install_error_handlers(app)
     if settings.api_cors_origins:
         app.add_middleware(

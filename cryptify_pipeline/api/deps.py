@@ -32,6 +32,7 @@ class ApiState:
     symbols: Symbols
     clock: Callable[[], datetime]
     history_cache: ResponseCache
+    interval_level: float  # CRYPTIFY_INTERVAL_LEVEL: the level the forecasts' intervals have
 
 
 def api_state(request: Request) -> ApiState:
@@ -52,6 +53,10 @@ def _now(request: Request) -> datetime:
 
 def _history_cache(request: Request) -> ResponseCache:
     return api_state(request).history_cache
+
+
+def _interval_level(request: Request) -> float:
+    return api_state(request).interval_level
 
 
 SymbolParam = Annotated[
@@ -89,6 +94,7 @@ DatabaseDep = Annotated[Database, Depends(_database)]
 SymbolsDep = Annotated[Symbols, Depends(_symbols)]
 NowDep = Annotated[datetime, Depends(_now)]
 HistoryCacheDep = Annotated[ResponseCache, Depends(_history_cache)]
+IntervalLevelDep = Annotated[float, Depends(_interval_level)]
 # the configured symbol the request names (its first when none): an unknown one is a 404
 SymbolDep = Annotated[str, Depends(_symbol)]
 # the zoo model the request names, by name or alias; None for every model

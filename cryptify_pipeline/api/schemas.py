@@ -246,6 +246,10 @@ class MetaData(_Strict):
     aliases: dict[str, str] = Field(description="Old frontend names and the zoo model each means.")
     horizons: list[int]
     time_ranges: dict[str, int] = Field(description="time_range values and their hours.")
+    interval_level: float = Field(
+        description="The level of the forecasts' intervals (CRYPTIFY_INTERVAL_LEVEL), e.g. 0.9.",
+        examples=[0.9],
+    )
 
 
 class MetaResponse(_Strict):

@@ -13,6 +13,7 @@ import pytest
 from dagster import materialize
 
 from cryptify_pipeline_tests.support import pipeline
+from cryptify_pipeline_tests.support.browser import chromium
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.pipeline import range_tags
 
@@ -59,3 +60,11 @@ def forecast_tables(instance) -> Iterator[str]:
     write_forecast_tables(instance, schema)
     yield schema
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium, for the live tests of the pages: per module, so that playwright's event loop
+    is gone before other modules run Dagster in this thread."""
+    with chromium() as launched:
+        yield launched

@@ -422,6 +422,12 @@ def test_models_are_records_without_their_bytes(client, tables):
     assert not any(row[3][:64] in response.text for row in stored)
 
 
+def test_meta_says_the_configured_interval_level(forecast_tables):
+    with client_for(forecast_tables, env={"CRYPTIFY_INTERVAL_LEVEL": "0.8"}) as client:
+        meta = ok(client.get("/meta"), schemas.MetaResponse)["data"]
+    assert meta["interval_level"] == 0.8
+
+
 def test_meta_and_health(client):
     meta = ok(client.get("/meta"), schemas.MetaResponse)["data"]
     assert meta["symbols"] == [
@@ -429,6 +435,7 @@ def test_meta_and_health(client):
     ]
     assert meta["aliases"] == {"linear_regression": "linear", "lstm": "mlp"}
     assert meta["models"] == list(ZOO)  # the +context entries too
+    assert meta["interval_level"] == 0.9  # the default CRYPTIFY_INTERVAL_LEVEL
     health = ok(client.get("/health"), schemas.HealthResponse)
     assert health == {
         "status": "ok",

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from cryptify_pipeline.api import schemas
-from cryptify_pipeline.api.deps import DatabaseDep, NowDep, SymbolsDep
+from cryptify_pipeline.api.deps import DatabaseDep, IntervalLevelDep, NowDep, SymbolsDep
 from cryptify_pipeline.api.envelope import ERROR_RESPONSES, success
 from cryptify_pipeline.api.errors import error_body, json_response
 from cryptify_pipeline.api.names import MODEL_ALIASES
@@ -67,9 +67,10 @@ def health(db: DatabaseDep, symbols: SymbolsDep, now: NowDep) -> Response:
     "/meta",
     response_model=schemas.MetaResponse,
     responses={503: ERROR_RESPONSES[503]},
-    summary="The symbols (with their newest candle), models, aliases, horizons and ranges.",
+    summary="The symbols (with their newest candle), models, aliases, horizons, ranges and the "
+    "interval level.",
 )
-def meta(db: DatabaseDep, symbols: SymbolsDep) -> Response:
+def meta(db: DatabaseDep, symbols: SymbolsDep, interval_level: IntervalLevelDep) -> Response:
     latest = db.latest_by_symbol("candles", symbols.configured)
     return success(
         data={
@@ -78,6 +79,7 @@ def meta(db: DatabaseDep, symbols: SymbolsDep) -> Response:
             "aliases": {a: m for a, m in MODEL_ALIASES.items() if a not in ZOO},
             "horizons": list(HORIZONS),
             "time_ranges": {str(name): hours for name, hours in RANGE_HOURS.items()},
+            "interval_level": interval_level,
         }
     )
 

@@ -1,10 +1,15 @@
 // The dashboard: one symbol, model and horizon; candles, forecasts with their band, leaderboard.
 // Everything comes from the API (/meta, /health, /history, /metrics/latest). The initial choice
 // can be given in the URL: /?symbol=ETH/USDT&model=ridge&horizon=6&range=1w
+//
+// Every time is UTC and handed to Plotly as an ISO string: Plotly draws a Date object in the
+// browser's time zone but an ISO string as written, so mixing the two moves marks by hours.
 "use strict";
 
 const HOUR_MS = 3600 * 1000;
 const $ = (id) => document.getElementById(id);
+
+const state = { meta: null, notices: [], firstLoad: true };
 
 async function getJSON(url) {
   const response = await fetch(url);
@@ -36,7 +41,46 @@ function percent(value) {
   return value === null || value === undefined ? "-" : `${(100 * value).toFixed(1)}%`;
 }
 
-const state = { meta: null };
+// "2025-01-23T23:00:00+00:00" (or a ms count) -> "2025-01-23 23:00 UTC", whatever the
+// browser's time zone
+function utcHour(time) {
+  const ms = typeof time === "number" ? time : Date.parse(time);
+  return `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+// the quote currency prices are in: USDT for BTC/USDT
+function quoteCurrency(symbol) {
+  return symbol.includes("/") ? symbol.split("/")[1] : "";
+}
+
+// plain digits with enough decimals for about 6 significant ones (BTC: 2, DOGE: 6): Plotly's
+// default would print 106460 as "106.46k"
+function priceDecimals(price) {
+  if (!(price > 0)) return 2;
+  return Math.min(8, Math.max(2, 5 - Math.floor(Math.log10(price))));
+}
+
+function priceText(value, decimals) {
+  return Number(value).toLocaleString("en-US", {
+    minimumFractionDigits: decimals, maximumFractionDigits: decimals,
+  });
+}
+
+// 0.9 -> "90%", 0.975 -> "97.5%"
+function levelText(level) {
+  return `${Number((100 * level).toFixed(1))}%`;
+}
+
+function hasInterval(forecast) {
+  // the API leaves ci_low/ci_high out when a forecast has no interval
+  return forecast.ci_low !== undefined && forecast.ci_high !== undefined;
+}
+
+function showNotices() {
+  const notice = $("notice");
+  notice.textContent = state.notices.join(" ");
+  notice.hidden = state.notices.length === 0;
+}
 
 function choice() {
   return {
@@ -64,8 +108,10 @@ async function showHealth() {
   }
 }
 
-function bestModel(leaderboard, horizon) {
-  const recent = leaderboard.filter((r) => r.horizon_h === horizon && r.window !== "all");
+function bestModel(leaderboard, horizon, offered) {
+  const recent = leaderboard.filter(
+    (r) => r.horizon_h === horizon && r.window !== "all" && offered.includes(r.model),
+  );
   recent.sort((a, b) => a.rank - b.rank);
   return recent.length ? recent[0].model : null;
 }
@@ -93,104 +139,191 @@ function drawLeaderboard(rows, chosen) {
     `${chosen.symbol}, ${chosen.horizon} h forecasts, ranked by RMSE`;
 }
 
+// the /history parameters of the chosen symbol and range; the window ends at the symbol's
+// newest stored candle, so a pipeline that is behind still shows
+function windowParams(chosen) {
+  const params = new URLSearchParams({ symbol: chosen.symbol, time_range: chosen.range });
+  const info = state.meta.data.symbols.find((s) => s.symbol === chosen.symbol);
+  if (info && info.latest_candle) {
+    params.set("to_time", new Date(Date.parse(info.latest_candle) + HOUR_MS).toISOString());
+  }
+  return params;
+}
+
+// the models with forecasts of the chosen symbol and horizon in the window, in /meta's order:
+// predictions=newest gives one forecast per model and horizon that has any
+async function offeredModels(chosen) {
+  const params = windowParams(chosen);
+  params.set("predictions", "newest");
+  const newest = await getJSON(`/history?${params}`);
+  const present = new Set(
+    newest.data.predictions
+      .filter((p) => p.prediction_horizon === chosen.horizon)
+      .map((p) => p.model),
+  );
+  return state.meta.data.models.filter((m) => present.has(m));
+}
+
+// the model asked for in the page's URL, an alias (lstm) resolved to its zoo name; a name that
+// is neither gets a notice and null
+function urlModel() {
+  const asked = new URLSearchParams(location.search).get("model");
+  if (!asked) return null;
+  const { models, aliases } = state.meta.data;
+  const model = aliases[asked] || asked;
+  if (models.includes(model)) return model;
+  state.notices.push(`Unknown model "${asked}" in the URL (known: ${models.join(", ")}).`);
+  return null;
+}
+
+// the model to show among those offered: the user's or URL's choice if it has forecasts,
+// else the best ranked; a choice that cannot be shown is said, not silently replaced
+function pickModel(wanted, offered, leaderboard, chosen) {
+  if (wanted && offered.includes(wanted)) return wanted;
+  const fallback = bestModel(leaderboard, chosen.horizon, offered) || offered[0] || null;
+  if (wanted && fallback) {
+    state.notices.push(
+      `${wanted} has no ${chosen.horizon} h forecasts for ${chosen.symbol} in this range: ` +
+        `showing ${fallback}.`,
+    );
+  }
+  return fallback;
+}
+
+function bandTraces(banded, level) {
+  const x = banded.map((p) => p.predicted_time);
+  const name = `${levelText(level)} interval`;
+  return [
+    { type: "scatter", mode: "lines", name, x, y: banded.map((p) => p.ci_low),
+      line: { width: 0 }, hoverinfo: "skip", showlegend: false },
+    { type: "scatter", mode: "lines", name, x, y: banded.map((p) => p.ci_high),
+      fill: "tonexty", fillcolor: "rgba(49, 110, 200, 0.18)", line: { width: 0 },
+      hoverinfo: "skip" },
+  ];  // prettier-ignore
+}
+
+function forecastTrace(forecasts, chosen, level, decimals) {
+  const quote = quoteCurrency(chosen.symbol);
+  const banded = forecasts.some(hasInterval);
+  const interval = (p) =>
+    hasInterval(p)
+      ? `${levelText(level)} interval: ${priceText(p.ci_low, decimals)} .. ` +
+        `${priceText(p.ci_high, decimals)} ${quote}`
+      : "no interval";
+  return {
+    type: "scatter",
+    mode: "lines+markers",
+    name: `${chosen.model} ${chosen.horizon} h forecast${banded ? "" : " (no interval)"}`,
+    x: forecasts.map((p) => p.predicted_time),
+    y: forecasts.map((p) => p.predicted_value),
+    line: { color: "#316ec8", width: 1.5 },
+    marker: { size: 4 },
+    customdata: forecasts.map((p) => [interval(p), utcHour(p.predicted_time), utcHour(p.timestamp)]),
+    hovertemplate:
+      `${chosen.model}: %{y:,.${decimals}f} ${quote}<br>%{customdata[0]}` +
+      "<br>close of the candle of %{customdata[1]}" +
+      "<br>made at the close of %{customdata[2]}<extra></extra>",
+  };
+}
+
+function candleTrace(bars, chosen) {
+  return {
+    type: "candlestick",
+    name: `${chosen.symbol} hourly`,
+    x: bars.map((b) => b.timestamp),
+    open: bars.map((b) => b.open),
+    high: bars.map((b) => b.high),
+    low: bars.map((b) => b.low),
+    close: bars.map((b) => b.close),
+    increasing: { line: { color: "#1f7a4d" } },
+    decreasing: { line: { color: "#b83232" } },
+  };
+}
+
+// the dotted line at the close of the last candle (an hour after its open), as a UTC string
+function lastCloseMarks(bars) {
+  if (!bars.length) return { shapes: [], annotations: [] };
+  const x = new Date(Date.parse(bars[bars.length - 1].timestamp) + HOUR_MS).toISOString();
+  return {
+    shapes: [{ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
+               line: { color: "#586074", width: 1, dash: "dot" } }],
+    annotations: [{ x, y: 1, xref: "x", yref: "paper", text: "last close", showarrow: false,
+                    xanchor: "left", font: { size: 11, color: "#586074" } }],
+  };  // prettier-ignore
+}
+
+// the note under the chart says whether a band is drawn, and at which level
+function describeBand(forecasts, chosen, level) {
+  const banded = forecasts.filter(hasInterval).length;
+  let text;
+  if (!forecasts.length) text = "There are no forecasts to draw.";
+  else if (!banded) {
+    text = `${chosen.model} has no ${levelText(level)} interval at ${chosen.horizon} h (too ` +
+      "few held-out errors to calibrate one), so no band is drawn.";
+  } else {
+    text = `The band is the forecast's ${levelText(level)} interval` +
+      (banded < forecasts.length ? ` (${forecasts.length - banded} forecasts have none).` : ".");
+  }
+  $("band-note").textContent = text;
+  document.querySelector(".note .h").textContent = chosen.horizon;
+}
+
 function drawChart(history, chosen) {
   const bars = history.data.raw_bars;
+  const level = state.meta.data.interval_level;
   const forecasts = history.data.predictions
     .filter((p) => p.prediction_horizon === chosen.horizon)
     .sort((a, b) => Date.parse(a.predicted_time) - Date.parse(b.predicted_time));
-  const when = (p) => p.predicted_time;
-  const traces = [
-    {
-      type: "candlestick",
-      name: `${chosen.symbol} hourly`,
-      x: bars.map((b) => b.timestamp),
-      open: bars.map((b) => b.open),
-      high: bars.map((b) => b.high),
-      low: bars.map((b) => b.low),
-      close: bars.map((b) => b.close),
-      increasing: { line: { color: "#1f7a4d" } },
-      decreasing: { line: { color: "#b83232" } },
-    },
-    {
-      type: "scatter",
-      mode: "lines",
-      name: "90% interval",
-      x: forecasts.map(when),
-      y: forecasts.map((p) => p.ci_low),
-      line: { width: 0 },
-      hoverinfo: "skip",
-      showlegend: false,
-    },
-    {
-      type: "scatter",
-      mode: "lines",
-      name: "90% interval",
-      x: forecasts.map(when),
-      y: forecasts.map((p) => p.ci_high),
-      fill: "tonexty",
-      fillcolor: "rgba(49, 110, 200, 0.18)",
-      line: { width: 0 },
-      hoverinfo: "skip",
-    },
-    {
-      type: "scatter",
-      mode: "lines+markers",
-      name: `${chosen.model} ${chosen.horizon} h forecast`,
-      x: forecasts.map(when),
-      y: forecasts.map((p) => p.predicted_value),
-      line: { color: "#316ec8", width: 1.5 },
-      marker: { size: 4 },
-      customdata: forecasts.map((p) => [p.timestamp, p.ci_low, p.ci_high]),
-      hovertemplate:
-        "%{y:.6g} (%{customdata[1]:.6g} .. %{customdata[2]:.6g})<br>made at %{customdata[0]}" +
-        "<extra></extra>",
-    },
-  ];
-  const shapes = [];
-  if (bars.length) {
-    const lastClose = new Date(Date.parse(bars[bars.length - 1].timestamp) + HOUR_MS);
-    shapes.push({
-      type: "line", xref: "x", yref: "paper", x0: lastClose, x1: lastClose, y0: 0, y1: 1,
-      line: { color: "#586074", width: 1, dash: "dot" },
-    });
-  }
+  const decimals = priceDecimals(bars.length ? bars[bars.length - 1].close : NaN);
+  const banded = forecasts.filter(hasInterval);
+  const traces = [candleTrace(bars, chosen)];
+  if (banded.length) traces.push(...bandTraces(banded, level));
+  if (forecasts.length) traces.push(forecastTrace(forecasts, chosen, level, decimals));
+  describeBand(forecasts, chosen, level);
+  const priceFormat = `,.${decimals}f`;
   const layout = {
-    margin: { l: 60, r: 20, t: 30, b: 40 },
-    title: { text: `${chosen.symbol}: candles and ${chosen.model} forecasts`, font: { size: 14 } },
-    xaxis: { type: "date", rangeslider: { visible: false } },
-    yaxis: { title: { text: "price" }, fixedrange: false },
-    legend: { orientation: "h", y: 1.02, x: 1, xanchor: "right", yanchor: "bottom" },
-    shapes,
-    annotations: bars.length
-      ? [{ x: shapes[0].x0, y: 1, xref: "x", yref: "paper", text: "last close",
-           showarrow: false, xanchor: "left", font: { size: 11, color: "#586074" } }]
-      : [],
-  };
+    margin: { l: 70, r: 20, t: 40, b: 40 },
+    title: { text: `${chosen.symbol}: candles and ${chosen.model || "no"} forecasts`,
+             font: { size: 14 } },
+    xaxis: { type: "date", rangeslider: { visible: false }, title: { text: "time (UTC)" },
+             hoverformat: "%Y-%m-%d %H:%M UTC" },
+    yaxis: { title: { text: `price (${quoteCurrency(chosen.symbol)})` }, fixedrange: false,
+             tickformat: ",", hoverformat: priceFormat },
+    // below the plot: above it, a legend that wraps on a narrow screen covers the title
+    // (traceorder: a filled band would otherwise reverse the entries)
+    legend: { orientation: "h", x: 0, xanchor: "left", y: -0.2, yanchor: "top",
+              traceorder: "normal" },
+    ...lastCloseMarks(bars),
+  };  // prettier-ignore
   return Plotly.react("chart", traces, layout, { responsive: true, displaylogo: false });
 }
 
 async function refresh(event) {
   document.body.dataset.ready = "false";
   $("error").hidden = true;
+  if (event) state.notices = [];  // the URL's notices hold until the user chooses
   const chosen = choice();
   try {
     const metrics = await getJSON(
       `/metrics/latest?symbol=${encodeURIComponent(chosen.symbol)}&horizon=${chosen.horizon}`,
     );
     const leaderboard = metrics.data.leaderboard;
-    if (!event && !new URLSearchParams(location.search).get("model")) {
-      chosen.model = bestModel(leaderboard, chosen.horizon) || chosen.model;
-      $("model").value = chosen.model;
+    const offered = await offeredModels(chosen);
+    const wanted = state.firstLoad ? urlModel() : chosen.model;
+    chosen.model = pickModel(wanted, offered, leaderboard, chosen);
+    state.firstLoad = false;
+    fillSelect($("model"), offered, null, chosen.model);
+    if (!offered.length) {
+      state.notices.push(`No model has ${chosen.horizon} h forecasts for ${chosen.symbol} ` +
+        "in this range.");
     }
-    const info = state.meta.data.symbols.find((s) => s.symbol === chosen.symbol);
-    const params = new URLSearchParams({
-      symbol: chosen.symbol, model: chosen.model, time_range: chosen.range, predictions: "all",
-    });
-    // the window ends at the newest stored candle, so a pipeline that is behind still shows
-    if (info && info.latest_candle) {
-      params.set("to_time", new Date(Date.parse(info.latest_candle) + HOUR_MS).toISOString());
-    }
+    showNotices();
+    const params = windowParams(chosen);
+    params.set("predictions", "all");
+    if (chosen.model) params.set("model", chosen.model);
     const history = await getJSON(`/history?${params}`);
+    // without a model the window's forecasts are other models': draw candles only
+    if (!chosen.model) history.data.predictions = [];
     drawLeaderboard(leaderboard, chosen);
     await drawChart(history, chosen);
     document.body.dataset.ready = "true";
@@ -201,8 +334,22 @@ async function refresh(event) {
   }
 }
 
+// the value of a URL parameter if it is one of the known, else the default with a notice that
+// names the parameter, what was asked and what is shown instead
+function fromUrl(name, known, fallback, normalize = (v) => v, label = (v) => v) {
+  const asked = new URLSearchParams(location.search).get(name);
+  if (asked === null || asked === "") return fallback;
+  const value = normalize(asked);
+  const match = known.find((k) => String(k) === value);
+  if (match !== undefined) return match;
+  state.notices.push(
+    `Unknown ${name} "${asked}" in the URL (known: ${known.map(label).join(", ")}): ` +
+      `showing ${label(fallback)}.`,
+  );
+  return fallback;
+}
+
 async function start() {
-  const asked = new URLSearchParams(location.search);
   try {
     state.meta = await getJSON("/meta");
   } catch (error) {
@@ -213,15 +360,14 @@ async function start() {
   }
   const meta = state.meta.data;
   const symbols = meta.symbols.map((s) => s.symbol);
-  const wanted = (asked.get("symbol") || "").toUpperCase().replace("-", "/");
-  fillSelect($("symbol"), symbols, null, symbols.includes(wanted) ? wanted : symbols[0]);
-  fillSelect($("model"), meta.models, null, asked.get("model") || "ridge");
-  fillSelect(
-    $("horizon"), meta.horizons, meta.horizons.map((h) => `${h} h`),
-    asked.get("horizon") || meta.horizons[0],
-  );
   const ranges = Object.keys(meta.time_ranges);
-  fillSelect($("range"), ranges, null, asked.get("range") || "1w");
+  const hours = (h) => `${h} h`;
+  const symbol = fromUrl("symbol", symbols, symbols[0], (s) => s.toUpperCase().replace("-", "/"));
+  const horizon = fromUrl("horizon", meta.horizons, meta.horizons[0], String, hours);
+  const range = fromUrl("range", ranges, ranges.includes("1w") ? "1w" : ranges[0]);
+  fillSelect($("symbol"), symbols, null, symbol);
+  fillSelect($("horizon"), meta.horizons, meta.horizons.map(hours), horizon);
+  fillSelect($("range"), ranges, null, range);
   for (const id of ["symbol", "model", "horizon", "range"]) {
     $(id).addEventListener("change", refresh);
   }
