@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test
+from dagster._core.workspace.load import load_workspace_process_context_from_yaml_paths
+from dagster_graphql.test.utils import execute_dagster_graphql
 
 from cryptify_pipeline.bootstrap import (
     WARM_UP_HOURS,
@@ -204,7 +207,10 @@ def fresh(tmp_path_factory) -> Iterator[Bootstrapped]:
                 "config": {"schema": "dagster", "url": url.libpq},
             }
         }
-        with instance_for_test(overrides={"storage": storage}) as instance:
+        # launched runs start at once: no daemon here takes them off dagster dev's queue
+        coordinator = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+        overrides = {"storage": storage, "run_coordinator": coordinator}
+        with instance_for_test(overrides=overrides) as instance:
             yield Bootstrapped(first, again, instance, data_dir)
     finally:
         stop_embedded_server(data_dir)
@@ -215,6 +221,7 @@ def runs_of(instance: DagsterInstance) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
 def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(fresh):
     url = start_embedded_server(fresh.data_dir, "cryptify")
     counts = {table: run_sql_on(url, f"SELECT count(*) FROM cryptify.{table}")[0][0]
@@ -232,6 +239,7 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(fresh):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
 def test_the_bootstrap_runs_the_named_jobs_as_the_schedules_do(fresh):
     runs = runs_of(fresh.instance)
     assert {run.job_name for run in runs} == set(JOBS), [run.job_name for run in runs]
@@ -256,6 +264,7 @@ def test_the_bootstrap_runs_the_named_jobs_as_the_schedules_do(fresh):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
 def test_every_asset_check_is_evaluated_by_the_bootstrap(fresh):
     from cryptify_pipeline.definitions import defs
 
@@ -267,6 +276,7 @@ def test_every_asset_check_is_evaluated_by_the_bootstrap(fresh):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
 def test_a_fresh_bootstrap_shows_its_stages_their_times_and_where_to_look(fresh):
     output = fresh.first.stdout + fresh.first.stderr
     lines = output.strip().splitlines()
@@ -282,3 +292,59 @@ def test_a_fresh_bootstrap_shows_its_stages_their_times_and_where_to_look(fresh)
                   "created table", "Telemetry"):  # fmt: skip
         assert noise not in output, noise
     assert "initdb" in fresh.data_dir.with_name("pg-setup.log").read_text()
+
+
+RUN = """
+query ($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run { pipelineSnapshotId repositoryOrigin { repositoryLocationName repositoryName } }
+  }
+}"""
+JOB = """
+query ($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) { ... on Pipeline { pipelineSnapshotId } }
+}"""
+REEXECUTE = """
+mutation ($parentRunId: String!) {
+  launchPipelineReexecution(reexecutionParams: {parentRunId: $parentRunId, strategy: ALL_STEPS}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_the_ui_re_executes_a_bootstrap_run(fresh, monkeypatch):
+    # the code server and its run processes see what the bootstrap saw: the embedded server
+    for name in (*DATABASE_VARIABLES, "CRYPTIFY_SCHEMA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRYPTIFY_EMBEDDED_PG_DIR", str(fresh.data_dir))
+    [parent] = [run for run in runs_of(fresh.instance) if run.job_name == "predict_job"][:1]
+    workspace = load_workspace_process_context_from_yaml_paths(
+        fresh.instance, [str(ROOT / "workspace.yaml")]
+    )
+    with workspace:  # the workspace dagster dev loads, its code location in a server of its own
+        ui = workspace.create_request_context()
+        shown = execute_dagster_graphql(ui, RUN, {"runId": parent.run_id}).data["runOrError"]
+        selector = {"repositoryLocationName": "cryptify_pipeline",
+                    "repositoryName": "__repository__", "pipelineName": "predict_job"}  # fmt: skip
+        job = execute_dagster_graphql(ui, JOB, {"selector": selector}).data["pipelineOrError"]
+        # what the UI matches to enable "Re-execute" without a warning: origin and snapshot
+        assert shown["repositoryOrigin"] == {
+            "repositoryLocationName": "cryptify_pipeline",
+            "repositoryName": "__repository__",
+        }
+        assert shown["pipelineSnapshotId"] == job["pipelineSnapshotId"]
+        launched = execute_dagster_graphql(ui, REEXECUTE, {"parentRunId": parent.run_id}).data
+        result = launched["launchPipelineReexecution"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        run_id = result["run"]["runId"]
+        deadline = time.monotonic() + 300
+        while not (run := fresh.instance.get_run_by_id(run_id)).is_finished:
+            assert time.monotonic() < deadline, f"re-executed run {run_id} is {run.status}"
+            time.sleep(1)
+    assert run.status.value == "SUCCESS"
+    assert run.job_name == "predict_job" and run.parent_run_id == parent.run_id
+    assert run_partition_range(run.tags) == run_partition_range(parent.tags)
