@@ -54,6 +54,7 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from cryptify_pipeline.cli.step_errors import own_error, serializable_chain
@@ -65,6 +66,7 @@ from cryptify_pipeline.ml.training import min_known_rows
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.run_tags import TRIGGER_TAG, range_tags
 from cryptify_pipeline.settings import get_settings, project_root
+from cryptify_pipeline.storage.embedded import setup_log
 
 # collect_job's assets: the tables it collects, then their features
 COLLECTED = [*COLLECTED_TABLES, "features"]
@@ -226,6 +228,11 @@ def main(argv: list[str] | None = None) -> None:
                           "yet (a day is scored once the next has closed)")  # fmt: skip
             elif not ranges:
                 _line(console, stage.job, "+".join(stage.assets), "nothing missing")
+    logs = f"the runs' events are in the UI, their console copy in {jobs.log_path}"
+    if settings.database.is_embedded:
+        data_dir = settings.database.embedded_dir.expanduser().resolve()
+        logs += f"; the embedded server logs to {data_dir / 'log'} and {setup_log(data_dir)}"
+    console.print(logs)
     console.print(
         f"bootstrap done in {time.perf_counter() - started:.1f} s; once `make dev` has started "
         "the servers (a few seconds), open:"
@@ -240,7 +247,8 @@ def _show_warnings_and_errors(console: Console) -> None:
 
     class ConsoleHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            console.print(Text(self.format(record), style="yellow"))
+            style = "red" if record.levelno >= logging.ERROR else "yellow"
+            console.print(Text(self.format(record), style=style))
 
     handler = ConsoleHandler(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -370,7 +378,12 @@ class NamedJobs:
             MofNCompleteColumn(),
             TextColumn("steps"),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[message]}", markup=False),
+            # the latest step or message, cut to the terminal's width rather than wrapped
+            TextColumn(
+                "{task.fields[message]}",
+                markup=False,
+                table_column=Column(no_wrap=True, overflow="ellipsis"),
+            ),  # fmt: skip
         )
         with (
             # a bar only on a terminal: a pipe or a CI log gets the line below when the run ends
