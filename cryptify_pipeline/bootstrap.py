@@ -42,7 +42,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 from dagster._core.definitions.partitions.utils import TimeWindow
-from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.definitions.repository_definition.valid_definitions import (
     SINGLETON_REPOSITORY_NAME,
 )
@@ -51,6 +51,7 @@ from dagster._core.execution.api import execute_run
 from dagster._core.execution.job_execution_result import JobExecutionResult
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -64,7 +65,7 @@ from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.ml.training import min_known_rows
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.run_tags import TRIGGER_TAG, range_tags
+from cryptify_pipeline.run_tags import PARTITION_NAME_TAG, TRIGGER_TAG, range_tags
 from cryptify_pipeline.settings import get_settings, project_root
 from cryptify_pipeline.storage.embedded import setup_log
 
@@ -153,14 +154,15 @@ def missing_ranges(
 
 @dataclass(frozen=True)
 class Stage:
-    """A job, the assets whose materialised partitions say what is done, and the partitions
-    that start in [start, end)."""
+    """A job, the assets whose materialised partitions say what is done, the partitions that
+    start in [start, end), and the job's unpartitioned assets, ``refreshed`` with every run."""
 
     job: str
     assets: list[str]
     partitions_def: TimeWindowPartitionsDefinition
     start: datetime
     end: datetime
+    refreshed: list[str] = field(default_factory=list)
 
     @property
     def step(self) -> timedelta:
@@ -211,22 +213,23 @@ def main(argv: list[str] | None = None) -> None:
         Stage("train_job", ["models"], daily, first_model_day, today),
         Stage("predict_job", ["predictions"], hourly, first_model_day + DAY, span.last_hour + HOUR),
         # a day's forecasts are scored once the next day has closed
-        Stage("evaluate_job", ["forecast_metrics"], daily, first_model_day + DAY, today - DAY),
-    ]
+        Stage("evaluate_job", ["forecast_metrics"], daily, first_model_day + DAY, today - DAY,
+              refreshed=["leaderboard"]),
+    ]  # fmt: skip
     with instance:
         jobs = NamedJobs(instance, console, Path(instance.root_directory) / "bootstrap.log")
         for stage in stages:
             ranges = _missing(instance, stage)
             for first, last in ranges:
-                assets = [*stage.assets, "leaderboard"] if stage.job == "evaluate_job" else None
-                jobs.run(stage.job, assets or stage.assets, first, last)
-            if stage.job == "evaluate_job" and not ranges:
-                if instance.get_materialized_partitions(AssetKey("forecast_metrics")):
-                    jobs.run(stage.job, ["leaderboard"], None, None)  # refreshed, as it would be
-                else:
-                    _line(console, stage.job, "forecast_metrics+leaderboard", "nothing scored "
-                          "yet (a day is scored once the next has closed)")  # fmt: skip
-            elif not ranges:
+                jobs.run(stage.job, [*stage.assets, *stage.refreshed], first, last)
+            if ranges:
+                continue
+            if stage.refreshed and _any_materialized(instance, stage.assets):
+                jobs.run(stage.job, stage.refreshed, None, None)  # as after every run
+            elif stage.refreshed:
+                _line(console, stage.job, "+".join(stage.assets), "nothing scored yet (a day "
+                      "is scored once the next has closed)")  # fmt: skip
+            else:
                 _line(console, stage.job, "+".join(stage.assets), "nothing missing")
     logs = f"the runs' events are in the UI, their console copy in {jobs.log_path}"
     if settings.database.is_embedded:
@@ -278,6 +281,10 @@ def _missing(instance: DagsterInstance, stage: Stage) -> list[tuple[str, str]]:
     )
     wanted = _starts(stage.partitions_def, stage.start, stage.end)
     return missing_ranges(wanted, done, stage.partitions_def.fmt, stage.step)
+
+
+def _any_materialized(instance: DagsterInstance, assets: list[str]) -> bool:
+    return any(instance.get_materialized_partitions(AssetKey(name)) for name in assets)
 
 
 def _instance() -> DagsterInstance:
@@ -334,6 +341,14 @@ class RunProgress:
             evaluation = event.event_specific_data
             self.checks[evaluation.check_name] = evaluation.passed
 
+    def describe_checks(self) -> str:
+        """``, 5 of 6 checks passed (candles_fresh failed)``; empty without checks."""
+        if not self.checks:
+            return ""
+        failed = sorted(name for name, passed in self.checks.items() if not passed)
+        described = f", {len(self.checks) - len(failed)} of {len(self.checks)} checks passed"
+        return described + (f" ({', '.join(failed)} failed)" if failed else "")
+
 
 class NamedJobs:
     """Runs of the code location's jobs, executed in this process and shown on ``console``;
@@ -351,72 +366,90 @@ class NamedJobs:
         )
 
     def run(self, job_name: str, assets: list[str], first: str | None, last: str | None) -> None:
-        """One run of ``assets`` (a subset if not all the job's), over ``first``..``last``."""
+        """One run of ``assets`` (a subset if not all the job's), over ``first``..``last``; a
+        run that fails ends the bootstrap with each failed step's own error."""
         started = time.perf_counter()
-        job = self.repository.get_reconstructable_job(job_name)
-        load_data = job.repository.get_definition().repository_load_data
-        job = job.with_repository_load_data(load_data)
-        job_def = job.get_definition()
-        subset = {AssetKey(name) for name in assets}
-        tags = {**(range_tags(first, last) if first and last else {}), TRIGGER_TAG: "bootstrap"}
-        run = self.instance.create_run_for_job(
-            job_def=job_def,
-            # the job's own tags (the run queue's cryptify/job, the time limit), as a schedule's
-            tags={**job_def.run_tags, **tags},
-            asset_selection=None
-            if subset == set(job_def.asset_layer.executable_asset_keys)
-            else subset,
-            job_code_origin=job.get_python_origin(),
-            remote_job_origin=remote_job_origin(job_name),
-            repository_load_data=load_data,
-        )
-        what = f"{'+'.join(assets)}{f' {first} .. {last}' if first else ''}"
+        job, run = self._new_run(job_name, assets, first, last)
+        covered = "" if first is None else f" {first}" if first == last else f" {first} .. {last}"
+        what = "+".join(assets) + covered
         plan = self.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps"),
-            TimeElapsedColumn(),
-            # the latest step or message, cut to the terminal's width rather than wrapped
-            TextColumn(
-                "{task.fields[message]}",
-                markup=False,
-                table_column=Column(no_wrap=True, overflow="ellipsis"),
-            ),  # fmt: skip
-        )
         with (
-            # a bar only on a terminal: a pipe or a CI log gets the line below when the run ends
-            Progress(*columns, console=self.console, transient=True, redirect_stdout=False,
-                     redirect_stderr=False, disable=not self.console.is_terminal) as progress,
+            _progress(self.console) as progress,
             self.log_path.open("a") as log,
             # the runs' console logger writes every event, DEBUG included, to sys.stderr: the
             # events are in the UI, the copy in the log file
             contextlib.redirect_stderr(log),
             contextlib.redirect_stdout(log),
-        ):  # fmt: skip
+        ):
             steps = len(plan.step_keys_to_execute)
             task = progress.add_task(f"{job_name:<13}{what}", total=steps, message="")
             shown = RunProgress(progress, task)
             self.instance.add_event_listener(run.run_id, shown)
             result = execute_run(job, run, self.instance)
         took = f"in {time.perf_counter() - started:.1f} s"
-        checks = ""
-        if shown.checks:
-            failed = sorted(name for name, passed in shown.checks.items() if not passed)
-            passed = len(shown.checks) - len(failed)
-            checks = f", {passed} of {len(shown.checks)} checks passed"
-            checks += f" ({', '.join(failed)} failed)" if failed else ""
+        what += shown.describe_checks()
         if not result.success:
-            failed = Text(f"FAILED {took} (run {run.run_id} in the UI):", style="bold red")
-            _line(self.console, job_name, what + checks, failed)
+            outcome = Text(f"FAILED {took} (run {run.run_id} in the UI):", style="bold red")
+            _line(self.console, job_name, what, outcome)
             self.console.print(Text(failure_reason(result), style="red"))
             raise SystemExit(1)
-        _line(self.console, job_name, what + checks, Text(f"done {took}", style="green"))
+        _line(self.console, job_name, what, Text(f"done {took}", style="green"))
         for message in shown.warnings[:SHOWN_WARNINGS]:
             self.console.print(Text(f"  {message}", style="yellow"))
         if len(shown.warnings) > SHOWN_WARNINGS:
             self.console.print(f"  and {len(shown.warnings) - SHOWN_WARNINGS} more in the UI")
+
+    def _new_run(
+        self, job_name: str, assets: list[str], first: str | None, last: str | None
+    ) -> tuple[ReconstructableJob, DagsterRun]:
+        """The run as a schedule's of ``job_name`` would be: the job's own tags (the run
+        queue's cryptify/job, the time limit), the range's, and the job's origins."""
+        job = self.repository.get_reconstructable_job(job_name)
+        load_data = job.repository.get_definition().repository_load_data
+        job = job.with_repository_load_data(load_data)
+        job_def = job.get_definition()
+        subset = {AssetKey(name) for name in assets}
+        whole = subset == set(job_def.asset_layer.executable_asset_keys)
+        tags = {**partition_tags(first, last), TRIGGER_TAG: "bootstrap"}
+        run = self.instance.create_run_for_job(
+            job_def=job_def,
+            tags={**job_def.run_tags, **tags},
+            asset_selection=None if whole else subset,
+            job_code_origin=job.get_python_origin(),
+            remote_job_origin=remote_job_origin(job_name),
+            repository_load_data=load_data,
+        )
+        return job, run
+
+
+def partition_tags(first: str | None, last: str | None) -> dict[str, str]:
+    """A run of one partition, as the schedules' runs; of a range, as a single-run backfill
+    (the sensors' ``partition_request``); of none, unpartitioned."""
+    if first is None or last is None:
+        return {}
+    return {PARTITION_NAME_TAG: first} if first == last else range_tags(first, last)
+
+
+def _progress(console: Console) -> Progress:
+    """A run's bar: steps done, time, the latest step or message (cut to the terminal's width
+    rather than wrapped). Only on a terminal: a pipe or a CI log gets the line at the end."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn(
+            "{task.fields[message]}",
+            markup=False,
+            table_column=Column(no_wrap=True, overflow="ellipsis"),
+        ),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not console.is_terminal,
+    )
 
 
 def failure_reason(result: JobExecutionResult) -> str:

@@ -25,6 +25,7 @@ from cryptify_pipeline.bootstrap import (
     WARM_UP_HOURS,
     BootstrapArgumentError,
     missing_ranges,
+    partition_tags,
     plan,
 )
 from cryptify_pipeline.hours import DAY, DAY_KEY_FORMAT, HOUR
@@ -59,6 +60,19 @@ def test_bootstrap_requests_only_the_missing_runs_of_partitions():
     ]
     assert missing_ranges(days, set(keys), DAY_KEY_FORMAT, DAY) == []
     assert missing_ranges(days, set(), DAY_KEY_FORMAT, DAY) == [(keys[0], keys[5])]
+
+
+def test_one_partition_is_a_run_of_it_and_a_range_one_single_run_backfill():
+    # as the schedules and the sensors request them (automation/sensors.py partition_request)
+    assert partition_tags("2026-12-07-21:00", "2026-12-07-21:00") == {
+        "dagster/partition": "2026-12-07-21:00"
+    }
+    assert run_partition_range(partition_tags("2026-12-01", "2026-12-03")) == (
+        "2026-12-01",
+        "2026-12-03",
+    )
+    assert "dagster/partition" not in partition_tags("2026-12-01", "2026-12-03")
+    assert partition_tags(None, None) == {}
 
 
 def test_the_warm_up_is_what_training_needs_with_an_hour_to_spare():
