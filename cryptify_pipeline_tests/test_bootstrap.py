@@ -329,6 +329,7 @@ mutation ($parentRunId: String!) {
 
 
 @pytest.mark.slow
+@pytest.mark.live  # a code server and a run process
 @pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
 def test_the_ui_re_executes_a_bootstrap_run(fresh, monkeypatch):
     # the code server and its run processes see what the bootstrap saw: the embedded server
