@@ -8,7 +8,8 @@ Runs on the instance ``dagster dev`` uses (``$DAGSTER_HOME``, else this folder's
 evaluate_job), with their tags and as runs of the code location ``workspace.yaml`` names: they
 appear in the UI as the schedules' runs will, and "Re-execute" works on them. collect_job's runs
 evaluate the asset checks of what they collect. Only partitions not yet materialised are
-requested, each contiguous run of them as one single-run backfill, so running it again is cheap.
+requested, each contiguous run of them as one single-run backfill (one partition as a run of
+it), so running it again is cheap.
 
 The terminal shows the stages, a progress bar on each run, each stage's time and the two URLs
 to open (the ports ``make dev`` serves on). The runs' events are in the UI (their console copy
