@@ -17,12 +17,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # fills the recent weeks (candles through leaderboard) on the first run, then serves the Dagster
-# UI and, beside it, the data API with its dashboard; one Ctrl-C stops both
+# UI and, beside it, the data API with its dashboard; one Ctrl-C stops both. The bootstrap ends
+# with the two URLs, so it is told the ports. `dagster dev` warns on every start that `dg dev`
+# (dagster-dg, not a dependency here) supersedes it: known, so not shown.
 dev: $(STAMP)
-	$(BIN)/python -m cryptify_pipeline.bootstrap
+	$(BIN)/python -m cryptify_pipeline.bootstrap --dagster-port $(DAGSTER_PORT) --api-port $(API_PORT)
 	$(BIN)/cryptify api --port $(API_PORT) & api=$$!; \
 	trap 'kill $$api 2>/dev/null' INT TERM EXIT; \
-	$(BIN)/dagster dev --port $(DAGSTER_PORT)
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+		$(BIN)/dagster dev --port $(DAGSTER_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile

@@ -1,10 +1,20 @@
 """Fill the recent weeks, candles through leaderboard, so a first ``make dev`` shows it all.
 
     python -m cryptify_pipeline.bootstrap [--history-days N] [--forecast-days 14]
+        [--dagster-port 3000] [--api-port 8000]
 
 Runs on the instance ``dagster dev`` uses (``$DAGSTER_HOME``, else this folder's
-``dagster.yaml``), so its runs appear in the UI. Only partitions not yet materialised are
-requested, each contiguous run of them as one single-run backfill, so running it again is cheap.
+``dagster.yaml``) through the jobs the schedules run (collect_job, train_job, predict_job,
+evaluate_job), with their tags and as runs of the code location ``workspace.yaml`` names: they
+appear in the UI as the schedules' runs will, and "Re-execute" works on them. collect_job's runs
+evaluate the asset checks of what they collect. Only partitions not yet materialised are
+requested, each contiguous run of them as one single-run backfill (one partition as a run of
+it), so running it again is cheap.
+
+The terminal shows the stages, a progress bar on each run, each stage's time and the two URLs
+to open (the ports ``make dev`` serves on). The runs' events are in the UI (their console copy
+in ``bootstrap.log`` in the instance's folder), the embedded server's output in its log files.
+Warnings and errors are printed.
 
 The arguments are checked before anything runs: the first model day needs enough history
 before it (``warm_up_hours``: enough for every horizon's interval to be calibrated); by
@@ -15,17 +25,40 @@ bootstrap with the failing step's own error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
+import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    HourlyPartitionsDefinition,
+    TimeWindowPartitionsDefinition,
+)
 from dagster._core.definitions.partitions.utils import TimeWindow
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from dagster._core.definitions.repository_definition.valid_definitions import (
+    SINGLETON_REPOSITORY_NAME,
+)
+from dagster._core.events.log import EventLogEntry
+from dagster._core.execution.api import execute_run
+from dagster._core.execution.job_execution_result import JobExecutionResult
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.workspace.load import location_origins_from_yaml_paths
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
+from rich.text import Text
 
 from cryptify_pipeline.cli.step_errors import own_error, serializable_chain
 from cryptify_pipeline.hours import DAY, HOUR, consecutive_runs, day_key, last_closed_hour
@@ -34,13 +67,15 @@ from cryptify_pipeline.ml.features import LOOKBACK_HOURS
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.ml.training import VALIDATION_FRACTION, min_known_rows
 from cryptify_pipeline.partitions import Partitions
-from cryptify_pipeline.run_tags import TRIGGER_TAG, range_tags
+from cryptify_pipeline.run_tags import PARTITION_NAME_TAG, TRIGGER_TAG, range_tags
 from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL, get_settings, project_root
+from cryptify_pipeline.storage.embedded import setup_log
 
 # collect_job's assets: the tables it collects, then their features
 COLLECTED = [*COLLECTED_TABLES, "features"]
-
-log = logging.getLogger("cryptify.bootstrap")
+DEFINITIONS_MODULE = "cryptify_pipeline.definitions"
+# a run's warnings shown under its line; the rest are in the UI
+SHOWN_WARNINGS = 5
 
 
 def training_rows(interval_level: float) -> int:
@@ -140,6 +175,23 @@ def missing_ranges(
     ]
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A job, the assets whose materialised partitions say what is done, the partitions that
+    start in [start, end), and the job's unpartitioned assets, ``refreshed`` with every run."""
+
+    job: str
+    assets: list[str]
+    partitions_def: TimeWindowPartitionsDefinition
+    start: datetime
+    end: datetime
+    refreshed: list[str] = field(default_factory=list)
+
+    @property
+    def step(self) -> timedelta:
+        return HOUR if isinstance(self.partitions_def, HourlyPartitionsDefinition) else DAY
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -147,8 +199,12 @@ def main(argv: list[str] | None = None) -> None:
         help="candles and features (default: the fewest that calibrate every horizon's interval)",
     )  # fmt: skip
     parser.add_argument("--forecast-days", type=int, default=14, help="models and forecasts")
+    parser.add_argument("--dagster-port", type=int, default=3000, help="the UI's, to show")
+    parser.add_argument("--api-port", type=int, default=8000, help="the data API's, to show")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # soft_wrap: a line is one line, however narrow the terminal (or a pipe's 80 columns)
+    console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    _show_warnings_and_errors(console)
 
     settings = get_settings()
     history_days = args.history_days
@@ -162,38 +218,105 @@ def main(argv: list[str] | None = None) -> None:
     except BootstrapArgumentError as error:
         parser.error(str(error))
 
-    # imported here: loading the code location reads the settings, which tests of this
-    # module's helpers need not have
-    from cryptify_pipeline.definitions import defs
+    started = time.perf_counter()
+    console.print(
+        f"Filling candles from {span.first_hour:%Y-%m-%d %H:%M} UTC, models and forecasts from "
+        f"{day_key(span.first_model_day)} (--history-days {args.history_days}, "
+        f"--forecast-days {args.forecast_days})"
+    )
+    with _step(console, "loading the definitions"):
+        # imported here: loading the code location reads the settings, which tests of this
+        # module's helpers need not have
+        from cryptify_pipeline.definitions import defs  # noqa: F401
+    where = (
+        f"embedded Postgres in {settings.database.embedded_dir}"
+        if settings.database.is_embedded
+        else "the configured Postgres"
+    )
+    with _step(console, f"database ({where}) and Dagster instance"):
+        instance = _instance()
+        instance.get_runs(limit=1)  # connects, creating the storage's tables on a fresh clone
 
     partitions = Partitions.starting(settings.start)
     first_model_day, today = span.first_model_day, span.today
     hourly, daily = partitions.hourly, partitions.daily
     stages = [
-        (COLLECTED, hourly, span.first_hour, span.last_hour + HOUR),
-        (["models"], daily, first_model_day, today),
-        (["predictions"], hourly, first_model_day + DAY, span.last_hour + HOUR),
+        Stage("collect_job", COLLECTED, hourly, span.first_hour, span.last_hour + HOUR),
+        Stage("train_job", ["models"], daily, first_model_day, today),
+        Stage("predict_job", ["predictions"], hourly, first_model_day + DAY, span.last_hour + HOUR),
         # a day's forecasts are scored once the next day has closed
-        (["forecast_metrics"], daily, first_model_day + DAY, today - DAY),
-    ]
-    assets = list(defs.assets or [])
-    resources = defs.resources
-    with _instance() as instance:
-        for selection, partitions_def, start, end in stages:
-            # a partition is done once every asset of the stage has it (the context assets
-            # came later than candles and features: an older install gets them filled)
-            done = set.intersection(
-                *(set(instance.get_materialized_partitions(AssetKey(name))) for name in selection)
-            )
-            wanted = _starts(partitions_def, start, end)
-            step = HOUR if partitions_def is hourly else DAY
-            for first, last in missing_ranges(wanted, done, partitions_def.fmt, step):
-                _run(instance, assets, resources, selection, first, last)
-        if instance.get_materialized_partitions(AssetKey("forecast_metrics")):
-            _run(instance, assets, resources, ["leaderboard"], None, None)
-        else:
-            log.info("leaderboard: nothing scored yet (a day is scored once the next has closed)")
-    log.info("bootstrap done: open the UI with `dagster dev` (make dev does both)")
+        Stage("evaluate_job", ["forecast_metrics"], daily, first_model_day + DAY, today - DAY,
+              refreshed=["leaderboard"]),
+    ]  # fmt: skip
+    with instance:
+        jobs = NamedJobs(instance, console, Path(instance.root_directory) / "bootstrap.log")
+        for stage in stages:
+            ranges = _missing(instance, stage)
+            for first, last in ranges:
+                jobs.run(stage.job, [*stage.assets, *stage.refreshed], first, last)
+            if ranges:
+                continue
+            if stage.refreshed and _any_materialized(instance, stage.assets):
+                jobs.run(stage.job, stage.refreshed, None, None)  # as after every run
+            elif stage.refreshed:
+                _line(console, stage.job, "+".join(stage.assets), "nothing scored yet (a day "
+                      "is scored once the next has closed)")  # fmt: skip
+            else:
+                _line(console, stage.job, "+".join(stage.assets), "nothing missing")
+    logs = f"the runs' events are in the UI, their console copy in {jobs.log_path}"
+    if settings.database.is_embedded:
+        data_dir = settings.database.embedded_dir.expanduser().resolve()
+        logs += f"; the embedded server logs to {data_dir / 'log'} and {setup_log(data_dir)}"
+    console.print(logs)
+    console.print(
+        f"bootstrap done in {time.perf_counter() - started:.1f} s; once `make dev` has started "
+        "the servers (a few seconds), open:"
+    )
+    console.print(f"  Dagster UI               http://127.0.0.1:{args.dagster_port}")
+    console.print(f"  data API and dashboard   http://127.0.0.1:{args.api_port}")
+
+
+def _show_warnings_and_errors(console: Console) -> None:
+    """Warnings and errors of any library (Python's warnings too) on ``console``; their INFO
+    and DEBUG lines (alembic's, the embedded server's commands) are not for the terminal."""
+
+    class ConsoleHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            style = "red" if record.levelno >= logging.ERROR else "yellow"
+            console.print(Text(self.format(record), style=style))
+
+    handler = ConsoleHandler(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.captureWarnings(True)
+
+
+@contextlib.contextmanager
+def _step(console: Console, what: str) -> Iterator[None]:
+    """A spinner while ``what`` runs, then its time."""
+    started = time.perf_counter()
+    with console.status(what):
+        yield
+    console.print(f"{what}: ready in {time.perf_counter() - started:.1f} s")
+
+
+def _line(console: Console, job: str, what: str, outcome: str | Text) -> None:
+    console.print(Text.assemble((f"{job:<13}", "bold"), f"{what}: ", outcome))
+
+
+def _missing(instance: DagsterInstance, stage: Stage) -> list[tuple[str, str]]:
+    """The stage's ranges of partitions that some of its assets lack."""
+    # a partition is done once every asset of the stage has it (the context assets came later
+    # than candles and features: an older install gets them filled)
+    done = set.intersection(
+        *(set(instance.get_materialized_partitions(AssetKey(name))) for name in stage.assets)
+    )
+    wanted = _starts(stage.partitions_def, stage.start, stage.end)
+    return missing_ranges(wanted, done, stage.partitions_def.fmt, stage.step)
+
+
+def _any_materialized(instance: DagsterInstance, assets: list[str]) -> bool:
+    return any(instance.get_materialized_partitions(AssetKey(name)) for name in assets)
 
 
 def _instance() -> DagsterInstance:
@@ -216,23 +339,152 @@ def _starts(partitions_def, start: datetime, end: datetime) -> list[datetime]:
     return [datetime.strptime(key, partitions_def.fmt).replace(tzinfo=UTC) for key in keys]
 
 
-def _run(instance, assets, resources, selection, first, last) -> None:
-    started = time.perf_counter()
-    tags = range_tags(first, last) if first else {}
-    result = materialize(
-        assets, selection=selection, instance=instance, resources=resources,
-        tags={**tags, TRIGGER_TAG: "bootstrap"}, raise_on_error=False,
-    )  # fmt: skip
-    what = f"{'+'.join(selection)}{f' {first} .. {last}' if first else ''}"
-    took = f"in {time.perf_counter() - started:.1f} s"
-    if result.success:
-        log.info(f"{what}: done {took}")
-        return
-    log.error(f"{what}: FAILED {took} (run {result.run_id} in the UI):\n{failure_reason(result)}")
-    raise SystemExit(1)
+def remote_job_origin(job_name: str) -> RemoteJobOrigin:
+    """``job_name`` in the code location ``dagster dev`` loads from ``workspace.yaml``: a run
+    with this origin is the UI's to re-execute, and the sensors' to see."""
+    [location] = location_origins_from_yaml_paths([str(project_root() / "workspace.yaml")])
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
 
 
-def failure_reason(result) -> str:
+@dataclass
+class RunProgress:
+    """What the terminal shows of a run while it runs: steps done, the latest message; what it
+    shows after: the checks' outcomes and the warnings."""
+
+    progress: Progress
+    task: int
+    checks: dict[str, bool] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __call__(self, entry: EventLogEntry) -> None:
+        event = entry.dagster_event
+        if event is None:  # a step's own log message
+            message = f"{entry.step_key}: {entry.user_message}" if entry.step_key else None
+            if message and entry.level >= logging.WARNING:
+                self.warnings.append(message)
+            elif message:
+                self.progress.update(self.task, message=message)
+        elif event.event_type == DagsterEventType.STEP_START:
+            self.progress.update(self.task, message=f"{event.step_key}")
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+                                  DagsterEventType.STEP_SKIPPED):  # fmt: skip
+            self.progress.advance(self.task)
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            self.checks[evaluation.check_name] = evaluation.passed
+
+    def describe_checks(self) -> str:
+        """``, 5 of 6 checks passed (candles_fresh failed)``; empty without checks."""
+        if not self.checks:
+            return ""
+        failed = sorted(name for name, passed in self.checks.items() if not passed)
+        described = f", {len(self.checks) - len(failed)} of {len(self.checks)} checks passed"
+        return described + (f" ({', '.join(failed)} failed)" if failed else "")
+
+
+class NamedJobs:
+    """Runs of the code location's jobs, executed in this process and shown on ``console``;
+    the console copy of their events goes to ``log_path``."""
+
+    def __init__(self, instance: DagsterInstance, console: Console, log_path: Path) -> None:
+        self.instance = instance
+        self.console = console
+        self.log_path = log_path
+        log_path.write_text("")  # this bootstrap's runs only
+        # the pointer dagster dev's code server loads: the run can be re-executed in any
+        # process (and by any executor) from its origin
+        self.repository = ReconstructableRepository.for_module(
+            DEFINITIONS_MODULE, "defs", working_directory=str(project_root())
+        )
+
+    def run(self, job_name: str, assets: list[str], first: str | None, last: str | None) -> None:
+        """One run of ``assets`` (a subset if not all the job's), over ``first``..``last``; a
+        run that fails ends the bootstrap with each failed step's own error."""
+        started = time.perf_counter()
+        job, run = self._new_run(job_name, assets, first, last)
+        covered = "" if first is None else f" {first}" if first == last else f" {first} .. {last}"
+        what = "+".join(assets) + covered
+        plan = self.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        with (
+            _progress(self.console) as progress,
+            self.log_path.open("a") as log,
+            # the runs' console logger writes every event, DEBUG included, to sys.stderr: the
+            # events are in the UI, the copy in the log file
+            contextlib.redirect_stderr(log),
+            contextlib.redirect_stdout(log),
+        ):
+            steps = len(plan.step_keys_to_execute)
+            task = progress.add_task(f"{job_name:<13}{what}", total=steps, message="")
+            shown = RunProgress(progress, task)
+            self.instance.add_event_listener(run.run_id, shown)
+            result = execute_run(job, run, self.instance)
+        took = f"in {time.perf_counter() - started:.1f} s"
+        what += shown.describe_checks()
+        if not result.success:
+            outcome = Text(f"FAILED {took} (run {run.run_id} in the UI):", style="bold red")
+            _line(self.console, job_name, what, outcome)
+            self.console.print(Text(failure_reason(result), style="red"))
+            raise SystemExit(1)
+        _line(self.console, job_name, what, Text(f"done {took}", style="green"))
+        for message in shown.warnings[:SHOWN_WARNINGS]:
+            self.console.print(Text(f"  {message}", style="yellow"))
+        if len(shown.warnings) > SHOWN_WARNINGS:
+            self.console.print(f"  and {len(shown.warnings) - SHOWN_WARNINGS} more in the UI")
+
+    def _new_run(
+        self, job_name: str, assets: list[str], first: str | None, last: str | None
+    ) -> tuple[ReconstructableJob, DagsterRun]:
+        """The run as a schedule's of ``job_name`` would be: the job's own tags (the run
+        queue's cryptify/job, the time limit), the range's, and the job's origins."""
+        job = self.repository.get_reconstructable_job(job_name)
+        load_data = job.repository.get_definition().repository_load_data
+        job = job.with_repository_load_data(load_data)
+        job_def = job.get_definition()
+        subset = {AssetKey(name) for name in assets}
+        whole = subset == set(job_def.asset_layer.executable_asset_keys)
+        tags = {**partition_tags(first, last), TRIGGER_TAG: "bootstrap"}
+        run = self.instance.create_run_for_job(
+            job_def=job_def,
+            tags={**job_def.run_tags, **tags},
+            asset_selection=None if whole else subset,
+            job_code_origin=job.get_python_origin(),
+            remote_job_origin=remote_job_origin(job_name),
+            repository_load_data=load_data,
+        )
+        return job, run
+
+
+def partition_tags(first: str | None, last: str | None) -> dict[str, str]:
+    """A run of one partition, as the schedules' runs; of a range, as a single-run backfill
+    (the sensors' ``partition_request``); of none, unpartitioned."""
+    if first is None or last is None:
+        return {}
+    return {PARTITION_NAME_TAG: first} if first == last else range_tags(first, last)
+
+
+def _progress(console: Console) -> Progress:
+    """A run's bar: steps done, time, the latest step or message (cut to the terminal's width
+    rather than wrapped). Only on a terminal: a pipe or a CI log gets the line at the end."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn(
+            "{task.fields[message]}",
+            markup=False,
+            table_column=Column(no_wrap=True, overflow="ellipsis"),
+        ),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not console.is_terminal,
+    )
+
+
+def failure_reason(result: JobExecutionResult) -> str:
     """Each failed step's own error, one per line; else the run's failure message."""
     reasons = [
         f"{event.step_key}: {own_error(serializable_chain(event.event_specific_data.error))}"

@@ -1,20 +1,32 @@
 """The bootstrap fills the recent weeks once, and only what is missing after that; it refuses
 arguments that leave too little history before anything runs, and a failed run stops it with
-the failing step's own error."""
+the failing step's own error.
 
+A fresh bootstrap is what a person sees on a fresh clone: on the embedded server it starts
+itself, through the named jobs the schedules run, every asset check evaluated, and a terminal
+that shows its stages rather than every event of its runs."""
+
+import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey, DagsterInstance, instance_for_test
+from dagster._core.workspace.load import load_workspace_process_context_from_yaml_paths
+from dagster_graphql.test.utils import execute_dagster_graphql
 
 from cryptify_pipeline.bootstrap import (
     WARM_UP_HOURS,
     BootstrapArgumentError,
     default_history_days,
     missing_ranges,
+    partition_tags,
     plan,
     warm_up_hours,
 )
@@ -23,8 +35,15 @@ from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.features import build_features
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
+from cryptify_pipeline.run_tags import JOB_TAG, TRIGGER_TAG, run_partition_range
 from cryptify_pipeline.settings import project_root
-from cryptify_pipeline_tests.support.database import run_sql, subprocess_env
+from cryptify_pipeline.storage.embedded import start_embedded_server, stop_embedded_server
+from cryptify_pipeline_tests.support.database import (
+    DATABASE_VARIABLES,
+    run_sql,
+    run_sql_on,
+    subprocess_env,
+)
 
 ROOT = project_root()
 NOW = datetime(2026, 11, 28, 18, 6, tzinfo=UTC)  # the last closed hour is 17:00
@@ -46,37 +65,17 @@ def test_bootstrap_requests_only_the_missing_runs_of_partitions():
     assert missing_ranges(days, set(), DAY_KEY_FORMAT, DAY) == [(keys[0], keys[5])]
 
 
-@pytest.mark.slow
-def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(schema, tmp_path):
-    command = [sys.executable, "-m", "cryptify_pipeline.bootstrap",
-               "--history-days", "113", "--forecast-days", "3"]  # fmt: skip
-    # its own instance: materialisation records must describe this schema's tables
-    (tmp_path / "dagster.yaml").write_text(
-        "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
-        f"    class: CryptifyPostgresStorage\n    config:\n      schema: {schema}_dagster\n"
+def test_one_partition_is_a_run_of_it_and_a_range_one_single_run_backfill():
+    # as the schedules and the sensors request them (automation/sensors.py partition_request)
+    assert partition_tags("2026-12-07-21:00", "2026-12-07-21:00") == {
+        "dagster/partition": "2026-12-07-21:00"
+    }
+    assert run_partition_range(partition_tags("2026-12-01", "2026-12-03")) == (
+        "2026-12-01",
+        "2026-12-03",
     )
-    env = subprocess_env(CRYPTIFY_SCHEMA=schema, DAGSTER_HOME=str(tmp_path))
-    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    counts = {
-        table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]
-        for table in ("candles", "open_interest", "funding_rates", "equity_index", "features",
-                      "models", "predictions", "forecast_metrics", "leaderboard")
-    }  # fmt: skip
-    assert all(counts.values()), counts
-    # the first run draws every band: every model at every horizon has an interval
-    uncalibrated = run_sql(
-        f'SELECT horizon_h, count(*) FROM "{schema}".models WHERE NOT interval_calibrated'
-        " GROUP BY 1"
-    )
-    assert uncalibrated == [], uncalibrated
-    assert run_sql(f'SELECT count(*) FROM "{schema}".predictions WHERE lower IS NULL') == [(0,)]
-    assert "bootstrap done" in first.stderr
-    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    # only the leaderboard is refreshed (and any hour that closed in between)
-    assert "models" not in again.stderr.split("bootstrap done")[0].replace("leaderboard", "")
-    run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
+    assert "dagster/partition" not in partition_tags("2026-12-01", "2026-12-03")
+    assert partition_tags(None, None) == {}
 
 
 def test_the_warm_up_calibrates_every_horizon_with_an_hour_to_spare():
@@ -196,3 +195,202 @@ def test_a_failed_run_stops_the_bootstrap_with_the_steps_own_error(schema, tmp_p
     assert "FAILED" in lines[-2] and "in the UI" in lines[-2]
     assert lines[-1].startswith("candles: ") and str(empty) in lines[-1], lines[-1]
     assert "Traceback" not in failed.stderr
+
+
+JOBS = ("collect_job", "train_job", "predict_job", "evaluate_job")
+TABLES = ("candles", "open_interest", "funding_rates", "equity_index", "features", "models",
+          "predictions", "forecast_metrics", "leaderboard")  # fmt: skip
+PORTS = ("--dagster-port", "3456", "--api-port", "8765")
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    first: subprocess.CompletedProcess
+    again: subprocess.CompletedProcess
+    instance: DagsterInstance
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Iterator[Bootstrapped]:
+    """``python -m cryptify_pipeline.bootstrap`` as ``make dev`` runs it on a fresh clone: no
+    database configured (the embedded server, created here), then once more."""
+    data_dir = tmp_path_factory.mktemp("fresh") / "pg"
+    home = tmp_path_factory.mktemp("home")
+    # the project's dagster.yaml but for the run queue and monitoring, which need a daemon
+    (home / "dagster.yaml").write_text(
+        "storage:\n  custom:\n    module: cryptify_pipeline.storage.instance_storage\n"
+        "    class: CryptifyPostgresStorage\n    config:\n      schema: dagster\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in DATABASE_VARIABLES}
+    env.pop("CRYPTIFY_SCHEMA", None)
+    env.update(CRYPTIFY_EMBEDDED_PG_DIR=str(data_dir), DAGSTER_HOME=str(home))
+    command = [sys.executable, "-m", "cryptify_pipeline.bootstrap",
+               "--history-days", "113", "--forecast-days", "3", *PORTS]  # fmt: skip
+    try:
+        first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=900)  # fmt: skip
+        assert first.returncode == 0, first.stderr[-3000:]
+        again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=900)  # fmt: skip
+        assert again.returncode == 0, again.stderr[-3000:]
+        url = start_embedded_server(data_dir, "cryptify")  # the server the bootstrap started
+        storage = {
+            "custom": {
+                "module": "cryptify_pipeline.storage.instance_storage",
+                "class": "CryptifyPostgresStorage",
+                "config": {"schema": "dagster", "url": url.libpq},
+            }
+        }
+        # launched runs start at once: no daemon here takes them off dagster dev's queue
+        coordinator = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+        overrides = {"storage": storage, "run_coordinator": coordinator}
+        with instance_for_test(overrides=overrides) as instance:
+            yield Bootstrapped(first, again, instance, data_dir)
+    finally:
+        stop_embedded_server(data_dir)
+
+
+def runs_of(instance: DagsterInstance) -> list:
+    return list(reversed(instance.get_runs()))  # oldest first
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(fresh):
+    url = start_embedded_server(fresh.data_dir, "cryptify")
+    counts = {table: run_sql_on(url, f"SELECT count(*) FROM cryptify.{table}")[0][0]
+              for table in TABLES}  # fmt: skip
+    assert all(counts.values()), counts
+    # the first run draws every band: every model at every horizon has an interval
+    uncalibrated = run_sql_on(
+        url, "SELECT horizon_h, count(*) FROM cryptify.models WHERE NOT interval_calibrated"
+        " GROUP BY 1",
+    )  # fmt: skip
+    assert uncalibrated == [], uncalibrated
+    assert run_sql_on(url, "SELECT count(*) FROM cryptify.predictions WHERE lower IS NULL") == [
+        (0,)
+    ]
+    # the second pass found the models, forecasts and scores there: it refreshed the leaderboard
+    # (and collected and forecast any hour that closed in between)
+    runs = runs_of(fresh.instance)
+    assert [run.job_name for run in runs].count("train_job") == 1
+    assert "models: nothing missing" in fresh.again.stderr, fresh.again.stderr
+    scoring, refresh = [run for run in runs if run.job_name == "evaluate_job"]
+    assert run_partition_range(scoring.tags) is not None
+    assert refresh.asset_selection == {AssetKey("leaderboard")}
+    assert run_partition_range(refresh.tags) is None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_the_bootstrap_runs_the_named_jobs_as_the_schedules_do(fresh):
+    runs = runs_of(fresh.instance)
+    assert {run.job_name for run in runs} == set(JOBS), [run.job_name for run in runs]
+    from cryptify_pipeline.definitions import defs
+
+    for run in runs:
+        job = defs.resolve_job_def(run.job_name)
+        assert run.tags[JOB_TAG] == run.job_name  # the run queue's limit applies to them
+        assert run.tags[TRIGGER_TAG] == "bootstrap"
+        assert run.tags["dagster/max_runtime"] == job.run_tags["dagster/max_runtime"]
+        # re-executable from the UI: the run names the code location dagster dev loads
+        origin = run.remote_job_origin
+        assert origin is not None and origin.job_name == run.job_name
+        assert origin.repository_origin.code_location_origin.location_name == "cryptify_pipeline"
+        assert origin.repository_origin.repository_name == "__repository__"
+        assert run.job_code_origin is not None
+    # each range one single-run backfill: the first pass made one run per job
+    by_job = {name: [run for run in runs if run.job_name == name] for name in JOBS}
+    collect = by_job["collect_job"][0]
+    first, last = run_partition_range(collect.tags)
+    assert first < last and "dagster/partition" not in collect.tags
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_every_asset_check_is_evaluated_by_the_bootstrap(fresh):
+    from cryptify_pipeline.definitions import defs
+
+    checks = list(defs.resolve_asset_graph().asset_check_keys)
+    assert len(checks) == 6
+    latest = fresh.instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+    assert set(latest) == set(checks)
+    assert {record.status.value for record in latest.values()} <= {"SUCCEEDED", "FAILED"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_a_fresh_bootstrap_shows_its_stages_their_times_and_where_to_look(fresh):
+    output = fresh.first.stdout + fresh.first.stderr
+    lines = output.strip().splitlines()
+    assert len(lines) <= 30, output
+    for job in JOBS:
+        [line] = [line for line in lines if job in line]
+        assert re.search(r"done in \d+\.\d s", line), line
+    assert re.search(r"database.*in \d+\.\d s", output), output
+    assert lines[-2:] == ["  Dagster UI               http://127.0.0.1:3456",
+                          "  data API and dashboard   http://127.0.0.1:8765"]  # fmt: skip
+    # the runs' events are in the UI, the embedded server's output in its log files
+    for noise in ("DEBUG", "STEP_START", "initdb", "pg_ctl", "Warning", "alembic",
+                  "created table", "Telemetry"):  # fmt: skip
+        assert noise not in output, noise
+    assert "initdb" in fresh.data_dir.with_name("pg-setup.log").read_text()
+
+
+RUN = """
+query ($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run { pipelineSnapshotId repositoryOrigin { repositoryLocationName repositoryName } }
+  }
+}"""
+JOB = """
+query ($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) { ... on Pipeline { pipelineSnapshotId } }
+}"""
+REEXECUTE = """
+mutation ($parentRunId: String!) {
+  launchPipelineReexecution(reexecutionParams: {parentRunId: $parentRunId, strategy: ALL_STEPS}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.live  # a code server and a run process
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_the_ui_re_executes_a_bootstrap_run(fresh, monkeypatch):
+    # the code server and its run processes see what the bootstrap saw: the embedded server
+    for name in (*DATABASE_VARIABLES, "CRYPTIFY_SCHEMA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRYPTIFY_EMBEDDED_PG_DIR", str(fresh.data_dir))
+    [parent] = [run for run in runs_of(fresh.instance) if run.job_name == "predict_job"][:1]
+    workspace = load_workspace_process_context_from_yaml_paths(
+        fresh.instance, [str(ROOT / "workspace.yaml")]
+    )
+    with workspace:  # the workspace dagster dev loads, its code location in a server of its own
+        ui = workspace.create_request_context()
+        shown = execute_dagster_graphql(ui, RUN, {"runId": parent.run_id}).data["runOrError"]
+        selector = {"repositoryLocationName": "cryptify_pipeline",
+                    "repositoryName": "__repository__", "pipelineName": "predict_job"}  # fmt: skip
+        job = execute_dagster_graphql(ui, JOB, {"selector": selector}).data["pipelineOrError"]
+        # what the UI matches to enable "Re-execute" without a warning: origin and snapshot
+        assert shown["repositoryOrigin"] == {
+            "repositoryLocationName": "cryptify_pipeline",
+            "repositoryName": "__repository__",
+        }
+        assert shown["pipelineSnapshotId"] == job["pipelineSnapshotId"]
+        launched = execute_dagster_graphql(ui, REEXECUTE, {"parentRunId": parent.run_id}).data
+        result = launched["launchPipelineReexecution"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        run_id = result["run"]["runId"]
+        deadline = time.monotonic() + 300
+        while not (run := fresh.instance.get_run_by_id(run_id)).is_finished:
+            assert time.monotonic() < deadline, f"re-executed run {run_id} is {run.status}"
+            time.sleep(1)
+    assert run.status.value == "SUCCESS"
+    assert run.job_name == "predict_job" and run.parent_run_id == parent.run_id
+    assert run_partition_range(run.tags) == run_partition_range(parent.tags)

@@ -1,7 +1,9 @@
 """Thin Dagster glue, one module per stage: what depends on what. Each module builds its assets
 on the deployment's partitions (``build_assets``)."""
 
-from dagster import AssetChecksDefinition, AssetsDefinition
+import warnings
+
+from dagster import AssetChecksDefinition, AssetsDefinition, BetaWarning
 
 from cryptify_pipeline.assets.candle_checks import candle_checks
 from cryptify_pipeline.assets.candles import candles_asset
@@ -13,6 +15,14 @@ from cryptify_pipeline.assets.models import models_asset
 from cryptify_pipeline.assets.predictions import predictions_asset
 from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL
+
+# The hourly and daily assets' BackfillPolicy.single_run() is what makes a backfill one run per
+# range (the bootstrap's, the gap repair's); Dagster marks the parameter beta and warns once per
+# asset in every process that loads the definitions. Dagster is pinned exactly (pyproject.toml),
+# so a change to the parameter arrives with an upgrade we test, not silently.
+warnings.filterwarnings(
+    "ignore", message="Parameter `backfill_policy` of function `asset`", category=BetaWarning
+)
 
 
 def build_assets(

