@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DAGSTER_PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: install dev test test-quick test-deploy lint bench db-stop clean
+.PHONY: install dev test test-quick test-unit test-deploy lint bench db-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 # the everyday run: no statistical tests, no servers started
 test-quick: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow and not live"
+
+# pure functions only: no database, no Dagster instance, no servers; runs with no Postgres at all
+test-unit: $(STAMP)
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not integration and not slow and not live and not deploy"
 
 # the production stack in a private Docker engine (root; ~5 min; see docs/production.md). The
 # engine's root is removed by the test, and by the `clean` after it if the test was killed.

@@ -31,7 +31,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "io_manager": PostgresPandasIOManager(database=database),
         "database": database,
         "alerts": FailureAlerts(
-            webhook_url=_env_or_none("CRYPTIFY_ALERT_WEBHOOK_URL", settings.alert_webhook_url)
+            webhook_url=_env_or_none("CRYPTIFY_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+            first_retry_seconds=settings.alert_first_retry_seconds,
         ),
         "market": MarketData(
             source=settings.source,

@@ -46,6 +46,8 @@ DEFAULT_EQUITY_INDEXES = ("ES=F",)
 CONTEXT_EXCHANGE_NEEDS = ("fetchOpenInterestHistory", "fetchFundingRateHistory")
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
+# the wait after an alert's first failed POST, doubled after each next one (automation/alerts.py)
+DEFAULT_ALERT_FIRST_RETRY_SECONDS = 30
 DEFAULT_INTERVAL_LEVEL = 0.9
 MAX_TRAINING_JOBS = 256
 EXECUTORS = ("in_process", "multiprocess", "celery")
@@ -126,6 +128,7 @@ class Settings:
     context_api_url: str | None = None
     equity_index_source: str = DEFAULT_SOURCE
     equity_indexes: tuple[str, ...] = DEFAULT_EQUITY_INDEXES
+    alert_first_retry_seconds: int = DEFAULT_ALERT_FIRST_RETRY_SECONDS
 
     def __repr__(self) -> str:
         # URLs that may hold a password, a token in their path or a key in their query are
@@ -275,6 +278,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         alert_webhook_url=read.http_url(
             "CRYPTIFY_ALERT_WEBHOOK_URL", "https://alerts.example.com/hooks/cryptify"
+        ),
+        alert_first_retry_seconds=read.bounded_int(
+            "CRYPTIFY_ALERT_FIRST_RETRY_SECONDS", DEFAULT_ALERT_FIRST_RETRY_SECONDS, 1, 3600
         ),
         executor=read.read(
             "CRYPTIFY_EXECUTOR", EXECUTORS[0], _one_of(EXECUTORS), f"one of {', '.join(EXECUTORS)}",

@@ -2,7 +2,8 @@
 
 The database is the configured one (CI sets DATABASE_URL to the machine's server); with none
 configured, an embedded server under ``.cryptify/pg-test`` (``support/database.py``). Each test
-gets its own schema, dropped afterwards.
+gets its own schema, dropped afterwards. A test using these fixtures is marked ``integration``;
+an embedded server this session started is stopped when it ends.
 """
 
 from __future__ import annotations
@@ -10,16 +11,59 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from cryptify_pipeline.postgres_url import DatabaseUrl
-from cryptify_pipeline_tests.support.database import run_sql, suite_database_url
+from cryptify_pipeline_tests.support.database import (
+    embedded_server_dir,
+    embedded_server_running,
+    run_sql,
+    stop_embedded_server_started_by_suite,
+    suite_database_url,
+)
 
 # The suite runs on two pytest-xdist workers on two cores; OpenMP threads in scikit-learn
 # (HistGradientBoosting) spin-wait for a core the other worker holds and run many times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# a test using one of these reaches Postgres or a Postgres-backed Dagster instance
+INTEGRATION_FIXTURES = frozenset({"database_url", "schema", "instance"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+# the controller's note: (the embedded server's data directory, whether it ran before the
+# session), or None when a database is configured
+_EMBEDDED_BEFORE = pytest.StashKey[tuple[Path, bool] | None]()
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The workers start the embedded server on first use and leave it running for each other;
+    # the controller (or a session without xdist) notes whether one ran before the session.
+    if _is_xdist_worker(config):
+        return
+    data_dir = embedded_server_dir()
+    config.stash[_EMBEDDED_BEFORE] = (
+        None if data_dir is None else (data_dir, embedded_server_running(data_dir))
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the embedded server if this session started it (the workers have ended by now)."""
+    noted = config.stash.get(_EMBEDDED_BEFORE, None)
+    if noted is not None:
+        stop_embedded_server_started_by_suite(*noted)
 
 
 @pytest.fixture(scope="session")

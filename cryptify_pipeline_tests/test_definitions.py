@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import joblib
+import pytest
 from dagster import Definitions
 
 from cryptify_pipeline.definitions import defs
@@ -36,6 +37,7 @@ def test_importing_the_package_reads_no_settings_and_starts_no_database():
     assert result.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.integration  # loads the definitions on the test database
 def test_dagster_cli_validates_the_code_location():
     result = subprocess.run(
         [DAGSTER, "definitions", "validate", "-m", "cryptify_pipeline.definitions"],

@@ -212,3 +212,11 @@ def test_without_the_variable_every_step_uses_the_instance_key_file(tmp_path):
     first = key_id_in_a_step(signing)
     assert (tmp_path / "model-signing.key").exists()
     assert key_id_in_a_step(signing) == first  # created once, then shared
+
+
+def test_the_alerts_first_retry_is_the_setting_and_doubles_from_there():
+    default = build_resources(load_settings({}))["alerts"].policy()
+    assert [default.retry_delay(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    settings = load_settings({"CRYPTIFY_ALERT_FIRST_RETRY_SECONDS": "2"})
+    policy = build_resources(settings)["alerts"].policy()
+    assert [policy.retry_delay(n).total_seconds() for n in (1, 2, 3)] == [2, 4, 8]

@@ -35,6 +35,7 @@ from cryptify_pipeline.automation.failures import (
 )
 from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.redaction import redact_url
+from cryptify_pipeline.settings import DEFAULT_ALERT_FIRST_RETRY_SECONDS
 from cryptify_pipeline.storage import pg_tables
 from cryptify_pipeline.storage.resource import PostgresDatabase
 
@@ -52,7 +53,7 @@ class AlertPolicy:
 
     timeout_seconds: float = 3.0
     max_attempts: int = 20
-    first_retry_seconds: float = 30.0
+    first_retry_seconds: float = DEFAULT_ALERT_FIRST_RETRY_SECONDS
     max_retry_seconds: float = 3600.0
     tick_budget_seconds: float = 6.0
     per_tick: int = 10

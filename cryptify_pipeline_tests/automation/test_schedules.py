@@ -22,6 +22,7 @@ from cryptify_pipeline_tests.support.instances import isolated, own_instance, re
 defs = build_definitions(load_settings({}))
 
 
+@pytest.mark.integration  # ticks on an instance of its own
 @pytest.mark.parametrize(
     ("tick", "expected"),
     [
@@ -31,7 +32,7 @@ defs = build_definitions(load_settings({}))
 )
 def test_collect_schedule_requests_the_just_closed_hour(tick, expected):
     assert tick_partitions("collect_schedule", tick) == [expected]
-    assert defs.get_schedule_def("collect_schedule").cron_schedule == "2 * * * *"
+    assert defs.resolve_schedule_def("collect_schedule").cron_schedule == "2 * * * *"
 
 
 def tick_partitions(name: str, tick: datetime, collected: list[str] = ()) -> list[str]:
@@ -40,7 +41,7 @@ def tick_partitions(name: str, tick: datetime, collected: list[str] = ()) -> lis
 
 def tick_result(name: str, tick: datetime, collected: list[str] = ()):
     """The schedule's tick, on an instance where the ``collected`` candle hours exist."""
-    schedule = defs.get_schedule_def(name)
+    schedule = defs.resolve_schedule_def(name)
     with own_instance("schedules") as instance:
         report(instance, "candles", collected)
         context = build_schedule_context(
@@ -51,13 +52,15 @@ def tick_result(name: str, tick: datetime, collected: list[str] = ()):
         return isolated(schedule.evaluate_tick, context)
 
 
+@pytest.mark.integration  # ticks on an instance of its own
 def test_train_schedule_trains_through_yesterday_at_half_past_midnight():
-    assert defs.get_schedule_def("train_schedule").cron_schedule == "30 0 * * *"
+    assert defs.resolve_schedule_def("train_schedule").cron_schedule == "30 0 * * *"
     assert tick_partitions("train_schedule", datetime(2026, 3, 5, 0, 30, tzinfo=UTC)) == [
         "2026-03-04"
     ]
 
 
+@pytest.mark.integration  # ticks on an instance of its own
 def test_evaluate_schedule_scores_the_day_whose_next_day_has_closed():
     # forecasts made on 3 March reach into 4 March, which closed at midnight: they are scored
     # against the candles of 06:00 on 3 March to 23:00 on 4 March
@@ -65,11 +68,12 @@ def test_evaluate_schedule_scores_the_day_whose_next_day_has_closed():
     targets = [
         hour_key(datetime(2026, 3, 3, 6, tzinfo=UTC) + timedelta(hours=h)) for h in range(42)
     ]
-    assert defs.get_schedule_def("evaluate_schedule").cron_schedule == "15 0 * * *"
+    assert defs.resolve_schedule_def("evaluate_schedule").cron_schedule == "15 0 * * *"
     assert tick_partitions("evaluate_schedule", tick, targets) == ["2026-03-03"]
     assert tick_partitions("evaluate_schedule", datetime(2025, 1, 2, 0, 15, tzinfo=UTC)) == []
 
 
+@pytest.mark.integration  # ticks on an instance of its own
 def test_evaluate_schedule_skips_a_day_whose_target_candles_are_not_collected():
     tick = datetime(2026, 3, 5, 0, 15, tzinfo=UTC)
     targets = [
@@ -87,7 +91,7 @@ def test_evaluate_schedule_skips_a_day_whose_target_candles_are_not_collected():
 def test_schedules_and_sensors_run_by_default():
     assert load_settings({}).automation
     names = ["collect_schedule", "train_schedule", "evaluate_schedule"]
-    assert {defs.get_schedule_def(n).default_status.value for n in names} == {"RUNNING"}
+    assert {defs.resolve_schedule_def(n).default_status.value for n in names} == {"RUNNING"}
     sensors = [
         "forecast_after_collect",
         "candle_gap_repair",
@@ -96,8 +100,8 @@ def test_schedules_and_sensors_run_by_default():
         "record_run_failures",
         "fail_stale_runs",
     ]
-    assert {defs.get_sensor_def(n).default_status.value for n in sensors} == {"RUNNING"}
-    assert defs.get_sensor_def("automation_conditions").default_status.value == "RUNNING"
+    assert {defs.resolve_sensor_def(n).default_status.value for n in sensors} == {"RUNNING"}
+    assert defs.resolve_sensor_def("automation_conditions").default_status.value == "RUNNING"
 
 
 def test_automation_env_var_stops_every_schedule_and_sensor():

@@ -86,7 +86,7 @@ def test_sensor_requests_exactly_the_missing_hours(schema):
             collected[:1], instance=instance, resources=resources,
             tags=range_tags(key(gap[0]), key(gap[1])),
         ).success  # fmt: skip
-        sensor = defs.get_sensor_def("candle_gap_repair")
+        sensor = defs.resolve_sensor_def("candle_gap_repair")
         with build_sensor_context(instance=instance, resources=resources) as context:
             requests = isolated(sensor, context)
     assert [
@@ -112,7 +112,7 @@ def test_sensor_requests_hours_whose_context_failed_transiently(schema):
             collected, instance=instance, resources=resources,
             tags=range_tags(key(oldest), key(newest)),
         ).success  # fmt: skip
-        sensor = defs.get_sensor_def("candle_gap_repair")
+        sensor = defs.resolve_sensor_def("candle_gap_repair")
         with build_sensor_context(instance=instance, resources=resources) as context:
             assert "no missing candle or context hours" in isolated(sensor, context).skip_message
         # written after a source failure: a transient one is repaired, a final one is not
@@ -135,7 +135,7 @@ def test_forecastable_ranges_keep_hours_whose_previous_day_has_models():
 
 def test_successful_collection_requests_forecasts_for_its_hours(instance, schema):
     defs = pipeline.definitions(schema)
-    forecast_after_collect = defs.get_sensor_def("forecast_after_collect")
+    forecast_after_collect = defs.resolve_sensor_def("forecast_after_collect")
     result = defs.resolve_job_def("collect_job").execute_in_process(
         instance=instance, tags=range_tags("2025-07-01-22:00", "2025-07-02-01:00")
     )
@@ -215,7 +215,7 @@ def test_missing_forecasts_sensor_requests_the_hours_left_unforecast(schema):
         report(
             instance, "predictions", hour_keys(day + timedelta(hours=3), day + timedelta(hours=23))
         )
-        sensor = defs.get_sensor_def("missing_forecasts")
+        sensor = defs.resolve_sensor_def("missing_forecasts")
         with build_sensor_context(
             instance=instance, resources=pipeline.resources(schema)
         ) as context:
@@ -237,7 +237,7 @@ def test_missing_scores_sensor_waits_for_late_candles_and_rescores_when_they_arr
     first_target, last_target = day + timedelta(hours=6), day + timedelta(hours=47)
     late = day + timedelta(hours=30)
     defs = pipeline.definitions(schema)
-    sensor = defs.get_sensor_def("missing_scores")
+    sensor = defs.resolve_sensor_def("missing_scores")
     with own_instance("scores") as instance:
 
         def evaluate():

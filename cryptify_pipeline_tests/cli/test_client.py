@@ -1,7 +1,7 @@
 """The client and the ``cryptify`` command against servers that are not a working Dagster
 webserver: one that answers HTML, one that answers ``{"data": null}``, one that never answers,
 none at all, and hosts, ports and config files that are wrong. Each is one error line and exit
-status 1, within seconds, and nothing reaches a server that would launch anything.
+status 1, after one request, and nothing reaches a server that would launch anything.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -88,11 +87,12 @@ EXPECTED = {
 
 
 def test_a_server_that_is_not_dagster_is_one_error_line(not_dagster, capsys):
-    for command in (["jobs"], ["runs"], ["status", "some-run"], ["logs", "some-run"]):
-        started = time.monotonic()
+    for asked, command in enumerate(
+        (["jobs"], ["runs"], ["status", "some-run"], ["logs", "some-run"]), start=1
+    ):
         port = ["--host", "127.0.0.1", "--port", str(not_dagster.port), "--request-timeout", "1"]
         status, out, err = cryptify(capsys, *command, *port)
-        assert time.monotonic() - started < 5
+        assert len(not_dagster.requests) == asked  # one request, not retried
         assert (status, out) == (1, "")
         assert len(err.splitlines()) == 1, err
         assert err.startswith(f"cryptify {command[0]}: http://127.0.0.1:{not_dagster.port}/graphql")
@@ -119,10 +119,9 @@ def test_the_read_timeout_is_bounded_by_default():
         client = CryptifyClient("127.0.0.1", server.port)
         assert client.timeout <= 20
         client = CryptifyClient("127.0.0.1", server.port, timeout=0.5)
-        started = time.monotonic()
         with pytest.raises(ClientError, match=r"did not answer within 0\.5 s"):
             client.jobs()
-        assert time.monotonic() - started < 3
+        assert len(server.requests) == 1  # given up at the timeout, not retried
 
 
 def test_no_server_bad_hosts_and_bad_ports_are_one_error_line(capsys):

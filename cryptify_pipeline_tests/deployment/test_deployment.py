@@ -171,6 +171,7 @@ def test_the_database_reaches_the_services_as_parts_whatever_the_password():
     assert {"DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"} <= set(LAUNCHER["env_vars"])
 
 
+@pytest.mark.integration  # runs on the test database
 def test_every_setting_reaches_the_services_and_every_run():
     settings = (ROOT / "cryptify_pipeline" / "settings.py").read_text()
     read = set(re.findall(r'"((?:CRYPTIFY|DB)_[A-Z_]+)"', settings))

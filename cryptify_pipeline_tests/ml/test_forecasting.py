@@ -114,6 +114,8 @@ def test_every_row_that_serves_a_forecast_is_verified(setup):
         )
 
 
+# the context here is empty on purpose: the imputer says every context column is all NaN
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values:UserWarning")
 def test_a_model_fitted_on_columns_the_features_lack_fails_naming_them(setup):
     symbols, candles, features, _ = setup
     # a +context model, fitted where the context columns exist, fed features that lack them

@@ -10,7 +10,6 @@ from dagster import (
     BackfillPolicy,
     DagsterEventType,
     DagsterInstance,
-    EventRecordsFilter,
     HourlyPartitionsDefinition,
     MaterializeResult,
     PartitionKeyRange,
@@ -47,16 +46,15 @@ def instance():
 
 def planned(instance: DagsterInstance, run_id: str) -> list[tuple[str, str]]:
     """(asset, partition) of the run's planned materialisations, in storage order."""
-    records = instance.get_event_records(
-        EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION_PLANNED), ascending=True
-    )
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED, ascending=True
+    ).records
     return [
         (
             record.asset_key.to_user_string(),
             record.event_log_entry.get_dagster_event().partition,
         )
         for record in records
-        if record.run_id == run_id
     ]
 
 

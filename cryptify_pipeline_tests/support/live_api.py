@@ -40,11 +40,12 @@ def live_api(schema: str, log: Path, **env: str) -> Iterator[LiveApi]:
     """``cryptify api`` serving ``schema``'s tables (and ``env``'s settings), once ``/health``
     answers; on exit it is interrupted as Ctrl-C would."""
     port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "cryptify"), "api", "--host", "127.0.0.1", "--port", str(port)],
-        env=subprocess_env(CRYPTIFY_SCHEMA=schema, **env),
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    with log.open("w") as output:  # the child writes to its own copy of the descriptor
+        process = subprocess.Popen(
+            [str(BIN / "cryptify"), "api", "--host", "127.0.0.1", "--port", str(port)],
+            env=subprocess_env(CRYPTIFY_SCHEMA=schema, **env),
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -122,9 +122,10 @@ def live_deployment(
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     # a process group per server, so stopping it also stops the code server it spawned
-    return subprocess.Popen(
-        command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with log.open("w") as output:  # the child writes to its own copy of the descriptor
+        return subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _wait_until_ready(
