@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         (["models"], daily, first_model_day, today),
         (["predictions"], hourly, first_model_day + DAY, span.last_hour + HOUR),
         # a day's forecasts are scored once the next day has closed
-        (["forecast_metrics"], daily, first_model_day + DAY, today - DAY),
+        (["forecast_metrics", "backtest"], daily, first_model_day + DAY, today - DAY),
     ]
     assets = list(defs.assets or [])
     resources = defs.resources
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             for first, last in missing_ranges(wanted, done, partitions_def.fmt, step):
                 _run(instance, assets, resources, selection, first, last)
         if instance.get_materialized_partitions(AssetKey("forecast_metrics")):
-            _run(instance, assets, resources, ["leaderboard"], None, None)
+            _run(instance, assets, resources, ["leaderboard", "backtest_summary"], None, None)
         else:
             log.info("leaderboard: nothing scored yet (a day is scored once the next has closed)")
     log.info("bootstrap done: open the UI with `dagster dev` (make dev does both)")
