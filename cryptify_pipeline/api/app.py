@@ -24,11 +24,19 @@ from cryptify_pipeline.api.deps import ApiState
 from cryptify_pipeline.api.errors import error_body, install_error_handlers, json_response
 from cryptify_pipeline.api.names import Symbols
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable
-from cryptify_pipeline.api.routes import dashboard, features, history, predictions, scores, status
+from cryptify_pipeline.api.routes import (
+    backtest,
+    dashboard,
+    features,
+    history,
+    predictions,
+    scores,
+    status,
+)
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
 from cryptify_pipeline.storage.server import resolve_database_url
 
-ROUTERS = (dashboard, status, history, predictions, features, scores)
+ROUTERS = (dashboard, status, history, predictions, features, scores, backtest)
 
 
 def api_database(settings: Settings) -> Database:
