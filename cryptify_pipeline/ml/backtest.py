@@ -98,22 +98,81 @@ def signals(forecasts: pd.DataFrame, rule: str, costs: Costs, long_only: bool) -
 
 
 def positions(
-    made_at: pd.Series, signal: np.ndarray, horizon: int, start: datetime, end: datetime
-) -> pd.Series:
-    """The position ``w_t`` of every hour in [start - 1 h, end): the mean of the signals of
-    the ``horizon`` forecasts made at t - horizon .. t - 1 (0 for a missing one)."""
-    grid = pd.date_range(start - (horizon + 1) * HOUR, end - HOUR, freq="h")
-    by_hour = pd.Series(signal, index=pd.DatetimeIndex(made_at)).reindex(grid, fill_value=0.0)
-    held = by_hour.rolling(horizon, min_periods=1).sum().shift(1).fillna(0.0) / horizon
-    return held[held.index >= start - HOUR]
+    made_at: np.ndarray, signal: np.ndarray, horizon: int, first: int, count: int, size: int
+) -> np.ndarray:
+    """The position ``w_t`` of the hours ``first - 1 .. first + count - 1`` of an hourly grid of
+    ``size`` hours: the mean of the signals of the ``horizon`` forecasts made (at grid hours
+    ``made_at``) at t - horizon .. t - 1, 0 for a missing one."""
+    by_hour = np.zeros(size)
+    by_hour[made_at] = signal
+    running = np.concatenate([[0.0], np.cumsum(by_hour)])  # running[j]: hours 0 .. j - 1
+    hours = np.arange(first - 1, first + count)
+    return (running[hours] - running[np.maximum(hours - horizon, 0)]) / horizon
 
 
 def candle_returns(candles: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     """Per symbol (columns), the simple return of every candle of [start, end) (rows): from
     the previous close to its close; NaN where either candle is missing."""
     grid = pd.date_range(start - HOUR, end - HOUR, freq="h")
-    closes = candles.pivot_table(index="ts", columns="symbol", values="close").reindex(grid)
+    candles = candles[(candles["ts"] >= start - HOUR) & (candles["ts"] < end)]
+    closes = candles.pivot(index="ts", columns="symbol", values="close").reindex(grid)
     return (closes / closes.shift(1) - 1).iloc[1:]
+
+
+@dataclass(frozen=True)
+class Book:
+    """One symbol, model, horizon and rule traded over the hours of a backtest."""
+
+    symbol: str
+    model: str
+    horizon: int
+    rule: str
+    position: np.ndarray
+    turnover: np.ndarray
+    cost: np.ndarray
+    strategy_return: np.ndarray
+    buy_and_hold_return: np.ndarray
+
+
+def books(
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    rules: Sequence[str],
+    costs: Costs,
+    long_only: bool,
+) -> list[Book]:
+    """Every symbol, model, horizon and rule traded over the hours of [start, end). Reads
+    only the forecasts made in the hours before each hour traded."""
+    returns = candle_returns(candles, start, end)
+    count = (end - start) // HOUR
+    if predictions.empty:
+        return []
+    # only forecasts that can be open in [start - 1 h, end): made in the h + 1 hours before
+    reach = int(predictions["horizon_h"].max()) + 1
+    origin = start - reach * HOUR
+    made = predictions[(predictions["ts"] >= origin) & (predictions["ts"] < end)]
+    made_at = ((made["ts"] - pd.Timestamp(origin)) // HOUR).to_numpy(int)
+    size = reach + count
+    by_rule = {rule: signals(made, rule, costs, long_only) for rule in rules}
+    found = []
+    groups = made.groupby(["symbol", "model", "horizon_h"], sort=True).indices
+    for (symbol, model, horizon), rows in groups.items():
+        horizon = int(horizon)
+        if symbol in returns:
+            market = returns[symbol].to_numpy(float)
+        else:
+            market = np.full(count, np.nan)
+        for rule in rules:
+            held = positions(made_at[rows], by_rule[rule][rows], horizon, reach, count, size)
+            position, turnover = held[1:], np.abs(np.diff(held))
+            cost = turnover * costs.per_side
+            found.append(
+                Book(symbol, model, horizon, rule, position, turnover, cost,
+                     position * market - cost, market)
+            )  # fmt: skip
+    return found
 
 
 def backtest_hours(
@@ -127,43 +186,32 @@ def backtest_hours(
 ) -> pd.DataFrame:
     """Every hour of [start, end), per symbol, model, horizon and rule: ``position``,
     ``turnover`` (|change of position|), ``cost``, ``strategy_return``, ``buy_and_hold_return``
-    and ``flat_return``. Reads only forecasts made before ``start`` - 1 h .. ``end`` - 1 h."""
-    returns = candle_returns(candles, start, end)
+    and ``flat_return``, one row each."""
     hours = pd.date_range(start, end - HOUR, freq="h")
-    frames = []
-    for (symbol, model, horizon), made in predictions.groupby(
-        ["symbol", "model", "horizon_h"], sort=True
-    ):
-        horizon = int(horizon)
-        if symbol in returns:
-            market = returns[symbol].to_numpy(float)
-        else:
-            market = np.full(len(hours), np.nan)
-        for rule in rules:
-            held = positions(made["ts"], signals(made, rule, costs, long_only), horizon, start, end)
-            position = held.to_numpy()[1:]
-            turnover = np.abs(np.diff(held.to_numpy()))
-            cost = turnover * costs.per_side
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "ts": hours,
-                        "symbol": symbol,
-                        "model": model,
-                        "horizon_h": horizon,
-                        "rule": rule,
-                        "position": position,
-                        "turnover": turnover,
-                        "cost": cost,
-                        "strategy_return": position * market - cost,
-                        "buy_and_hold_return": market,
-                        "flat_return": np.zeros(len(hours)),
-                    }
-                )  # fmt: skip
-            )
-    if not frames:
+    found = books(predictions, candles, start, end, rules, costs, long_only)
+    if not found:
         return pd.DataFrame(columns=["ts", "symbol", "model", "horizon_h", "rule", *SERIES])
-    return pd.concat(frames, ignore_index=True)
+    repeat = len(hours)
+    return pd.DataFrame(
+        {
+            "ts": np.tile(hours, len(found)),
+            "symbol": np.repeat([b.symbol for b in found], repeat),
+            "model": np.repeat([b.model for b in found], repeat),
+            "horizon_h": np.repeat([b.horizon for b in found], repeat),
+            "rule": np.repeat([b.rule for b in found], repeat),
+            **{
+                name: np.concatenate([getattr(b, name) for b in found])
+                for name in (
+                    "position",
+                    "turnover",
+                    "cost",
+                    "strategy_return",
+                    "buy_and_hold_return",
+                )
+            },  # fmt: skip
+            "flat_return": np.zeros(repeat * len(found)),
+        }
+    )
 
 
 def backtest_day(
@@ -177,24 +225,25 @@ def backtest_day(
     """One row per symbol, model, horizon and rule of the hours of ``day``: the costs and
     sides, each hourly series of ``SERIES`` as 24 values (None where the candle is missing),
     and the day's sums."""
-    hourly = backtest_hours(
-        predictions, candles, day, day + timedelta(days=1), rules, costs, long_only
-    )
+    end = day + timedelta(days=1)
+    sides = "long_only" if long_only else "long_short"
     rows = []
-    for (symbol, model, horizon, rule), hours in hourly.groupby(
-        ["symbol", "model", "horizon_h", "rule"], sort=True
-    ):
-        gross = hours["strategy_return"] + hours["cost"]
+    flat = [0.0] * HOURS_PER_DAY
+    for book in books(predictions, candles, day, end, rules, costs, long_only):
         rows.append(
             {
-                "day": day, "symbol": symbol, "model": model, "horizon_h": int(horizon),
-                "rule": rule, "sides": "long_only" if long_only else "long_short",
+                "day": day, "symbol": book.symbol, "model": book.model,
+                "horizon_h": book.horizon, "rule": book.rule, "sides": sides,
                 "fee_bps": costs.fee_bps, "slippage_bps": costs.slippage_bps,
-                "gross_return": _compound(gross.to_numpy()),
-                "costs": float(hours["cost"].sum()),
-                "strategy_return_day": _compound(hours["strategy_return"].to_numpy()),
-                "buy_and_hold_return_day": _compound(hours["buy_and_hold_return"].to_numpy()),
-                **{name: _nullable(hours[name].to_numpy()) for name in SERIES},
+                "gross_return": _compound(book.strategy_return + book.cost),
+                "costs": float(book.cost.sum()),
+                "strategy_return_day": _compound(book.strategy_return),
+                "buy_and_hold_return_day": _compound(book.buy_and_hold_return),
+                "position": _nullable(book.position),
+                "turnover": _nullable(book.turnover),
+                "strategy_return": _nullable(book.strategy_return),
+                "buy_and_hold_return": _nullable(book.buy_and_hold_return),
+                "flat_return": flat,
             }
         )  # fmt: skip
     return pd.DataFrame(rows)
@@ -206,7 +255,7 @@ def _compound(returns: np.ndarray) -> float:
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:
-    return [float(v) if math.isfinite(v) else None for v in values]
+    return np.where(np.isfinite(values), values, None).tolist()
 
 
 # -- the statistics ------------------------------------------------------------------------
@@ -333,14 +382,23 @@ def summarise(backtest: pd.DataFrame, last_days: int = 30) -> pd.DataFrame:
     ratio against zero and against buy-and-hold, ``beats_*`` after Bonferroni over the models
     tested for the same symbol, horizon, rule, sides, costs and window."""
     group_keys = ["symbol", "model", "horizon_h", "rule", "sides", "fee_bps", "slippage_bps"]
+    backtest = backtest.sort_values("day", ignore_index=True)
+    # each hourly series as a (days x 24) array once: per-value Python costs minutes a year
+    series = {name: hourly_arrays(backtest, name) for name in SERIES if name != "flat_return"}
+    days = backtest["day"].to_numpy()
     rows = []
     bootstrap_cache: dict[tuple[int, int], np.ndarray] = {}
     for window, mask in windows_of(backtest["day"], last_days).items():
-        frame = backtest[mask]
-        for key, group in frame.groupby(group_keys, sort=True):
+        groups = backtest[mask].groupby(group_keys, sort=True).indices
+        chosen = np.flatnonzero(mask.to_numpy())
+        for key, positions_in_window in groups.items():
+            rows_of_group = chosen[positions_in_window]  # in day order: the frame is sorted
             row = dict(zip(group_keys, key, strict=True))
             row["window"] = window
-            row.update(_figures(group.sort_values("day"), int(row["horizon_h"]), bootstrap_cache))
+            hourly = {name: values[rows_of_group].ravel() for name, values in series.items()}
+            row.update(
+                _figures(hourly, days[rows_of_group], int(row["horizon_h"]), bootstrap_cache)
+            )
             rows.append(row)
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     summary["hours"] = summary["hours"].astype("int64")
@@ -353,21 +411,22 @@ def summarise(backtest: pd.DataFrame, last_days: int = 30) -> pd.DataFrame:
     )
 
 
-def hourly_series(group: pd.DataFrame, column: str) -> np.ndarray:
-    """A group's ``column`` hour by hour over its days in order, NaN where null."""
-    values = [np.nan if v is None else v for hours in group[column] for v in hours]
-    return np.asarray(values, float)
+def hourly_arrays(backtest: pd.DataFrame, column: str) -> np.ndarray:
+    """``column``'s 24-hour lists as a (rows x 24) array, NaN where null."""
+    if backtest.empty:
+        return np.empty((0, HOURS_PER_DAY))
+    return np.array(backtest[column].tolist(), dtype=float)
 
 
 def _figures(
-    group: pd.DataFrame, horizon: int, cache: dict[tuple[int, int], np.ndarray]
+    hourly: dict[str, np.ndarray],
+    days: np.ndarray,
+    horizon: int,
+    cache: dict[tuple[int, int], np.ndarray],
 ) -> dict[str, object]:
-    strategy = hourly_series(group, "strategy_return")
-    hold = hourly_series(group, "buy_and_hold_return")
-    position = hourly_series(group, "position")
-    turnover = hourly_series(group, "turnover")
+    strategy, hold = hourly["strategy_return"], hourly["buy_and_hold_return"]
     priced = np.isfinite(strategy) & np.isfinite(hold)
-    strategy, hold, position = strategy[priced], hold[priced], position[priced]
+    strategy, hold, position = strategy[priced], hold[priced], hourly["position"][priced]
     count = len(strategy)
     if count and count >= MIN_WINDOWS * horizon:
         if (count, horizon) not in cache:
@@ -376,17 +435,15 @@ def _figures(
         tests = sharpe_tests(strategy, hold, horizon, cache[count, horizon])
     else:
         tests = sharpe_tests(strategy, hold, horizon)
-    first_day = pd.Timestamp(group["day"].iloc[0])
-    last_day = pd.Timestamp(group["day"].iloc[-1])
     return {
-        "first_hour": first_day,
-        "last_hour": last_day + timedelta(hours=HOURS_PER_DAY - 1),
+        "first_hour": pd.Timestamp(days[0]),
+        "last_hour": pd.Timestamp(days[-1]) + timedelta(hours=HOURS_PER_DAY - 1),
         "hours": count,
         "total_return": total_return(strategy),
         "sharpe": sharpe(strategy),
         "sortino": sortino(strategy),
         "max_drawdown": max_drawdown(strategy),
-        "turnover_per_day": float(np.nansum(turnover)) / len(group),
+        "turnover_per_day": float(np.nansum(hourly["turnover"])) / len(days),
         "hit_rate": hit_rate(position, hold),
         "exposure": float(np.mean(np.abs(position))) if count else math.nan,
         "bh_total_return": total_return(hold),
@@ -424,6 +481,6 @@ def equity_curves(
                 for hour in range(HOURS_PER_DAY)]  # fmt: skip
         panel = curves.setdefault(symbol, {})
         for name, column in ((model, "strategy_return"), ("buy and hold", "buy_and_hold_return")):
-            returns = np.nan_to_num(hourly_series(group, column))
+            returns = np.nan_to_num(hourly_arrays(group, column).ravel())
             panel[name] = pd.Series(np.cumprod(1 + returns), index=pd.DatetimeIndex(ends))
     return curves
