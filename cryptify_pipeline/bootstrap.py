@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         Stage("train_job", ["models"], daily, first_model_day, today),
         Stage("predict_job", ["predictions"], hourly, first_model_day + DAY, span.last_hour + HOUR),
         # a day's forecasts are scored once the next day has closed
-        Stage("evaluate_job", ["forecast_metrics"], daily, first_model_day + DAY, today - DAY,
-              refreshed=["leaderboard"]),
+        Stage("evaluate_job", ["forecast_metrics", "backtest"], daily, first_model_day + DAY,
+              today - DAY, refreshed=["leaderboard", "backtest_summary"]),
     ]  # fmt: skip
     with instance:
         jobs = NamedJobs(instance, console, Path(instance.root_directory) / "bootstrap.log")

@@ -56,3 +56,8 @@ training_window = TimeWindowPartitionMapping(start_offset=-(MAX_TRAINING_DAYS - 
 previous_day_model = TimeWindowPartitionMapping(start_offset=-24, end_offset=-24)
 # forecasts made on day D are scored with the candles of D and D + 1 (horizons up to 24 h)
 realised_next_day = TimeWindowPartitionMapping(start_offset=0, end_offset=1)
+# the backtest of day D trades its hours on the forecasts made up to 24 h before each, and
+# charges the change from the position of the hour before: forecasts from D - 2 through D
+backtest_forecasts = TimeWindowPartitionMapping(start_offset=-2, end_offset=0)
+# ... and earns the candles of D, each from the close before it: candles from D - 1 through D
+backtest_candles = TimeWindowPartitionMapping(start_offset=-1, end_offset=0)

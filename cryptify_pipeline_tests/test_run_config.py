@@ -34,6 +34,15 @@ def plan(job: str, op: str, config: dict) -> None:
          "(got 10001); allowed: between 1 and 10000"),
         ("evaluate_job", "leaderboard", {"plot_horizon_h": 8}, "must be one of [6, 12, 24]"),
         ("evaluate_job", "leaderboard", {"recent_days": 0}, "allowed: between 1 and 3650"),
+        ("evaluate_job", "backtest", {"rules": ["sign", "edge"], "fee_bps": 0}, None),
+        ("evaluate_job", "backtest", {"rules": ["sign", "momentum"]},
+         "unknown rule(s) ['momentum']: the rules are ['sign', 'edge', 'interval']"),
+        ("evaluate_job", "backtest", {"rules": []}, "rules must name at least one rule"),
+        ("evaluate_job", "backtest", {"fee_bps": -1},
+         "BacktestConfig.fee_bps: Input should be greater than or equal to 0 (got -1.0); "
+         "allowed: between 0 and 1000"),
+        ("evaluate_job", "backtest_summary", {"plot_rule": "momentum"},
+         "plot_rule must be one of ['sign', 'edge', 'interval']"),
     ],
 )  # fmt: skip
 def test_constraints_are_checked_when_the_plan_is_built(job, op, config, expected):
@@ -49,6 +58,8 @@ def test_constraints_are_checked_when_the_plan_is_built(job, op, config, expecte
 def test_defaults_need_no_config():
     plan("train_job", "models", {})
     plan("evaluate_job", "leaderboard", {})
+    plan("evaluate_job", "backtest", {})
+    plan("evaluate_job", "backtest_summary", {})
 
 
 def test_allowed_values_read_the_field_bounds():

@@ -27,6 +27,7 @@ from cryptify_pipeline.api.errors import error_body, install_error_handlers, jso
 from cryptify_pipeline.api.names import Symbols
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable
 from cryptify_pipeline.api.routes import (
+    backtest,
     dashboard,
     docs,
     features,
@@ -38,7 +39,7 @@ from cryptify_pipeline.api.routes import (
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
 from cryptify_pipeline.storage.server import resolve_database_url
 
-ROUTERS = (dashboard, docs, status, history, predictions, features, scores)
+ROUTERS = (dashboard, docs, status, history, predictions, features, scores, backtest)
 
 
 def api_database(settings: Settings) -> Database:

@@ -33,7 +33,10 @@ _SESSION_OPTIONS = (
     f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
     "-c TimeZone=UTC -c extra_float_digits=1"
 )
-TABLES = ("candles", "features", "predictions", "models", "forecast_metrics", "leaderboard")
+TABLES = (
+    "candles", "features", "predictions", "models", "forecast_metrics", "leaderboard",
+    "backtest_summary",
+)  # fmt: skip
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -108,6 +111,18 @@ _LEADERBOARD = (
 _DAY_SCORE = (
     "json_build_object('day', day, 'symbol', symbol, 'model', coalesce(%(label)s, model),"
     f" 'model_id', model, 'horizon_h', horizon_h, {_SCORE_FIGURES})"
+)
+_BACKTEST_FIELDS = (
+    "rule", "sides", "fee_bps", "slippage_bps", "window", "first_hour", "last_hour", "hours",
+    "total_return", "sharpe", "sortino", "max_drawdown", "turnover_per_day", "hit_rate",
+    "exposure", "bh_total_return", "bh_sharpe", "bh_sortino", "bh_max_drawdown",
+    "sharpe_p_vs_zero", "sharpe_p_vs_hold", "beats_zero", "beats_buy_and_hold", "test_note",
+)  # fmt: skip
+_BACKTEST = (
+    "json_build_object('symbol', symbol, 'model', coalesce(%(label)s, model), 'model_id', model,"
+    " 'horizon_h', horizon_h, "
+    + ", ".join(f"'{name}', \"{name}\"" for name in _BACKTEST_FIELDS)
+    + ")"
 )
 # a model's record: provenance and figures, never its bytes (`pipeline`) nor its signature
 _MODEL_RECORD = (
@@ -371,6 +386,37 @@ class Database:
             f" WHERE symbol = %(symbol)s{_filters(model, horizon)}",
             {"symbol": symbol, "model": model, "label": label, "horizon": horizon},
         )
+
+    def backtest(
+        self,
+        symbol: str,
+        model: str | None,
+        label: str | None,
+        horizon: int | None,
+        window: str | None,
+        rule: str | None,
+    ) -> JsonRows:
+        """The backtest summary's rows of ``symbol``, by horizon, rule, window and model."""
+        conditions = _filters(model, horizon)
+        conditions += "" if window is None else ' AND "window" = %(window)s'
+        conditions += "" if rule is None else " AND rule = %(rule)s"
+        return self._json_rows(
+            f"SELECT count(*), coalesce(json_agg({_BACKTEST}"
+            ' ORDER BY horizon_h, rule, "window", model, sides, fee_bps, slippage_bps),'
+            f" '[]')::text FROM {self._table['backtest_summary']}"
+            f" WHERE symbol = %(symbol)s{conditions}",
+            {"symbol": symbol, "model": model, "label": label, "horizon": horizon,
+             "window": window, "rule": rule},
+        )  # fmt: skip
+
+    def backtest_windows(self, symbol: str) -> list[str]:
+        """The windows the backtest summary holds for ``symbol``."""
+        rows = self._rows(
+            f'SELECT DISTINCT "window" FROM {self._table["backtest_summary"]}'
+            ' WHERE symbol = %(symbol)s ORDER BY "window"',
+            {"symbol": symbol},
+        )
+        return [row[0] for row in rows or []]
 
     def latest_scores(
         self, symbol: str, model: str | None, label: str | None, horizon: int | None

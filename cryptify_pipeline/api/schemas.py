@@ -23,7 +23,8 @@ class _Strict(BaseModel):
 class ErrorDetail(_Strict):
     code: str = Field(
         description="invalid_parameter, invalid_window, window_too_long, unknown_symbol, "
-        "unknown_model, not_found, method_not_allowed, database_unavailable or internal_error"
+        "unknown_model, unknown_backtest_window, not_found, method_not_allowed, "
+        "database_unavailable or internal_error"
     )
     message: str = Field(description="What was wrong, naming the parameter and value.")
     details: dict[str, Any] = Field(description="Machine-readable specifics (valid values...).")
@@ -141,6 +142,43 @@ class ModelRecord(_Strict):
     trained_at: datetime
 
 
+class BacktestRow(_Strict):
+    """A model's forecasts traded by a rule over a window, after costs, beside buy-and-hold."""
+
+    symbol: str
+    model: str = Field(description="The model name asked for (an alias stays an alias).")
+    model_id: str = Field(description="The zoo model whose forecasts were traded.")
+    horizon_h: int = Field(description="Each forecast holds 1/h of the capital for h hours.")
+    rule: Literal["sign", "edge", "interval"]
+    sides: Literal["long_short", "long_only"]
+    fee_bps: float = Field(description="Fee per side in basis points.")
+    slippage_bps: float = Field(description="Slippage per side in basis points.")
+    window: str = Field(description="'all', or the recent window such as '30d'.")
+    first_hour: datetime
+    last_hour: datetime
+    hours: int = Field(description="Hours traded with both candles present.")
+    total_return: float = Field(description="Compounded return after costs.")
+    sharpe: float | None = Field(description="Annualised: x sqrt(24 x 365); null if flat.")
+    sortino: float | None = Field(description="Annualised; null without a losing hour.")
+    max_drawdown: float = Field(description="Worst fall from a running peak (<= 0).")
+    turnover_per_day: float = Field(description="Capital traded per day.")
+    hit_rate: float | None = Field(description="Share of hours in the market on the right side.")
+    exposure: float | None = Field(description="Mean |position|.")
+    bh_total_return: float
+    bh_sharpe: float | None
+    bh_sortino: float | None
+    bh_max_drawdown: float
+    sharpe_p_vs_zero: float | None = Field(
+        description="One-sided block-bootstrap p-value of Sharpe > 0; null if not tested."
+    )
+    sharpe_p_vs_hold: float | None = Field(
+        description="One-sided block-bootstrap p-value of Sharpe > buy-and-hold's."
+    )
+    beats_zero: bool = Field(description="p below 5% / models tested (Bonferroni).")
+    beats_buy_and_hold: bool
+    test_note: str | None = Field(description="Why the p-values are null; null if tested.")
+
+
 # -- envelopes -------------------------------------------------------------------------------
 
 
@@ -222,6 +260,19 @@ class MetricsResponse(_Strict):
     status: Literal["success"]
     data: MetricsData
     metadata: ListMetadata
+
+
+class BacktestMetadata(_Strict):
+    symbol: str
+    count: int
+    window: str | None = Field(description="The window asked for; null: every window.")
+    rule: str | None = Field(description="The rule asked for; null: every rule.")
+
+
+class BacktestResponse(_Strict):
+    status: Literal["success"]
+    data: list[BacktestRow]
+    metadata: BacktestMetadata
 
 
 class ModelsData(_Strict):

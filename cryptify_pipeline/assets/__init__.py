@@ -5,6 +5,7 @@ import warnings
 
 from dagster import AssetChecksDefinition, AssetsDefinition, BetaWarning
 
+from cryptify_pipeline.assets.backtest import backtest_assets
 from cryptify_pipeline.assets.candle_checks import candle_checks
 from cryptify_pipeline.assets.candles import candles_asset
 from cryptify_pipeline.assets.context import context_assets
@@ -28,7 +29,8 @@ warnings.filterwarnings(
 def build_assets(
     partitions: Partitions, interval_level: float = DEFAULT_INTERVAL_LEVEL
 ) -> list[AssetsDefinition]:
-    """Every asset, candles through leaderboard; ``interval_level`` labels the forecasts."""
+    """Every asset, candles through leaderboard and backtest; ``interval_level`` labels the
+    forecasts."""
     return [
         candles_asset(partitions),
         *context_assets(partitions),
@@ -36,6 +38,7 @@ def build_assets(
         models_asset(partitions, interval_level),
         predictions_asset(partitions, interval_level),
         *evaluation_assets(partitions, interval_level),
+        *backtest_assets(partitions),
     ]
 
 

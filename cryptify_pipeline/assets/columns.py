@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cryptify_pipeline.ml.backtest import BOOTSTRAP_SAMPLES
 from cryptify_pipeline.ml.context_features import (
     FUNDING_HOURS,
     FUNDING_PERIODS,
@@ -269,4 +270,73 @@ EQUITY_INDEX = {
     "volume": "Contracts traded in the hour (null when shut).",
     "market_open": "Whether the market traded in the hour; false: shut, no price is invented.",
     "source": _CONTEXT_SOURCE,
+}
+
+_RULE = (
+    "sign: long when the forecast is up, short when down; edge: only when |forecast| exceeds "
+    "the round-trip cost; interval: only when the forecast's interval excludes no change (a "
+    "forecast without an interval never trades)."
+)
+_SIDES = "long_short, or long_only (a short signal holds cash)."
+_FEE = "Fee in basis points paid on every side of every trade (10 = a taker fee)."
+_SLIPPAGE = "Slippage in basis points paid on every side of every trade."
+_HOURLY = "By hour of the day (0-23), hour t being the candle of t (close of t-1 to close of t): "
+
+BACKTEST = {
+    "day": "Day whose hours were traded (UTC): the candles opening on it.",
+    "symbol": _SYMBOL,
+    "model": _MODEL,
+    "horizon_h": "Forecast horizon in hours: each forecast holds 1/h of the capital for h hours.",
+    "rule": _RULE,
+    "sides": _SIDES,
+    "fee_bps": _FEE,
+    "slippage_bps": _SLIPPAGE,
+    "gross_return": "The day's compounded strategy return before costs.",
+    "costs": "The day's costs, a fraction of capital: sum of |change of position| x (fee + "
+    "slippage).",
+    "strategy_return_day": "The day's compounded strategy return after costs.",
+    "buy_and_hold_return_day": "The day's compounded return of holding the symbol.",
+    "position": _HOURLY + "the position, -1..1 of the capital: the mean of the signals of the "
+    "h forecasts made in the h hours before it (a missing forecast counts as cash).",
+    "turnover": _HOURLY + "|position - previous hour's position|, the capital traded.",
+    "strategy_return": _HOURLY + "position x the candle's simple return - turnover x (fee + "
+    "slippage); null where a candle is missing.",
+    "buy_and_hold_return": _HOURLY + "the candle's simple return; null where a candle is missing.",
+    "flat_return": _HOURLY + "cash earns nothing: 0.",
+}
+
+
+BACKTEST_SUMMARY = {
+    "symbol": _SYMBOL,
+    "model": _MODEL,
+    "horizon_h": "Forecast horizon in hours: each forecast holds 1/h of the capital for h hours.",
+    "rule": _RULE,
+    "sides": _SIDES,
+    "fee_bps": _FEE,
+    "slippage_bps": _SLIPPAGE,
+    "window": "The days pooled: the recent days (e.g. 30d) or all.",
+    "first_hour": "First hour traded in the window.",
+    "last_hour": "Last hour traded in the window.",
+    "hours": "Hours with both candles, the ones every figure is computed on.",
+    "total_return": "Compounded strategy return after costs: prod(1 + r) - 1.",
+    "sharpe": "mean / standard deviation of the hourly returns x sqrt(24 x 365); null "
+    "when the return never varies (never traded).",
+    "sortino": "mean / sqrt(mean(min(r, 0)^2)) of the hourly returns x sqrt(24 x 365); "
+    "null without a losing hour.",
+    "max_drawdown": "Worst fall of the equity curve from its running peak (<= 0).",
+    "turnover_per_day": "Capital traded per day: sum of |change of position| / days.",
+    "hit_rate": "Of the hours in the market whose price moved, the share on the right side.",
+    "exposure": "Mean |position|: the share of capital in the market.",
+    "bh_total_return": "Buy-and-hold's compounded return over the same hours.",
+    "bh_sharpe": "Buy-and-hold's annualised Sharpe ratio.",
+    "bh_sortino": "Buy-and-hold's annualised Sortino ratio.",
+    "bh_max_drawdown": "Buy-and-hold's maximum drawdown.",
+    "sharpe_p_vs_zero": "One-sided p-value of Sharpe > 0 by the stationary block bootstrap "
+    f"(mean block h hours, {BOOTSTRAP_SAMPLES} samples, fixed seed). Null below "
+    f"{MIN_WINDOWS} independent h-hour windows (see test_note).",
+    "sharpe_p_vs_hold": "One-sided p-value of Sharpe > buy-and-hold's Sharpe, same "
+    "bootstrap, both series resampled together.",
+    "beats_zero": "sharpe_p_vs_zero below 5% / models tested beside it (Bonferroni).",
+    "beats_buy_and_hold": "sharpe_p_vs_hold below 5% / models tested beside it.",
+    "test_note": "Why the p-values are null (too few hours, never traded); null if tested.",
 }

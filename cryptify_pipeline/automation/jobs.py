@@ -71,7 +71,8 @@ def build_jobs(executor: ExecutorDefinition) -> Jobs:
         ),
         evaluate=job(
             "evaluate_job",
-            ["forecast_metrics", "leaderboard"],
-            "Score a day's forecasts once the day after has closed, and refresh the leaderboard.",
+            ["forecast_metrics", "leaderboard", "backtest", "backtest_summary"],
+            "Score a day's forecasts once the day after has closed, and refresh the leaderboard; "
+            "backtest the day's hours on the forecasts and refresh the backtest summary.",
         ),
     )

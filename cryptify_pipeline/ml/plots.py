@@ -52,3 +52,31 @@ def interval_label(predictions: pd.DataFrame) -> str:
 
 def as_markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def equity_plot_png(curves: Mapping[str, Mapping[str, pd.Series]], title: str) -> bytes:
+    """One panel per symbol: each strategy's equity curve (start 1), buy-and-hold's in black
+    and flat (cash) as a dashed line at 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    symbols = sorted(curves)
+    figure, axes = plt.subplots(len(symbols), 1, figsize=(9, 2.8 * len(symbols)), squeeze=False)
+    for axis, symbol in zip(axes[:, 0], symbols, strict=True):
+        for name, equity in sorted(curves[symbol].items()):
+            if name == "buy and hold":
+                axis.plot(equity.index, equity.to_numpy(), lw=1.6, color="black", label=name)
+            else:
+                axis.plot(equity.index, equity.to_numpy(), lw=0.9, label=name)
+        axis.axhline(1.0, lw=1, ls="--", color="grey", label="flat (cash)")
+        axis.set_title(symbol, fontsize=9)
+        axis.tick_params(labelsize=7)
+        axis.legend(fontsize=6, loc="upper left", ncol=3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()

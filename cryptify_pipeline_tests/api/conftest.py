@@ -1,7 +1,7 @@
 """The tables the API reads, written by the pipeline's own assets as Dagster runs, once per
 test session (worker): two symbols, candles for 23 days and their market context for the last
 8, two days of models and forecasts (every model, 6, 12 and 24 h), a day of scores and the
-leaderboard."""
+leaderboard, a day of backtests and their summary."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def write_forecast_tables(instance, schema: str) -> None:
         (["predictions"], FORECAST_HOURS, None),
         (["forecast_metrics"], (SCORED_DAY, SCORED_DAY), None),
         (["leaderboard"], None, None),
+        (["backtest"], (SCORED_DAY, SCORED_DAY), None),
+        (["backtest_summary"], None, None),
     ]
     for selection, keys, config in stages:
         result = materialize(

@@ -407,6 +407,52 @@ def test_latest_metrics(client, tables):
     assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("lstm", "mlp")]
 
 
+def test_backtest_serves_the_summary_by_window_and_rule(client, tables):
+    body = ok(client.get("/backtest"), schemas.BacktestResponse)
+    stored = run_sql(
+        f'SELECT model, horizon_h, rule, "window", total_return, sharpe, hours, test_note'
+        f" FROM {tables('backtest_summary')} WHERE symbol = 'BTC/USDT'"
+    )
+    # every model x horizon x rule, in the recent window and all
+    assert len(body["data"]) == len(stored) == len(MODELS) * len(HORIZONS) * 3 * 2
+    got = {
+        (r["model"], r["horizon_h"], r["rule"], r["window"]): (
+            r["total_return"], r["sharpe"], r["hours"], r["test_note"],
+        )
+        for r in body["data"]
+    }  # fmt: skip
+    assert got == {row[:4]: row[4:] for row in stored}
+    assert {(r["fee_bps"], r["slippage_bps"], r["sides"]) for r in body["data"]} == {
+        (10.0, 5.0, "long_short")
+    }
+    # a day backtested: 24 hours, too few to test any Sharpe ratio
+    assert {r["hours"] for r in body["data"]} == {24}
+    assert all(r["sharpe_p_vs_zero"] is None and r["test_note"] for r in body["data"])
+    one = ok(
+        client.get("/backtest?symbol=ETH-USDT&model=lstm&horizon=6&window=all&rule=edge"),
+        schemas.BacktestResponse,
+    )
+    assert [(r["model"], r["model_id"], r["horizon_h"], r["rule"], r["window"])
+            for r in one["data"]] == [("lstm", "mlp", 6, "edge", "all")]  # fmt: skip
+    assert one["metadata"] == {"symbol": "ETH/USDT", "count": 1, "window": "all", "rule": "edge"}
+    zero = client.get("/backtest?model=zero_return&rule=sign&window=30d").json()["data"]
+    assert {(r["total_return"], r["turnover_per_day"]) for r in zero} == {(0.0, 0.0)}
+
+
+def test_backtest_refuses_bad_rules_windows_symbols_and_models(client):
+    rule = error(client.get("/backtest?rule=momentum"), 422, "invalid_parameter")
+    assert rule["details"]["errors"][0]["parameter"] == "query.rule"
+    assert "'sign', 'edge' or 'interval'" in rule["message"]
+    window = error(client.get("/backtest?window=2y"), 422, "invalid_parameter")
+    assert window["details"]["errors"][0]["parameter"] == "query.window"
+    absent = error(client.get("/backtest?window=7d"), 404, "unknown_backtest_window")
+    assert absent["details"] == {"window": "7d", "valid": ["30d", "all"]}
+    assert absent["message"] == "no backtest window '7d' for BTC/USDT; the summary holds 30d, all"
+    error(client.get("/backtest?symbol=DOGE/USDT"), 404, "unknown_symbol")
+    error(client.get("/backtest?model=gpt"), 404, "unknown_model")
+    error(client.get("/backtest?horizon=7"), 422, "invalid_parameter")
+
+
 def test_models_are_records_without_their_bytes(client, tables):
     response = client.get("/models?symbol=ETH/USDT")
     body = ok(response, schemas.ModelsResponse)["data"]
@@ -533,6 +579,7 @@ def test_before_anything_is_collected_the_answers_are_empty(schema):
         assert (
             ok(empty.get("/metrics/latest"), schemas.MetricsResponse)["data"]["latest_day"] is None
         )
+        assert ok(empty.get("/backtest?window=30d"), schemas.BacktestResponse)["data"] == []
 
 
 # -- CORS, dashboard files, OpenAPI ----------------------------------------------------------
@@ -567,7 +614,7 @@ def test_openapi_describes_every_endpoint_and_error(client):
     spec = client.get("/openapi.json").json()
     paths = {
         "/health", "/meta", "/history", "/predictions/latest", "/features/latest", "/features",
-        "/metrics/latest", "/models", "/predict/{model}/{horizon}",
+        "/metrics/latest", "/models", "/predict/{model}/{horizon}", "/backtest",
     }  # fmt: skip
     assert set(spec["paths"]) == paths
     for path in paths - {"/health", "/meta"}:
@@ -583,7 +630,7 @@ def test_contract_of_the_whole_openapi_spec(client):
     response matches its documented status, content type and schema."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 10
     failures: list[str] = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -45,6 +45,8 @@ def chain(instance):
         run(instance, schema, ["predictions"], "2025-02-02-00:00", "2025-02-04-23:00"),
         run(instance, schema, ["forecast_metrics"], "2025-02-02", "2025-02-03"),
         run(instance, schema, ["leaderboard"]),
+        run(instance, schema, ["backtest"], "2025-02-02", "2025-02-04"),
+        run(instance, schema, ["backtest_summary"]),
     ]
     yield schema, steps
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -52,7 +54,7 @@ def chain(instance):
 
 def test_every_stage_succeeds_and_writes(chain):
     schema, steps = chain
-    assert [step.success for step in steps] == [True] * 6, [
+    assert [step.success for step in steps] == [True] * 8, [
         failure(s) for s in steps if not s.success
     ]
     count = lambda table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]  # noqa: E731
@@ -128,7 +130,7 @@ def test_leaderboard_puts_baselines_beside_models(chain):
         (schema,),
     )
     assert note_type == [("text",)]
-    metadata = steps[-1].asset_materializations_for_node("leaderboard")[0].metadata
+    metadata = steps[5].asset_materializations_for_node("leaderboard")[0].metadata
     assert "| symbol" in metadata["leaderboard (30d)"].value
     verdict = metadata["better than zero?"].value.splitlines()
     assert verdict[0] == (
@@ -185,3 +187,70 @@ def test_scoring_fails_naming_target_candles_not_collected_then_scores_once_they
         f"SELECT sum(n) FROM \"{schema}\".forecast_metrics WHERE day = '2025-02-04'"
         " AND model = 'zero_return'"
     ) == [(24 * 2 * 2,)]  # hours x symbols x horizons
+
+
+BACKTEST_ROWS = (
+    "SELECT day, symbol, model, horizon_h, rule, sides, fee_bps, slippage_bps, costs,"
+    ' strategy_return_day, position::text, strategy_return::text FROM "{}".backtest'
+    " ORDER BY day, symbol, model, horizon_h, rule"
+)
+
+
+def test_backtest_trades_every_model_and_rule_on_earlier_forecasts_only(chain):
+    schema, steps = chain
+    rows = run_sql(BACKTEST_ROWS.format(schema))
+    assert len(rows) == 3 * 2 * 2 * 7 * 3  # days x symbols x horizons x models x rules
+    assert {(r[5], r[6], r[7]) for r in rows} == {("long_short", 10.0, 5.0)}
+    # the zero forecast never trades: no cost, no return
+    zero = [r for r in rows if r[2] == "zero_return"]
+    assert {(r[8], r[9]) for r in zero} == {(0.0, 0.0)}
+    # the first forecasts were made at 00:00 on 2 Feb: nothing is held in that hour, and the
+    # next holds one forecast's share, 1/h of the capital at most
+    first_day = run_sql(
+        "SELECT horizon_h, (position->>0)::float8, abs((position->>1)::float8)"
+        f" FROM \"{schema}\".backtest WHERE day = '2025-02-02'"
+    )
+    assert {r[1] for r in first_day} == {0.0}
+    assert all(r[2] in (0.0, 1 / r[0]) for r in first_day)
+    traded = run_sql(
+        f"SELECT count(*) FROM \"{schema}\".backtest WHERE costs > 0 AND model = 'linear'"
+    )
+    assert traded[0][0] > 0
+
+
+def test_backtest_summary_shows_the_windows_table_and_equity_curves(chain):
+    schema, steps = chain
+    summary = run_sql(
+        f'SELECT "window", count(*), min(hours), max(hours), count(sharpe_p_vs_zero),'
+        f' min(test_note) FROM "{schema}".backtest_summary GROUP BY 1 ORDER BY 1'
+    )
+    too_few = "too few hours to test: 72 hour(s), 12.0 independent 6-hour windows; the test "
+    assert [row[:5] for row in summary] == [("30d", 84, 72, 72, 0), ("all", 84, 72, 72, 0)]
+    assert summary[0][5] == too_few + "needs 30 (180 hours)"
+    metadata = steps[7].asset_materializations_for_node("backtest_summary")[0].metadata
+    assert "| symbol" in metadata["sign rule (30d)"].value
+    plot = metadata["equity (30d)"].value
+    assert plot.startswith(
+        "![24h forecasts traded by the sign rule, last 30 days, after costs](data:image/png"
+    )
+
+
+def test_backtesting_a_day_again_writes_the_same_rows(chain, instance):
+    schema, _ = chain
+    before = run_sql(BACKTEST_ROWS.format(schema))
+    long_only = {"ops": {"backtest": {"config": {"long_only": True, "fee_bps": 2.5}}}}
+    assert run(instance, schema, ["backtest"], "2025-02-03", "2025-02-03", long_only).success
+    changed = run_sql(BACKTEST_ROWS.format(schema))
+    assert len(changed) == len(before)
+    assert {(r[5], r[6]) for r in changed if str(r[0])[:10] == "2025-02-03"} == {("long_only", 2.5)}
+    assert run(instance, schema, ["backtest"], "2025-02-03", "2025-02-03").success
+    assert run(instance, schema, ["backtest"], "2025-02-03", "2025-02-03").success
+    assert run_sql(BACKTEST_ROWS.format(schema)) == before
+
+
+def test_backtest_waits_for_the_day_to_close(chain, instance):
+    schema, _ = chain
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    result = run(instance, schema, ["backtest"], today, today)
+    assert not result.success
+    assert "can be backtested once they have closed" in failure(result)

@@ -141,3 +141,29 @@ def test_leaderboard_refreshed_by_evaluate_job_is_not_requested_again():
         instance.report_runless_asset_event(AssetMaterialization(asset_key="leaderboard"))
         second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         assert second.total_requested == 0
+
+
+def test_a_new_backtest_day_refreshes_the_summary_once_unless_evaluate_job_did():
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key="backtest", partition="2025-02-02")
+        )
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.get_num_requested(AssetKey("backtest_summary")) == 1
+        assert second.total_requested == 1
+        # evaluate_job writes the day's backtest and the summary in one run
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key="backtest", partition="2025-02-03")
+        )
+        instance.report_runless_asset_event(AssetMaterialization(asset_key="backtest_summary"))
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.total_requested == 0
+
+
+def test_evaluate_job_backtests_the_day_beside_scoring_it():
+    selected = defs.resolve_job_def("evaluate_job").asset_layer.executable_asset_keys
+    assert {key.to_user_string() for key in selected} == {
+        "forecast_metrics", "leaderboard", "backtest", "backtest_summary",
+    }  # fmt: skip

@@ -1,11 +1,11 @@
-"""The plot renders, and labels intervals with the level their models were calibrated for."""
+"""The plots render; the forecast plot labels intervals with their models' calibrated level."""
 
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from cryptify_pipeline.ml.plots import forecast_plot_png, interval_label
+from cryptify_pipeline.ml.plots import equity_plot_png, forecast_plot_png, interval_label
 
 
 def forecasts(level: float | None) -> pd.DataFrame:
@@ -27,3 +27,19 @@ def test_one_titled_panel_per_symbol_renders():
     candles = frame[["symbol", "ts"]].assign(close=101.0)
     png = forecast_plot_png(frame, candles, "title", {"BTC/USDT": "BTC/USDT: ridge"})
     assert png.startswith(b"\x89PNG")
+
+
+def test_the_equity_plot_draws_a_panel_per_symbol():
+    ends = pd.date_range("2025-01-02 01:00", periods=48, freq="h", tz="UTC")
+    curves = {
+        symbol: {
+            "ridge": pd.Series(1 + 0.001 * np.arange(48), index=ends),
+            "buy and hold": pd.Series(1 - 0.001 * np.arange(48), index=ends),
+        }
+        for symbol in ("BTC/USDT", "ETH/USDT")
+    }
+    png = equity_plot_png(curves, "equity")
+    assert png.startswith(b"\x89PNG")
+    # two panels are taller than one
+    one = equity_plot_png({"BTC/USDT": curves["BTC/USDT"]}, "equity")
+    assert int.from_bytes(png[20:24]) > int.from_bytes(one[20:24])
