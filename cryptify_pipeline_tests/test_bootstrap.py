@@ -279,7 +279,7 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(fresh):
     assert "models: nothing missing" in fresh.again.stderr, fresh.again.stderr
     scoring, refresh = [run for run in runs if run.job_name == "evaluate_job"]
     assert run_partition_range(scoring.tags) is not None
-    assert refresh.asset_selection == {AssetKey("leaderboard")}
+    assert refresh.asset_selection == {AssetKey("leaderboard"), AssetKey("backtest_summary")}
     assert run_partition_range(refresh.tags) is None
 
 
