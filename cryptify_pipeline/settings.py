@@ -47,6 +47,9 @@ CONTEXT_EXCHANGE_NEEDS = ("fetchOpenInterestHistory", "fetchFundingRateHistory")
 DEFAULT_GAP_REPAIR_DAYS = 7
 DEFAULT_PRICE_JUMP_BOUND = 0.2
 DEFAULT_INTERVAL_LEVEL = 0.9
+# An hourly asset is stale once its newest materialisation is this old: the collect schedule
+# fires at HH:02, so an hour's run missed turns it stale about 20 minutes later.
+DEFAULT_FRESHNESS_MINUTES = 80
 MAX_TRAINING_JOBS = 256
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
@@ -126,6 +129,9 @@ class Settings:
     context_api_url: str | None = None
     equity_index_source: str = DEFAULT_SOURCE
     equity_indexes: tuple[str, ...] = DEFAULT_EQUITY_INDEXES
+    # the freshness window of the hourly assets (candles, features, predictions); the daily
+    # scores get a day more
+    freshness_minutes: int = DEFAULT_FRESHNESS_MINUTES
 
 
 def project_root() -> Path:
@@ -288,6 +294,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         equity_indexes=read.read(
             "CRYPTIFY_EQUITY_INDEXES", DEFAULT_EQUITY_INDEXES, _equity_indexes,
             "comma-separated Yahoo symbols of index futures, e.g. ES=F,NQ=F",
+        ),
+        freshness_minutes=read.bounded_int(
+            "CRYPTIFY_FRESHNESS_MINUTES", DEFAULT_FRESHNESS_MINUTES, 1, 1440
         ),
     )  # fmt: skip
 

@@ -84,7 +84,7 @@ def test_symbols_start_schema_parsed():
 def test_market_and_automation_settings():
     defaults = load_settings({})
     assert (defaults.source, defaults.automation, defaults.gap_repair_days) == ("sample", True, 7)
-    assert defaults.price_jump_bound == 0.2
+    assert (defaults.price_jump_bound, defaults.freshness_minutes) == (0.2, 80)
     settings = load_settings(
         {
             "CRYPTIFY_SOURCE": "binance",
@@ -92,9 +92,11 @@ def test_market_and_automation_settings():
             "CRYPTIFY_AUTOMATION": "off",
             "CRYPTIFY_GAP_REPAIR_DAYS": "30",
             "CRYPTIFY_PRICE_JUMP_BOUND": "0.1",
+            "CRYPTIFY_FRESHNESS_MINUTES": "5",
         }
     )
     assert settings.source == "binance" and not settings.automation
+    assert settings.freshness_minutes == 5
     assert settings.exchange_api_url == "http://127.0.0.1:9000/api/v3"
     assert (settings.gap_repair_days, settings.price_jump_bound) == (30, 0.1)
     assert load_settings({"CRYPTIFY_SOURCE": "file:~/klines/*.zip"}).source == "file:~/klines/*.zip"
@@ -194,6 +196,7 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_EQUITY_INDEXES": "ES=F,^GSPC"}, "CRYPTIFY_EQUITY_INDEXES", "^GSPC is not"),
         ({"CRYPTIFY_EQUITY_INDEXES": "SPY"}, "CRYPTIFY_EQUITY_INDEXES", "SPY is not an index fut"),
         ({"CRYPTIFY_GAP_REPAIR_DAYS": "0"}, "CRYPTIFY_GAP_REPAIR_DAYS", "1 to 365"),
+        ({"CRYPTIFY_FRESHNESS_MINUTES": "0"}, "CRYPTIFY_FRESHNESS_MINUTES", "1 to 1440"),
         ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
         ({"CRYPTIFY_API_DATABASE_URL": "mysql://u@h/d"}, "CRYPTIFY_API_DATABASE_URL", "postgresql"),
         ({"CRYPTIFY_API_DATABASE_URL": "postgresql://u@h"}, "CRYPTIFY_API_DATABASE_URL", "DBNAME"),
