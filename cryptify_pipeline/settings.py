@@ -35,6 +35,7 @@ T = TypeVar("T")
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT")
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 DEFAULT_SCHEMA = "cryptify"
+DEFAULT_INSTANCE_SCHEMA = "dagster"
 DEFAULT_DB_NAME = "cryptify"
 DEFAULT_DB_PORT = 5432
 DEFAULT_DB_USER = "postgres"
@@ -132,6 +133,9 @@ class Settings:
     # the freshness window of the hourly assets (candles, features, predictions); the daily
     # scores get a day more
     freshness_minutes: int = DEFAULT_FRESHNESS_MINUTES
+    # where the Dagster instance's tables are (dagster.yaml's storage schema): the data API's
+    # /metrics counts the runs there
+    instance_schema: str = DEFAULT_INSTANCE_SCHEMA
 
 
 def project_root() -> Path:
@@ -297,6 +301,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         freshness_minutes=read.bounded_int(
             "CRYPTIFY_FRESHNESS_MINUTES", DEFAULT_FRESHNESS_MINUTES, 1, 1440
+        ),
+        instance_schema=read.read(
+            "CRYPTIFY_INSTANCE_SCHEMA", DEFAULT_INSTANCE_SCHEMA, _matching(_SCHEMA),
+            "the schema of dagster.yaml's storage, a lower-case SQL name such as dagster",
         ),
     )  # fmt: skip
 

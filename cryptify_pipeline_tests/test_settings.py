@@ -105,6 +105,10 @@ def test_market_and_automation_settings():
 def test_api_settings():
     defaults = load_settings({})
     assert (defaults.api_database_url, defaults.api_cors_origins) == (None, ())
+    assert defaults.instance_schema == "dagster"
+    assert (
+        load_settings({"CRYPTIFY_INSTANCE_SCHEMA": "ops_dagster"}).instance_schema == "ops_dagster"
+    )
     settings = load_settings(
         {
             "DATABASE_URL": "postgresql://pipeline:writer@db/prices",
@@ -197,6 +201,7 @@ def test_start_date_only_means_midnight_utc():
         ({"CRYPTIFY_EQUITY_INDEXES": "SPY"}, "CRYPTIFY_EQUITY_INDEXES", "SPY is not an index fut"),
         ({"CRYPTIFY_GAP_REPAIR_DAYS": "0"}, "CRYPTIFY_GAP_REPAIR_DAYS", "1 to 365"),
         ({"CRYPTIFY_FRESHNESS_MINUTES": "0"}, "CRYPTIFY_FRESHNESS_MINUTES", "1 to 1440"),
+        ({"CRYPTIFY_INSTANCE_SCHEMA": "Dagster"}, "CRYPTIFY_INSTANCE_SCHEMA", "such as dagster"),
         ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
         ({"CRYPTIFY_API_DATABASE_URL": "mysql://u@h/d"}, "CRYPTIFY_API_DATABASE_URL", "postgresql"),
         ({"CRYPTIFY_API_DATABASE_URL": "postgresql://u@h"}, "CRYPTIFY_API_DATABASE_URL", "DBNAME"),
