@@ -8,6 +8,7 @@ from cryptify_pipeline.assets.candles import candles_asset
 from cryptify_pipeline.assets.context import context_assets
 from cryptify_pipeline.assets.context_checks import context_checks
 from cryptify_pipeline.assets.evaluation import evaluation_assets
+from cryptify_pipeline.assets.evaluation_checks import evaluation_checks
 from cryptify_pipeline.assets.features import features_asset
 from cryptify_pipeline.assets.freshness import with_freshness
 from cryptify_pipeline.assets.models import models_asset
@@ -35,4 +36,4 @@ def build_assets(
 
 
 def build_asset_checks(partitions: Partitions) -> list[AssetChecksDefinition]:
-    return [*candle_checks(partitions), *context_checks(partitions)]
+    return [*candle_checks(partitions), *context_checks(partitions), *evaluation_checks()]
