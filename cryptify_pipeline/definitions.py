@@ -72,7 +72,7 @@ def build_definitions(
     jobs = build_jobs(executor)
     schedule_status, sensor_status = default_statuses(settings.automation)
     return Definitions(
-        assets=build_assets(partitions, settings.interval_level),
+        assets=build_assets(partitions, settings.interval_level, settings.freshness_minutes),
         asset_checks=build_asset_checks(partitions),
         jobs=jobs.all,
         schedules=build_schedules(jobs, partitions, schedule_status),

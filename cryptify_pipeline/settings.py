@@ -35,6 +35,7 @@ T = TypeVar("T")
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT")
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 DEFAULT_SCHEMA = "cryptify"
+DEFAULT_INSTANCE_SCHEMA = "dagster"
 DEFAULT_DB_NAME = "cryptify"
 DEFAULT_DB_PORT = 5432
 DEFAULT_DB_USER = "postgres"
@@ -49,6 +50,9 @@ DEFAULT_PRICE_JUMP_BOUND = 0.2
 # the wait after an alert's first failed POST, doubled after each next one (automation/alerts.py)
 DEFAULT_ALERT_FIRST_RETRY_SECONDS = 30
 DEFAULT_INTERVAL_LEVEL = 0.9
+# An hourly asset is stale once its newest materialisation is this old: the collect schedule
+# fires at HH:02, so an hour's run missed turns it stale about 20 minutes later.
+DEFAULT_FRESHNESS_MINUTES = 80
 MAX_TRAINING_JOBS = 256
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_CELERY_BROKER = "redis://localhost:6379/0"
@@ -129,6 +133,13 @@ class Settings:
     equity_index_source: str = DEFAULT_SOURCE
     equity_indexes: tuple[str, ...] = DEFAULT_EQUITY_INDEXES
     alert_first_retry_seconds: int = DEFAULT_ALERT_FIRST_RETRY_SECONDS
+
+    # the freshness window of the hourly assets (candles, features, predictions); the daily
+    # scores get a day more
+    freshness_minutes: int = DEFAULT_FRESHNESS_MINUTES
+    # where the Dagster instance's tables are (dagster.yaml's storage schema): the data API's
+    # /metrics counts the runs there
+    instance_schema: str = DEFAULT_INSTANCE_SCHEMA
 
     def __repr__(self) -> str:
         # URLs that may hold a password, a token in their path or a key in their query are
@@ -321,6 +332,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         equity_indexes=read.read(
             "CRYPTIFY_EQUITY_INDEXES", DEFAULT_EQUITY_INDEXES, _equity_indexes,
             "comma-separated Yahoo symbols of index futures, e.g. ES=F,NQ=F",
+        ),
+        freshness_minutes=read.bounded_int(
+            "CRYPTIFY_FRESHNESS_MINUTES", DEFAULT_FRESHNESS_MINUTES, 1, 1440
+        ),
+        instance_schema=read.read(
+            "CRYPTIFY_INSTANCE_SCHEMA", DEFAULT_INSTANCE_SCHEMA, _matching(_SCHEMA),
+            "the schema of dagster.yaml's storage, a lower-case SQL name such as dagster",
         ),
     )  # fmt: skip
 

@@ -113,6 +113,7 @@ def test_market_and_automation_settings():
     defaults = load_settings({})
     assert (defaults.source, defaults.automation, defaults.gap_repair_days) == ("sample", True, 7)
     assert (defaults.price_jump_bound, defaults.alert_first_retry_seconds) == (0.2, 30)
+    assert defaults.freshness_minutes == 80
     settings = load_settings(
         {
             "CRYPTIFY_SOURCE": "binance",
@@ -121,9 +122,11 @@ def test_market_and_automation_settings():
             "CRYPTIFY_GAP_REPAIR_DAYS": "30",
             "CRYPTIFY_PRICE_JUMP_BOUND": "0.1",
             "CRYPTIFY_ALERT_FIRST_RETRY_SECONDS": "5",
+            "CRYPTIFY_FRESHNESS_MINUTES": "5",
         }
     )
     assert settings.source == "binance" and not settings.automation
+    assert settings.freshness_minutes == 5
     assert settings.exchange_api_url == "http://127.0.0.1:9000/api/v3"
     assert (settings.gap_repair_days, settings.price_jump_bound) == (30, 0.1)
     assert settings.alert_first_retry_seconds == 5
@@ -133,6 +136,10 @@ def test_market_and_automation_settings():
 def test_api_settings():
     defaults = load_settings({})
     assert (defaults.api_database_url, defaults.api_cors_origins) == (None, ())
+    assert defaults.instance_schema == "dagster"
+    assert (
+        load_settings({"CRYPTIFY_INSTANCE_SCHEMA": "ops_dagster"}).instance_schema == "ops_dagster"
+    )
     settings = load_settings(
         {
             "DATABASE_URL": "postgresql://pipeline:writer@db/prices",
@@ -234,6 +241,8 @@ def test_start_date_only_means_midnight_utc():
             "CRYPTIFY_ALERT_FIRST_RETRY_SECONDS",
             "1 to 3600",
         ),
+        ({"CRYPTIFY_FRESHNESS_MINUTES": "0"}, "CRYPTIFY_FRESHNESS_MINUTES", "1 to 1440"),
+        ({"CRYPTIFY_INSTANCE_SCHEMA": "Dagster"}, "CRYPTIFY_INSTANCE_SCHEMA", "such as dagster"),
         ({"CRYPTIFY_PRICE_JUMP_BOUND": "-1"}, "CRYPTIFY_PRICE_JUMP_BOUND", "between 0 and 10"),
         ({"CRYPTIFY_API_DATABASE_URL": "mysql://u@h/d"}, "CRYPTIFY_API_DATABASE_URL", "postgresql"),
         ({"CRYPTIFY_API_DATABASE_URL": "postgresql://u@h"}, "CRYPTIFY_API_DATABASE_URL", "DBNAME"),

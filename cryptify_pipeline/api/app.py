@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from fastapi_offline import FastAPIOffline
 from cryptify_pipeline.api.cache import ResponseCache
 from cryptify_pipeline.api.deps import ApiState
 from cryptify_pipeline.api.errors import error_body, install_error_handlers, json_response
+from cryptify_pipeline.api.metrics import ApiMetrics
 from cryptify_pipeline.api.names import Symbols
 from cryptify_pipeline.api.queries import Database, DatabaseUnavailable
 from cryptify_pipeline.api.routes import (
@@ -32,6 +34,7 @@ from cryptify_pipeline.api.routes import (
     docs,
     features,
     history,
+    metrics,
     predictions,
     scores,
     status,
@@ -39,14 +42,14 @@ from cryptify_pipeline.api.routes import (
 from cryptify_pipeline.settings import DEFAULT_API_HOST, DEFAULT_API_PORT, Settings
 from cryptify_pipeline.storage.server import resolve_database_url
 
-ROUTERS = (dashboard, docs, status, history, predictions, features, scores, backtest)
+ROUTERS = (dashboard, docs, status, history, predictions, features, scores, backtest, metrics)
 
 
 def api_database(settings: Settings) -> Database:
     """The tables as the API reads them: ``CRYPTIFY_API_DATABASE_URL`` if set (a read-only
     role), else the pipeline's own database."""
     url = settings.api_database_url or resolve_database_url(settings.database)
-    return Database(url, settings.schema)
+    return Database(url, settings.schema, instance_schema=settings.instance_schema)
 
 
 def create_app(
@@ -71,10 +74,25 @@ def create_app(
         static_url=docs.STATIC_URL,
         redoc_url=None,  # routes/docs.py serves it, with a policy that keeps it offline
     )
+    measured = ApiMetrics(db, settings.symbols, clock)
     app.state.api = ApiState(
-        db, Symbols(settings.symbols), clock, ResponseCache(), settings.interval_level
+        db, Symbols(settings.symbols), clock, ResponseCache(), settings.interval_level, measured
     )
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+        started = time.perf_counter()
+        status = 500  # unless a response comes back
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            # the route's template (/predict/{model}/{horizon}), not the path: bounded labels
+            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            measured.observe(request.method, route, status, time.perf_counter() - started)
+
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

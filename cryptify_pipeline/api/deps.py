@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from cryptify_pipeline.api.cache import ResponseCache
+from cryptify_pipeline.api.metrics import ApiMetrics
 from cryptify_pipeline.api.names import MODEL_ALIASES, ModelChoice, Symbols, resolve_model
 from cryptify_pipeline.api.queries import Database
 from cryptify_pipeline.ml.models import ZOO
@@ -33,6 +34,7 @@ class ApiState:
     clock: Callable[[], datetime]
     history_cache: ResponseCache
     interval_level: float  # CRYPTIFY_INTERVAL_LEVEL: the level the forecasts' intervals have
+    metrics: ApiMetrics
 
 
 def api_state(request: Request) -> ApiState:

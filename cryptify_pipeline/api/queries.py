@@ -33,6 +33,7 @@ _SESSION_OPTIONS = (
     f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
     "-c TimeZone=UTC -c extra_float_digits=1"
 )
+DEFAULT_INSTANCE_SCHEMA = "dagster"  # as dagster.yaml's storage config names it
 TABLES = (
     "candles", "features", "predictions", "models", "forecast_metrics", "leaderboard",
     "backtest_summary",
@@ -147,12 +148,15 @@ class Database:
     """
 
     def __init__(
-        self, url: DatabaseUrl, schema: str, max_connections: int = DEFAULT_MAX_CONNECTIONS
-    ):
+        self, url: DatabaseUrl, schema: str, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        instance_schema: str = DEFAULT_INSTANCE_SCHEMA,
+    ):  # fmt: skip
         self.url = url
         self.schema = schema
         self.max_connections = max_connections
         self._table = {name: f"{_identifier(schema)}.{_identifier(name)}" for name in TABLES}
+        # the Dagster instance's run table, read for the run counts of /metrics
+        self._runs = f"{_identifier(instance_schema)}.runs"
         # psycopg2's own pools keep only `minconn` idle connections and refuse rather than wait
         # when all are out; this one keeps every connection it opened and makes requests wait
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -450,6 +454,40 @@ class Database:
             return None, NO_ROWS
         day, count, text = rows[0]
         return day, JsonRows(int(count), text)
+
+    # -- monitoring (/metrics) --------------------------------------------------------------
+
+    def recent_scores(self, days: int) -> list[tuple]:
+        """Per symbol, model and horizon, the scores pooled over the symbol's last ``days``
+        scored days: (symbol, model, horizon, n, sse, sum_abs_error, sum_y2, covered,
+        interval_n, days)."""
+        table = self._table["forecast_metrics"]
+        return (
+            self._rows(
+                f"WITH newest AS (SELECT symbol, max(day) AS day FROM {table} GROUP BY symbol)"
+                " SELECT f.symbol, f.model, f.horizon_h, sum(f.n)::float8, sum(f.sse)::float8,"
+                " sum(f.sum_abs_error)::float8, sum(f.sum_y2)::float8, sum(f.covered)::float8,"
+                " sum(f.interval_n)::float8, count(DISTINCT f.day)"
+                f" FROM {table} f JOIN newest USING (symbol)"
+                " WHERE f.day > newest.day - make_interval(days => %(days)s)"
+                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                {"days": days},
+            )
+            or []
+        )
+
+    def run_counts(self) -> list[tuple[str, str, int]]:
+        """(job, status, runs) of the runs in the Dagster instance's storage."""
+        rows = self._rows(
+            f"SELECT pipeline_name, status, count(*) FROM {self._runs} GROUP BY 1, 2 ORDER BY 1, 2",
+            {},
+        )
+        if rows is None:  # unlike an asset table, it exists once the instance has started
+            raise DatabaseUnavailable(
+                f"there is no Dagster run table {self._runs}: CRYPTIFY_INSTANCE_SCHEMA must name "
+                "the storage schema of dagster.yaml"
+            )
+        return rows
 
 
 def _first_line(error: Exception) -> str:

@@ -1,7 +1,8 @@
-"""Failure alerts to the webhook, and the ``FailureAlerts`` resource that configures them.
+"""Alerts to the webhook, and the ``FailureAlerts`` resource that configures them.
 
 Alerts are posted with a short timeout and retried with backoff until delivered or a bound is
-reached, each attempt recorded in ``run_failures`` (the queue).
+reached, each attempt recorded in their queue: ``run_failures`` for failed runs,
+``freshness_alerts`` for assets gone stale or fresh again.
 
 A sensor tick must stay short: the daemon evaluates sensors one after another, so a tick that
 waits on a dead webhook delays the forecasts. Each POST waits at most ``timeout_seconds``; a
@@ -17,10 +18,12 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import adbc_driver_postgresql.dbapi as adbc
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -33,6 +36,7 @@ from cryptify_pipeline.automation.failures import (
     due_alerts,
     record_alert_attempt,
 )
+from cryptify_pipeline.automation.freshness import due_freshness_alerts, record_freshness_attempt
 from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline.redaction import redact_url
 from cryptify_pipeline.settings import DEFAULT_ALERT_FIRST_RETRY_SECONDS
@@ -65,17 +69,57 @@ class AlertPolicy:
 
 
 @dataclass(frozen=True)
+class QueuedAlert:
+    """An alert due for posting: its key in its queue, what it is about, its JSON body."""
+
+    key: str
+    subject: str  # e.g. "run <id>", "freshness of candles"
+    body: dict[str, object]
+    attempts: int  # made so far
+
+
+@dataclass(frozen=True)
+class AlertQueue:
+    """A table of alerts: reading the due ones, storing the outcome of an attempt."""
+
+    due: Callable[[adbc.Connection, str, datetime, int], list[QueuedAlert]]
+    record: Callable[[adbc.Connection, str, str, str, int, str | None, datetime | None], None]
+
+
+def _due_run_failures(
+    connection: adbc.Connection, schema: str, now: datetime, limit: int
+) -> list[QueuedAlert]:
+    return [
+        QueuedAlert(p.failure.run_id, f"run {p.failure.run_id}", alert_body(p.failure), p.attempts)
+        for p in due_alerts(connection, schema, now, limit)
+    ]
+
+
+def _due_freshness(
+    connection: adbc.Connection, schema: str, now: datetime, limit: int
+) -> list[QueuedAlert]:
+    return [
+        QueuedAlert(change.key, f"{change.change} {change.asset}", change.body(), attempts)
+        for change, attempts in due_freshness_alerts(connection, schema, now, limit)
+    ]
+
+
+RUN_FAILURES = AlertQueue(_due_run_failures, record_alert_attempt)
+FRESHNESS = AlertQueue(_due_freshness, record_freshness_attempt)
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One POST of an alert and where it left the alert."""
 
-    failure: RunFailure
+    alert: QueuedAlert
     state: str  # DELIVERED, PENDING (retried at next_attempt_at) or GAVE_UP
     attempts: int  # made so far, this one included
     error: str | None
     next_attempt_at: datetime | None
 
     def __str__(self) -> str:
-        run = f"alert for run {self.failure.run_id}"
+        run = f"alert for {self.alert.subject}"
         if self.state == DELIVERED:
             return f"{run} posted (attempt {self.attempts})"
         then = f"next attempt at {self.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" if (
@@ -102,15 +146,15 @@ def alert_body(failure: RunFailure) -> dict[str, object]:
     }
 
 
-def post_alert(webhook_url: str, failure: RunFailure, timeout_seconds: float) -> None:
-    """POST ``failure`` to ``webhook_url``; raises ``DeliveryError`` with a reason that never
+def post_alert(webhook_url: str, body: dict[str, object], timeout_seconds: float) -> None:
+    """POST ``body`` as JSON to ``webhook_url``; raises ``DeliveryError`` with a reason that never
     quotes the URL (its path or query may be the webhook's token, its user:password@ the
     credentials, which are sent as HTTP basic auth)."""
     try:
         url, authorization = split_credentials(webhook_url)
         request = urllib.request.Request(
             url,
-            data=json.dumps(alert_body(failure)).encode(),
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "User-Agent": "cryptify-alerts"},
             method="POST",
         )
@@ -152,21 +196,22 @@ def split_credentials(url: str) -> tuple[str, str | None]:
 
 
 def deliver_due_alerts(
-    database: DatabaseUrl, schema: str, webhook_url: str, policy: AlertPolicy
-) -> list[Attempt]:
-    """Post the alerts whose next attempt is due, within the tick's budget; each outcome is
-    committed as soon as it is known."""
+    database: DatabaseUrl, schema: str, webhook_url: str, policy: AlertPolicy,
+    queue: AlertQueue = RUN_FAILURES,
+) -> list[Attempt]:  # fmt: skip
+    """Post the alerts of ``queue`` whose next attempt is due, within the tick's budget; each
+    outcome is committed as soon as it is known."""
     started = time.monotonic()
     with pg_tables.transaction(database) as connection:
-        due = due_alerts(connection, schema, datetime.now(UTC), policy.per_tick)
+        due = queue.due(connection, schema, datetime.now(UTC), policy.per_tick)
     attempts: list[Attempt] = []
     for pending in due:
         if time.monotonic() - started + policy.timeout_seconds > policy.tick_budget_seconds:
             break
-        attempt = _attempt(webhook_url, pending.failure, pending.attempts + 1, policy)
+        attempt = _attempt(webhook_url, pending, pending.attempts + 1, policy)
         with pg_tables.transaction(database) as connection:
-            record_alert_attempt(
-                connection, schema, attempt.failure.run_id, attempt.state, attempt.attempts,
+            queue.record(
+                connection, schema, attempt.alert.key, attempt.state, attempt.attempts,
                 attempt.error, attempt.next_attempt_at,
             )  # fmt: skip
         attempts.append(attempt)
@@ -175,15 +220,15 @@ def deliver_due_alerts(
     return attempts
 
 
-def _attempt(webhook_url: str, failure: RunFailure, number: int, policy: AlertPolicy) -> Attempt:
+def _attempt(webhook_url: str, alert: QueuedAlert, number: int, policy: AlertPolicy) -> Attempt:
     try:
-        post_alert(webhook_url, failure, policy.timeout_seconds)
+        post_alert(webhook_url, alert.body, policy.timeout_seconds)
     except DeliveryError as error:
         if error.final or number >= policy.max_attempts:
-            return Attempt(failure, GAVE_UP, number, error.reason, None)
+            return Attempt(alert, GAVE_UP, number, error.reason, None)
         retry_at = datetime.now(UTC) + policy.retry_delay(number)
-        return Attempt(failure, PENDING, number, error.reason, retry_at)
-    return Attempt(failure, DELIVERED, number, None, None)
+        return Attempt(alert, PENDING, number, error.reason, retry_at)
+    return Attempt(alert, DELIVERED, number, None, None)
 
 
 def _no_answer(timeout_seconds: float) -> str:
@@ -210,8 +255,8 @@ _ALERTS = AlertPolicy()
 
 
 class FailureAlerts(ConfigurableResource):
-    """Where run failures are announced beyond the log and the run_failures table, and how
-    hard: each alert is retried with backoff until delivered or ``max_attempts`` is reached."""
+    """Where run failures and stale assets are announced beyond the log and their tables, and
+    how hard: each alert is retried with backoff until delivered or ``max_attempts`` is reached."""
 
     # Its path or query is the webhook's token: definitions.build_resources passes it as an
     # EnvVar, and
@@ -250,9 +295,11 @@ class FailureAlerts(ConfigurableResource):
         """PENDING when there is a webhook to post to, else NOT_CONFIGURED."""
         return PENDING if self.webhook_url else NOT_CONFIGURED
 
-    def deliver_due(self, database: PostgresDatabase) -> list[Attempt]:
-        """Post the alerts whose next attempt is due (none without a webhook)."""
+    def deliver_due(
+        self, database: PostgresDatabase, queue: AlertQueue = RUN_FAILURES
+    ) -> list[Attempt]:
+        """Post the alerts of ``queue`` whose next attempt is due (none without a webhook)."""
         if not self.webhook_url:
             return []
         url = database.connection_url()
-        return deliver_due_alerts(url, database.schema_name, self.webhook_url, self.policy())
+        return deliver_due_alerts(url, database.schema_name, self.webhook_url, self.policy(), queue)

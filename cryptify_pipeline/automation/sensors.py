@@ -1,6 +1,6 @@
 """Sensors: forecasts after each collection, repairs of what was missed (candles, forecasts,
-scores), run-failure records and their alerts, failing the runs whose process is gone, and
-the one that evaluates automation conditions."""
+scores), run-failure records and their alerts, alerts on assets gone stale, failing the runs
+whose process is gone, and the one that evaluates automation conditions."""
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +26,8 @@ from dagster import (
     sensor,
 )
 
-from cryptify_pipeline.automation.alerts import FailureAlerts
+from cryptify_pipeline.automation import freshness
+from cryptify_pipeline.automation.alerts import FRESHNESS, FailureAlerts
 from cryptify_pipeline.automation.failures import (
     DELIVERED,
     cursor_for,
@@ -77,6 +78,8 @@ IN_PROGRESS = [
 ]  # fmt: skip
 # Failed runs recorded per tick of record_run_failures (more wait for the next tick).
 FAILURES_PER_TICK = 25
+# Freshness changes read per tick of freshness_alerts.
+FRESHNESS_CHANGES_PER_TICK = 100
 
 
 def hour_ranges(
@@ -425,6 +428,52 @@ def build_sensors(
             "post(s) delivered"
         )
 
+    # The freshness daemon evaluates the assets' freshness policies outside any run; this
+    # announces what it found, so a collection that stopped is noticed without a run.
+    @sensor(
+        minimum_interval_seconds=30,
+        default_status=status,
+        description=(
+            "Records each asset that turned stale (its freshness policy failed) or fresh again "
+            "in the freshness_alerts table; with CRYPTIFY_ALERT_WEBHOOK_URL set, also posts it "
+            "there, retried as failed runs' alerts are."
+        ),
+    )
+    def freshness_alerts(
+        context: SensorEvaluationContext, database: PostgresDatabase, alerts: FailureAlerts
+    ) -> SkipReason:
+        instance = context.instance
+        after = freshness.cursor_record_id(context.cursor)
+        if after is None:  # a new sensor: what is stale now is announced, then changes from now
+            events = freshness.stale_now(instance, list(instance.all_asset_keys()))
+            newest = freshness.latest_freshness_record_id(instance)
+            kinds = [(event, freshness.STALE) for event in events]
+        else:
+            events = freshness.freshness_events_after(instance, after, FRESHNESS_CHANGES_PER_TICK)
+            newest = events[-1].record_id if events else after
+            kinds = [(event, kind) for event in events
+                     if (kind := freshness.alert_kind(event.change))]  # fmt: skip
+        changes = [freshness.describe_change(instance, event, kind) for event, kind in kinds]
+        if changes:
+            with pg_tables.transaction(database.connection_url()) as connection:
+                for change in changes:
+                    freshness.record_freshness_change(
+                        connection, database.schema_name, change, alerts.state_of_new_alerts()
+                    )
+        for change in changes:
+            (context.log.warning if change.change == freshness.STALE else context.log.info)(
+                change.text()
+            )
+        context.update_cursor(freshness.cursor_for(newest))
+        attempts = alerts.deliver_due(database, FRESHNESS)
+        for attempt in attempts:
+            (context.log.info if attempt.state == DELIVERED else context.log.warning)(str(attempt))
+        delivered = sum(attempt.state == DELIVERED for attempt in attempts)
+        return SkipReason(
+            f"{len(changes)} freshness change(s) recorded; {delivered} of {len(attempts)} alert "
+            "post(s) delivered"
+        )
+
     # Dagster's run monitoring checks only the run workers its run launcher started; this
     # checks the runs executed in a command's own process (dagster asset materialize, the
     # bootstrap), on the machine the sensor runs on.
@@ -459,6 +508,7 @@ def build_sensors(
         missing_forecasts,
         missing_scores,
         record_run_failures,
+        freshness_alerts,
         fail_stale_runs,
         automation_conditions,
     ]

@@ -100,3 +100,14 @@ def significantly_better(p_values: dict[str, float]) -> list[str]:
         return []
     bound = SIGNIFICANCE / len(tested)
     return sorted(model for model, p in tested.items() if p < bound)
+
+
+def significantly_worse(p_values: dict[str, float]) -> list[str]:
+    """The models significantly worse than the zero forecast: ``p_values`` are the one-sided
+    p-values of "better" (P(t > stat)), so "worse"'s are ``1 - p`` (P(t < stat)), compared
+    with SIGNIFICANCE / (number of models tested) as ``significantly_better`` does."""
+    tested = {model: p for model, p in p_values.items() if np.isfinite(p)}
+    if not tested:
+        return []
+    bound = SIGNIFICANCE / len(tested)
+    return sorted(model for model, p in tested.items() if 1 - p < bound)

@@ -79,14 +79,16 @@ class PostgresDatabase(ConfigurableResource):
         raise ValueError("PostgresDatabase needs a url, a host or an embedded_dir")
 
     def read_time_range(
-        self, table: str, start: datetime, end: datetime, columns: Sequence[str] | None = None
-    ) -> pd.DataFrame:
-        """Rows of ``table`` with ``ts`` in [start, end), in one query."""
+        self, table: str, start: datetime, end: datetime, columns: Sequence[str] | None = None,
+        time_column: str = "ts",
+    ) -> pd.DataFrame:  # fmt: skip
+        """Rows of ``table`` with ``time_column`` in [start, end), in one query."""
         with pg_tables.transaction(self.connection_url()) as connection:
             return pg_tables.read_frame(
-                connection, self.schema_, table, columns, [pg_tables.TimeRange("ts", start, end)]
-            )
+                connection, self.schema_, table, columns,
+                [pg_tables.TimeRange(time_column, start, end)],
+            )  # fmt: skip
 
-    def latest_ts(self, table: str) -> datetime | None:
+    def latest_ts(self, table: str, time_column: str = "ts") -> datetime | None:
         with pg_tables.transaction(self.connection_url()) as connection:
-            return pg_tables.latest(connection, self.schema_, table, "ts")
+            return pg_tables.latest(connection, self.schema_, table, time_column)

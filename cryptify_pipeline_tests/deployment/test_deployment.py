@@ -103,7 +103,7 @@ def test_ports_volumes_and_network_are_declared():
         volume.split(":")[0]
         for service in SERVICES.values()
         for volume in service.get("volumes", [])
-        if not volume.startswith(("/", "$"))  # bind mounts of host paths
+        if not volume.startswith(("/", "$", "./"))  # bind mounts of host paths
     }
     assert used <= set(COMPOSE["volumes"])
     run_volumes = {v.split(":")[0] for v in LAUNCHER["container_kwargs"]["volumes"]}
