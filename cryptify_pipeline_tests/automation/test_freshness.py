@@ -20,6 +20,7 @@ from cryptify_pipeline.automation.alerts import FailureAlerts
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.fake_binance import FakeBinance
+from cryptify_pipeline_tests.support.instances import own_instance
 from cryptify_pipeline_tests.support.live_deployment import Deployment, live_deployment
 from cryptify_pipeline_tests.support.webhook import Webhook
 
@@ -77,7 +78,16 @@ def _change(instance, asset: str, previous: FreshnessState, new: FreshnessState)
     )  # fmt: skip
 
 
-def test_stale_and_recovered_are_alerted_once_each_and_retried(instance, schema):
+@pytest.fixture
+def quiet_instance():
+    """An instance of its own: candles other tests materialised in the shared one would show
+    in the alerts' "last materialised"."""
+    with own_instance("freshness") as instance:
+        yield instance
+
+
+def test_stale_and_recovered_are_alerted_once_each_and_retried(quiet_instance, schema):
+    instance = quiet_instance
     defs = pipeline.definitions(schema)
     webhook = Webhook()
     try:
@@ -108,7 +118,8 @@ def test_stale_and_recovered_are_alerted_once_each_and_retried(instance, schema)
         webhook.stop()
 
 
-def test_a_new_sensor_announces_what_is_stale_already(instance, schema):
+def test_a_new_sensor_announces_what_is_stale_already(quiet_instance, schema):
+    instance = quiet_instance
     defs = pipeline.definitions(schema)
     webhook = Webhook()
     try:
