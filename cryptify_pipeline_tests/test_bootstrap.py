@@ -314,7 +314,8 @@ def test_every_asset_check_is_evaluated_by_the_bootstrap(fresh):
     from cryptify_pipeline.definitions import defs
 
     checks = list(defs.resolve_asset_graph().asset_check_keys)
-    assert len(checks) == 6
+    # three on candles, one per context table, and the model check on forecast_metrics
+    assert len(checks) == 7
     latest = fresh.instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
     assert set(latest) == set(checks)
     assert {record.status.value for record in latest.values()} <= {"SUCCEEDED", "FAILED"}
