@@ -9,7 +9,6 @@ are not news.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -133,19 +132,6 @@ def stale_now(instance: DagsterInstance, keys: list[AssetKey]) -> list[StateEven
         data = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
         found.append(StateEvent(record.storage_id, data))
     return found
-
-
-def cursor_record_id(cursor: str | None) -> int | None:
-    """The last freshness event a sensor cursor has seen, or None for a new sensor."""
-    try:
-        record_id = json.loads(cursor or "null")["record_id"]
-    except (ValueError, TypeError, KeyError):
-        return None
-    return record_id if isinstance(record_id, int) else None
-
-
-def cursor_for(record_id: int) -> str:
-    return json.dumps({"record_id": record_id})
 
 
 def ensure_freshness_table(connection: adbc.Connection, schema: str) -> None:

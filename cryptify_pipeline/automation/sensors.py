@@ -443,7 +443,8 @@ def build_sensors(
         context: SensorEvaluationContext, database: PostgresDatabase, alerts: FailureAlerts
     ) -> SkipReason:
         instance = context.instance
-        after = freshness.cursor_record_id(context.cursor)
+        # the failure sensor's cursor shape: the last event record seen
+        after = cursor_record_id(context.cursor)
         if after is None:  # a new sensor: what is stale now is announced, then changes from now
             events = freshness.stale_now(instance, list(instance.all_asset_keys()))
             newest = freshness.latest_freshness_record_id(instance)
@@ -464,7 +465,7 @@ def build_sensors(
             (context.log.warning if change.change == freshness.STALE else context.log.info)(
                 change.text()
             )
-        context.update_cursor(freshness.cursor_for(newest))
+        context.update_cursor(cursor_for(newest))
         attempts = alerts.deliver_due(database, FRESHNESS)
         for attempt in attempts:
             (context.log.info if attempt.state == DELIVERED else context.log.warning)(str(attempt))
