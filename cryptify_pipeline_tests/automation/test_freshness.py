@@ -63,7 +63,7 @@ def _tick(defs, instance, schema: str, cursor: str | None, webhook: Webhook):
             "alerts": FailureAlerts(webhook_url=webhook.url),
         },
     )
-    result = defs.get_sensor_def("freshness_alerts").evaluate_tick(context)
+    result = defs.resolve_sensor_def("freshness_alerts").evaluate_tick(context)
     assert not result.run_requests
     return result.cursor, result.skip_message or ""
 

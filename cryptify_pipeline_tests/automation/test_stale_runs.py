@@ -92,7 +92,7 @@ def home(tmp_path) -> Iterator[Home]:
 
 def tick(instance: DagsterInstance, schema: str) -> str:
     """One evaluation of fail_stale_runs; its skip message."""
-    sensor = pipeline.definitions(schema).get_sensor_def("fail_stale_runs")
+    sensor = pipeline.definitions(schema).resolve_sensor_def("fail_stale_runs")
     result = sensor.evaluate_tick(build_sensor_context(instance=instance))
     assert not result.run_requests
     return result.skip_message or ""
