@@ -62,6 +62,9 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.training
 	$(BIN)/python -m benchmarks.bookkeeping
 	$(BIN)/python -m benchmarks.scale
+	$(BIN)/python -m benchmarks.intervals
+	$(BIN)/python -m benchmarks.backtest
+	$(BIN)/python -m benchmarks.tick
 
 db-stop: $(STAMP)
 	$(BIN)/cryptify db stop
