@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     console.print(
         f"Filling candles from {span.first_hour:%Y-%m-%d %H:%M} UTC, models and forecasts from "
-        f"{day_key(span.first_model_day)} (--history-days {args.history_days}, "
+        f"{day_key(span.first_model_day)} (--history-days {history_days}, "
         f"--forecast-days {args.forecast_days})"
     )
     with _step(console, "loading the definitions"):

@@ -36,7 +36,7 @@ from cryptify_pipeline.ml.features import build_features
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
 from cryptify_pipeline.run_tags import JOB_TAG, TRIGGER_TAG, run_partition_range
-from cryptify_pipeline.settings import project_root
+from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL, project_root
 from cryptify_pipeline.storage.embedded import start_embedded_server, stop_embedded_server
 from cryptify_pipeline_tests.support.database import (
     DATABASE_VARIABLES,
@@ -191,6 +191,9 @@ def test_a_failed_run_stops_the_bootstrap_with_the_steps_own_error(schema, tmp_p
         run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
     assert failed.returncode == 1
     lines = failed.stderr.strip().splitlines()
+    # the header names the history it chose when none was asked for
+    chosen = default_history_days(3, DEFAULT_INTERVAL_LEVEL)
+    assert lines[0].endswith(f"(--history-days {chosen}, --forecast-days 3)"), lines[0]
     assert "candles+" in lines[-2] and "+features" in lines[-2], lines[-4:]
     assert "FAILED" in lines[-2] and "in the UI" in lines[-2]
     assert lines[-1].startswith("candles: ") and str(empty) in lines[-1], lines[-1]
