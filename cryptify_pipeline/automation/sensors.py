@@ -27,7 +27,7 @@ from dagster import (
 )
 
 from cryptify_pipeline.automation import freshness
-from cryptify_pipeline.automation.alerts import FRESHNESS, FailureAlerts
+from cryptify_pipeline.automation.alerts import FRESHNESS, RUN_FAILURES, AlertQueue, FailureAlerts
 from cryptify_pipeline.automation.failures import (
     DELIVERED,
     cursor_for,
@@ -419,14 +419,8 @@ def build_sensors(
             )
         if events:
             context.update_cursor(cursor_for(events[-1].record_id))
-        attempts = alerts.deliver_due(database)
-        for attempt in attempts:
-            (context.log.info if attempt.state == DELIVERED else context.log.warning)(str(attempt))
-        delivered = sum(attempt.state == DELIVERED for attempt in attempts)
-        return SkipReason(
-            f"{len(failures)} failed run(s) recorded; {delivered} of {len(attempts)} alert "
-            "post(s) delivered"
-        )
+        delivered = _deliver_due(context, alerts, database, RUN_FAILURES)
+        return SkipReason(f"{len(failures)} failed run(s) recorded; {delivered}")
 
     # The freshness daemon evaluates the assets' freshness policies outside any run; this
     # announces what it found, so a collection that stopped is noticed without a run.
@@ -466,14 +460,8 @@ def build_sensors(
                 change.text()
             )
         context.update_cursor(cursor_for(newest))
-        attempts = alerts.deliver_due(database, FRESHNESS)
-        for attempt in attempts:
-            (context.log.info if attempt.state == DELIVERED else context.log.warning)(str(attempt))
-        delivered = sum(attempt.state == DELIVERED for attempt in attempts)
-        return SkipReason(
-            f"{len(changes)} freshness change(s) recorded; {delivered} of {len(attempts)} alert "
-            "post(s) delivered"
-        )
+        delivered = _deliver_due(context, alerts, database, FRESHNESS)
+        return SkipReason(f"{len(changes)} freshness change(s) recorded; {delivered}")
 
     # Dagster's run monitoring checks only the run workers its run launcher started; this
     # checks the runs executed in a command's own process (dagster asset materialize, the
@@ -519,3 +507,17 @@ def _evaluating(instance: DagsterInstance, job_name: str, day: str) -> bool:
     """Whether a run of ``job_name`` for ``day`` is queued or running."""
     running = RunsFilter(job_name=job_name, statuses=IN_PROGRESS, tags={PARTITION_NAME_TAG: day})
     return instance.get_runs_count(running) > 0
+
+
+def _deliver_due(
+    context: SensorEvaluationContext,
+    alerts: FailureAlerts,
+    database: PostgresDatabase,
+    queue: AlertQueue,
+) -> str:
+    """Post ``queue``'s due alerts, log each attempt, and say how many got through."""
+    attempts = alerts.deliver_due(database, queue)
+    for attempt in attempts:
+        (context.log.info if attempt.state == DELIVERED else context.log.warning)(str(attempt))
+    delivered = sum(attempt.state == DELIVERED for attempt in attempts)
+    return f"{delivered} of {len(attempts)} alert post(s) delivered"
