@@ -36,7 +36,7 @@ _SESSION_OPTIONS = (
 DEFAULT_INSTANCE_SCHEMA = "dagster"  # as dagster.yaml's storage config names it
 TABLES = (
     "candles", "features", "predictions", "models", "forecast_metrics", "leaderboard",
-    "backtest_summary",
+    "backtest", "backtest_summary",
 )  # fmt: skip
 
 
@@ -421,6 +421,46 @@ class Database:
             {"symbol": symbol},
         )
         return [row[0] for row in rows or []]
+
+    def backtest_choices(self, symbol: str) -> tuple[list[str], list[str]]:
+        """The windows and the rules the backtest summary holds for ``symbol``."""
+        table = self._table["backtest_summary"]
+        rows = self._rows(
+            f'SELECT ARRAY(SELECT DISTINCT "window" FROM {table} WHERE symbol = %(symbol)s'
+            ' ORDER BY "window"),'
+            f" ARRAY(SELECT DISTINCT rule FROM {table} WHERE symbol = %(symbol)s ORDER BY rule)",
+            {"symbol": symbol},
+        )
+        return (list(rows[0][0]), list(rows[0][1])) if rows else ([], [])
+
+    def backtest_hours(
+        self, symbol: str, row: dict[str, Any]
+    ) -> list[tuple[datetime, list, list, list]]:
+        """The backtested days behind one summary ``row`` (its model, horizon, rule, sides and
+        costs, from its first to its last hour), oldest first: each day and its 24 hourly
+        strategy, buy-and-hold and flat returns (None where a candle is missing)."""
+        return (
+            self._rows(
+                "SELECT day, strategy_return, buy_and_hold_return, flat_return"
+                f" FROM {self._table['backtest']}"
+                " WHERE symbol = %(symbol)s AND model = %(model)s AND horizon_h = %(horizon)s"
+                " AND rule = %(rule)s AND sides = %(sides)s AND fee_bps = %(fee_bps)s"
+                " AND slippage_bps = %(slippage_bps)s AND day >= %(first)s AND day <= %(last)s"
+                " ORDER BY day",
+                {
+                    "symbol": symbol,
+                    "model": row["model_id"],
+                    "horizon": row["horizon_h"],
+                    "rule": row["rule"],
+                    "sides": row["sides"],
+                    "fee_bps": row["fee_bps"],
+                    "slippage_bps": row["slippage_bps"],
+                    "first": row["first_hour"],
+                    "last": row["last_hour"],
+                },
+            )  # fmt: skip
+            or []
+        )
 
     def latest_scores(
         self, symbol: str, model: str | None, label: str | None, horizon: int | None

@@ -179,6 +179,23 @@ class BacktestRow(_Strict):
     test_note: str | None = Field(description="Why the p-values are null; null if tested.")
 
 
+class EquityCurves(_Strict):
+    """What one unit of capital became, hour by hour: at ``time[0]`` (the start of the first
+    hour traded) every curve is 1, then at the close of each hour. An hour without its candle
+    earns nothing."""
+
+    time: list[datetime]
+    strategy: list[float] = Field(description="The rule trading the forecasts, after costs.")
+    buy_and_hold: list[float] = Field(description="Holding the symbol (no costs).")
+    flat: list[float] = Field(description="Cash: 1 throughout.")
+
+
+class BacktestEquityRow(BacktestRow):
+    """A backtest summary row and the equity curves its figures are computed on."""
+
+    equity: EquityCurves
+
+
 # -- envelopes -------------------------------------------------------------------------------
 
 
@@ -273,6 +290,29 @@ class BacktestResponse(_Strict):
     status: Literal["success"]
     data: list[BacktestRow]
     metadata: BacktestMetadata
+
+
+class BacktestEquityMetadata(_Strict):
+    symbol: str
+    model: str
+    horizon_h: int
+    rule: str
+    count: int
+    window: str | None = Field(
+        description="The window served: the one asked for, else the recent one the summary "
+        "holds (else all); null when the summary holds none for the symbol."
+    )
+    windows: list[str] = Field(description="The windows the summary holds for the symbol.")
+    rules: list[str] = Field(description="The rules the summary holds for the symbol.")
+
+
+class BacktestEquityResponse(_Strict):
+    status: Literal["success"]
+    data: list[BacktestEquityRow] = Field(
+        description="One row per cost setting the window was traded with (normally one); "
+        "empty before the model's forecasts at that horizon have been backtested."
+    )
+    metadata: BacktestEquityMetadata
 
 
 class ModelsData(_Strict):

@@ -453,6 +453,73 @@ def test_backtest_refuses_bad_rules_windows_symbols_and_models(client):
     error(client.get("/backtest?horizon=7"), 422, "invalid_parameter")
 
 
+def stored_equity(tables, symbol: str, model: str, horizon: int, rule: str) -> list[float]:
+    """The strategy's equity compounded here from the stored hourly returns, oldest first."""
+    days = run_sql(
+        f"SELECT strategy_return FROM {tables('backtest')} WHERE symbol = %s AND model = %s"
+        " AND horizon_h = %s AND rule = %s ORDER BY day",
+        (symbol, model, horizon, rule),
+    )
+    equity = [1.0]
+    for (returns,) in days:
+        for value in returns:
+            equity.append(equity[-1] * (1 + (value or 0.0)))
+    return equity
+
+
+def test_backtest_equity_is_the_summary_row_with_its_curves(client, tables):
+    body = ok(
+        client.get("/backtest/equity?symbol=ETH-USDT&model=lstm&horizon=12&rule=edge"),
+        schemas.BacktestEquityResponse,
+    )
+    assert body["metadata"] == {
+        "symbol": "ETH/USDT", "model": "lstm", "horizon_h": 12, "rule": "edge", "count": 1,
+        "window": "30d", "windows": ["30d", "all"], "rules": ["edge", "interval", "sign"],
+    }  # fmt: skip
+    [row] = body["data"]
+    stored = run_sql(
+        f"SELECT total_return, bh_total_return, max_drawdown, fee_bps, slippage_bps"
+        f" FROM {tables('backtest_summary')} WHERE symbol = 'ETH/USDT' AND model = 'mlp'"
+        " AND horizon_h = 12 AND rule = 'edge' AND \"window\" = '30d'"
+    )[0]
+    assert (row["model"], row["model_id"], row["window"]) == ("lstm", "mlp", "30d")
+    assert (row["total_return"], row["bh_total_return"], row["max_drawdown"],
+            row["fee_bps"], row["slippage_bps"]) == stored  # fmt: skip
+    curves = row["equity"]
+    # the day's 24 hours: the start, then each hour's close
+    assert [ts(t) for t in curves["time"]] == [
+        FIRST_FORECAST + timedelta(hours=h) for h in range(25)
+    ]
+    assert curves["strategy"] == pytest.approx(stored_equity(tables, "ETH/USDT", "mlp", 12, "edge"))
+    assert curves["flat"] == [1.0] * 25
+    # the curves are the ones the figures were computed on
+    assert curves["strategy"][-1] - 1 == pytest.approx(row["total_return"], abs=1e-12)
+    assert curves["buy_and_hold"][-1] - 1 == pytest.approx(row["bh_total_return"], abs=1e-12)
+    peaks = [max(curves["strategy"][: i + 1]) for i in range(25)]
+    drawdown = min(e / p - 1 for e, p in zip(curves["strategy"], peaks, strict=True))
+    assert drawdown == pytest.approx(row["max_drawdown"], abs=1e-12)
+    # the other window, asked for; the default rule is sign
+    everything = client.get("/backtest/equity?model=ridge&horizon=6&window=all").json()
+    assert (everything["metadata"]["window"], everything["metadata"]["rule"]) == ("all", "sign")
+    assert [r["window"] for r in everything["data"]] == ["all"]
+
+
+def test_backtest_equity_refuses_bad_input_and_is_empty_before_any_backtest(client, schema):
+    error(client.get("/backtest/equity?horizon=6"), 422, "invalid_parameter")
+    error(client.get("/backtest/equity?model=ridge"), 422, "invalid_parameter")
+    error(client.get("/backtest/equity?model=gpt&horizon=6"), 404, "unknown_model")
+    error(client.get("/backtest/equity?model=ridge&horizon=6&rule=momentum"), 422,
+          "invalid_parameter")  # fmt: skip
+    absent = error(client.get("/backtest/equity?model=ridge&horizon=6&window=7d"), 404,
+                   "unknown_backtest_window")  # fmt: skip
+    assert absent["details"] == {"window": "7d", "valid": ["30d", "all"]}
+    with client_for(schema) as empty:  # no table yet
+        body = ok(empty.get("/backtest/equity?model=ridge&horizon=6"),
+                  schemas.BacktestEquityResponse)  # fmt: skip
+        assert body["data"] == []
+        assert body["metadata"]["window"] is None and body["metadata"]["windows"] == []
+
+
 def test_models_are_records_without_their_bytes(client, tables):
     response = client.get("/models?symbol=ETH/USDT")
     body = ok(response, schemas.ModelsResponse)["data"]
@@ -615,6 +682,7 @@ def test_openapi_describes_every_endpoint_and_error(client):
     paths = {
         "/health", "/meta", "/history", "/predictions/latest", "/features/latest", "/features",
         "/metrics/latest", "/models", "/predict/{model}/{horizon}", "/backtest",
+        "/backtest/equity",
     }  # fmt: skip
     assert set(spec["paths"]) == paths
     for path in paths - {"/health", "/meta"}:
@@ -630,7 +698,7 @@ def test_contract_of_the_whole_openapi_spec(client):
     response matches its documented status, content type and schema."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 10
+    assert len(operations) == 11
     failures: list[str] = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

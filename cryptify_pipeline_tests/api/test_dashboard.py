@@ -1,6 +1,8 @@
 """The dashboard in a real browser: Debian's Chromium driven by playwright, against
 ``cryptify api`` serving the tables the pipeline wrote (a copy in which ridge's 6 h forecasts
-have intervals, as a calibrated model's do, and ETH/USDT has no xgboost 24 h forecasts)."""
+have intervals, as a calibrated model's do, ETH/USDT has no xgboost 24 h forecasts, the
+backtest was traded at costs other than the defaults, and BTC/USDT's linear 12 h forecasts
+were never backtested)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from cryptify_pipeline_tests.support.live_api import get_json, live_api
 
 WEEK_START = LAST_CANDLE + timedelta(hours=1) - timedelta(days=7)
 LEVEL = 0.8  # CRYPTIFY_INTERVAL_LEVEL of the served API: not the default 0.9
+FEE_BPS, SLIPPAGE_BPS = 7.5, 2.5  # the backtest's costs in the copy: not the defaults 10 and 5
 TIME_ZONES = ["UTC", "Asia/Tokyo", "America/New_York"]
 
 pytestmark = pytest.mark.live
@@ -43,6 +46,15 @@ def shown_tables(forecast_tables):
         f'DELETE FROM "{schema}".predictions'
         " WHERE symbol = 'ETH/USDT' AND model = 'xgboost' AND horizon_h = 24"
     )
+    for table in ("backtest", "backtest_summary"):
+        run_sql(
+            f'UPDATE "{schema}"."{table}" SET fee_bps = %s, slippage_bps = %s',
+            (FEE_BPS, SLIPPAGE_BPS),
+        )
+        run_sql(
+            f'DELETE FROM "{schema}"."{table}"'
+            " WHERE symbol = 'BTC/USDT' AND model = 'linear' AND horizon_h = 12"
+        )
     yield schema
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -283,6 +295,147 @@ def test_a_forecast_without_an_interval_draws_no_band_and_says_so(api, browser):
         "ridge has no 80% interval at 12 h (too few held-out errors to calibrate one), so no "
         "band is drawn."
     )
+
+
+def backtest_panel(page: Page) -> dict:
+    """What the backtest panel shows: its message, its curves (plotly's state of each trace and
+    the lines in the SVG), its caption, costs and figures."""
+    return page.evaluate(
+        """() => {
+        const chart = document.getElementById("equity");
+        const text = (id) => document.getElementById(id).textContent.trim();
+        return {
+            empty: document.getElementById("backtest-empty").hidden ? null : text("backtest-empty"),
+            body_visible: !document.getElementById("backtest-body").hidden
+                && document.getElementById("backtest-body").offsetHeight > 0,
+            curves: (chart._fullData || []).map((t) => ({ name: t.name, x: t.x, y: t.y })),
+            lines: chart.querySelectorAll(".scatterlayer .trace path.js-line").length,
+            legend: [...chart.querySelectorAll(".legend .legendtext")].map((e) => e.textContent),
+            caption: text("backtest-caption"),
+            rule: text("backtest-rule-text"),
+            costs: text("backtest-costs"),
+            figures: [...document.querySelectorAll("#backtest-metrics tbody tr")]
+                .map((tr) => [...tr.children].map((td) => td.textContent)),
+            rules: [...document.querySelectorAll("#backtest-rule option")].map((o) => o.value),
+            windows: [...document.querySelectorAll("#backtest-window option")].map((o) => o.value),
+        };
+    }"""
+    )
+
+
+def stored_backtest(schema: str, model: str, horizon: int, rule: str) -> dict:
+    """The summary row of BTC/USDT's ``model`` in the recent window, and its strategy's equity
+    compounded here from the stored hourly returns."""
+    row = run_sql(
+        "SELECT fee_bps, slippage_bps, total_return, sharpe, max_drawdown, bh_total_return,"
+        f' bh_sharpe, bh_max_drawdown FROM "{schema}".backtest_summary WHERE symbol = %s'
+        " AND model = %s AND horizon_h = %s AND rule = %s AND \"window\" = '30d'",
+        ("BTC/USDT", model, horizon, rule),
+    )[0]
+    equity = [1.0]
+    for (returns,) in run_sql(
+        f'SELECT strategy_return FROM "{schema}".backtest WHERE symbol = %s AND model = %s'
+        " AND horizon_h = %s AND rule = %s ORDER BY day",
+        ("BTC/USDT", model, horizon, rule),
+    ):
+        for value in returns:
+            equity.append(equity[-1] * (1 + (value or 0.0)))
+    names = ("fee_bps", "slippage_bps", "total_return", "sharpe", "max_drawdown",
+             "bh_total_return", "bh_sharpe", "bh_max_drawdown")  # fmt: skip
+    return {**dict(zip(names, row, strict=True)), "equity": equity}
+
+
+def signed_percent(value: float) -> str:
+    text = f"{100 * value:.2f}%"
+    return f"+{text}" if value > 0 else text
+
+
+def assert_panel_shows(seen: dict, stored: dict, label: str) -> None:
+    """Two curves (and cash) as stored, the stored costs stated, the stored figures beside."""
+    assert seen["empty"] is None and seen["body_visible"]
+    assert [c["name"] for c in seen["curves"]] == [label, "buy and hold", "flat (cash)"]
+    strategy, hold, flat = seen["curves"]
+    assert seen["lines"] == 3 and seen["legend"] == [label, "buy and hold", "flat (cash)"]
+    assert len(strategy["x"]) == len(hold["x"]) == 25  # the backtested day: start and 24 closes
+    assert strategy["y"] == pytest.approx(stored["equity"], abs=1e-12)
+    assert strategy["y"][-1] - 1 == pytest.approx(stored["total_return"], abs=1e-12)
+    assert hold["y"][-1] - 1 == pytest.approx(stored["bh_total_return"], abs=1e-12)
+    assert set(flat["y"]) == {1}
+    assert seen["costs"] == (
+        f"Costs: fees {stored['fee_bps']:g} bps per side, slippage {stored['slippage_bps']:g} "
+        f"bps per side ({2 * (stored['fee_bps'] + stored['slippage_bps']):g} bps a round trip), "
+        "paid on every change of position."
+    )
+    model_row, hold_row, cash_row = seen["figures"]
+    assert model_row[1] == signed_percent(stored["total_return"])
+    assert model_row[3] == signed_percent(stored["max_drawdown"])
+    assert hold_row[:2] == ["buy and hold", signed_percent(stored["bh_total_return"])]
+    assert hold_row[3] == signed_percent(stored["bh_max_drawdown"])
+    for shown, value in ((model_row[2], stored["sharpe"]), (hold_row[2], stored["bh_sharpe"])):
+        if value is None:  # never traded: the return never varies
+            assert shown == "-"
+        else:
+            assert float(shown) == pytest.approx(value, rel=5e-3)  # 3 significant digits
+    assert cash_row == ["flat (cash)", "0.00%", "-", "0.00%"]
+
+
+def test_the_backtest_panel_draws_the_models_equity_against_buy_and_hold_with_its_costs(
+    api, browser, shown_tables, tmp_path
+):
+    page, _ = open_dashboard(browser, f"{api}/?symbol=BTC-USDT&model=ridge&horizon=6")
+    seen = backtest_panel(page)
+    ridge = stored_backtest(shown_tables, "ridge", 6, "sign")
+    assert (ridge["fee_bps"], ridge["slippage_bps"]) == (FEE_BPS, SLIPPAGE_BPS)
+    assert_panel_shows(seen, ridge, "ridge 6 h, sign rule, after costs")
+    assert seen["figures"][0][0] == "ridge (sign rule)"
+    assert seen["rule"] == (
+        "Rule: sign, long when the forecast is up, short when it is down; long or short."
+    )
+    assert seen["caption"] == (
+        "BTC/USDT, ridge 6 h forecasts, window 30d: 2025-01-22 00:00 UTC .. "
+        "2025-01-23 00:00 UTC (24 hours)"
+    )
+    assert (seen["rules"], seen["windows"]) == (["sign", "edge", "interval"], ["30d", "all"])
+    page.locator("#backtest").screenshot(path=str(tmp_path / "backtest.png"))
+    assert (tmp_path / "backtest.png").stat().st_size > 10_000
+
+    # another model chosen at the top: the panel draws its backtest
+    page.select_option("#model", "zero_return")
+    page.wait_for_selector("body[data-ready=true]")
+    seen = backtest_panel(page)
+    zero = stored_backtest(shown_tables, "zero_return", 6, "sign")
+    assert_panel_shows(seen, zero, "zero_return 6 h, sign rule, after costs")
+    # no forecast moves: it never trades and stays at 1, while ridge did trade
+    assert set(seen["curves"][0]["y"]) == {1} and set(ridge["equity"]) != {1}
+
+    # another rule chosen in the panel: only the panel is drawn again
+    page.select_option("#model", "ridge")
+    page.wait_for_selector("body[data-ready=true]")
+    page.select_option("#backtest-rule", "edge")
+    page.wait_for_selector("body[data-ready=true]")
+    assert_panel_shows(
+        backtest_panel(page), stored_backtest(shown_tables, "ridge", 6, "edge"),
+        "ridge 6 h, edge rule, after costs",
+    )  # fmt: skip
+    screenshot(page, tmp_path, "dashboard-backtest")
+
+
+def test_the_backtest_panel_says_when_there_is_no_backtest_yet(api, browser, tmp_path):
+    page, _ = open_dashboard(browser, f"{api}/?symbol=BTC-USDT&model=linear&horizon=12")
+    seen = backtest_panel(page)
+    assert seen["empty"] == (
+        "No backtest of linear's 12 h forecasts for BTC/USDT by the sign rule yet: the "
+        "backtest assets have not traded them."
+    )
+    assert not seen["body_visible"] and seen["curves"] == []
+    assert page.locator("#backtest-empty").is_visible()
+    assert not page.locator("#error").is_visible()  # the rest of the page is drawn
+    assert drawn(page)["candles"] == 168
+    screenshot(page, tmp_path, "dashboard-no-backtest")
+    # another model has one: the message goes
+    page.select_option("#model", "ridge")
+    page.wait_for_selector("body[data-ready=true]")
+    assert backtest_panel(page)["empty"] is None
 
 
 def test_the_page_is_readable_420_px_wide(api, browser, tmp_path):

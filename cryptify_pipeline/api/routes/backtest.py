@@ -5,13 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from cryptify_pipeline.api import schemas
-from cryptify_pipeline.api.deps import DatabaseDep, HorizonParam, ModelDep, SymbolDep
+from cryptify_pipeline.api.deps import DatabaseDep, Horizon, HorizonParam, ModelDep, SymbolDep
 from cryptify_pipeline.api.envelope import ERROR_RESPONSES, rows, success
+from cryptify_pipeline.api.equity import equity_curves
 from cryptify_pipeline.api.errors import ApiError
+from cryptify_pipeline.api.names import resolve_model
 from cryptify_pipeline.ml.backtest import RULES
 
 router = APIRouter()
@@ -19,6 +22,7 @@ router = APIRouter()
 RuleName = StrEnum("RuleName", {rule: rule for rule in RULES})
 # 'all' or a recent window of days, as the summary names them (30d by default)
 WINDOW_PATTERN = r"^(all|[1-9][0-9]{0,3}d)$"
+ALL_DAYS = "all"
 
 
 @router.get(
@@ -58,15 +62,77 @@ def backtest(
         rule_name,
     )
     if window is not None and not found.count:
-        held = db.backtest_windows(symbol)
-        if held and window not in held:
-            raise ApiError(
-                404,
-                "unknown_backtest_window",
-                f"no backtest window {window!r} for {symbol}; the summary holds {', '.join(held)}",
-                {"window": window, "valid": held},
-            )
+        _refuse_unheld_window(symbol, window, db.backtest_windows(symbol))
     return success(
         data=rows(found),
         metadata={"symbol": symbol, "count": found.count, "window": window, "rule": rule_name},
     )
+
+
+@router.get(
+    "/backtest/equity",
+    response_model=schemas.BacktestEquityResponse,
+    responses=ERROR_RESPONSES,
+    summary="One model's backtest as equity curves: the strategy, buy-and-hold and cash.",
+    description=(
+        "The backtest summary's row of a model, horizon, rule and window (the dashboard's "
+        "panel), with the hourly equity curves its figures are computed on: what one unit of "
+        "capital became trading the forecasts by the rule after fees and slippage, holding the "
+        "symbol, and holding cash. `window` defaults to the recent window the summary holds "
+        "(e.g. `30d`), else `all`; one it does not hold is a 404 naming those it does. Before "
+        "the forecasts are backtested `data` is empty (not an error). A backtest replays the "
+        "past: it is not a promise."
+    ),
+)
+def backtest_equity(
+    db: DatabaseDep,
+    symbol: SymbolDep,
+    model: Annotated[str, Query(description="A zoo model or an old frontend's name")],
+    horizon: Annotated[Horizon, Query(description="Hours ahead")],
+    rule: Annotated[RuleName, Query(description="The rule that traded the forecasts")] = (
+        RuleName.sign
+    ),
+    window: Annotated[
+        str | None,
+        Query(pattern=WINDOW_PATTERN, description="all or e.g. 30d; default: the recent one"),
+    ] = None,
+) -> Response:
+    choice = resolve_model(model)
+    assert choice is not None  # a required parameter is never absent
+    windows, rules = db.backtest_choices(symbol)
+    if window is None:
+        window = recent_window(windows)
+    elif windows:
+        _refuse_unheld_window(symbol, window, windows)
+    found = []
+    if window is not None:
+        summary = db.backtest(
+            symbol, choice.model_id, choice.label, int(horizon), window, rule.value
+        )
+        found = orjson.loads(summary.json)
+    for row in found:
+        row["equity"] = equity_curves(db.backtest_hours(symbol, row))
+    return success(
+        data=found,
+        metadata={
+            "symbol": symbol, "model": choice.label, "horizon_h": int(horizon),
+            "rule": rule.value, "count": len(found), "window": window, "windows": windows,
+            "rules": rules,
+        },
+    )  # fmt: skip
+
+
+def recent_window(windows: list[str]) -> str | None:
+    """The recent window of those held (e.g. ``30d``), else ``all``; None when none is held."""
+    recent = [window for window in windows if window != ALL_DAYS]
+    return recent[0] if recent else (ALL_DAYS if ALL_DAYS in windows else None)
+
+
+def _refuse_unheld_window(symbol: str, window: str, held: list[str]) -> None:
+    if held and window not in held:
+        raise ApiError(
+            404,
+            "unknown_backtest_window",
+            f"no backtest window {window!r} for {symbol}; the summary holds {', '.join(held)}",
+            {"window": window, "valid": held},
+        )

@@ -1,5 +1,6 @@
-// The dashboard: one symbol, model and horizon; candles, forecasts with their band, leaderboard.
-// Everything comes from the API (/meta, /health, /history, /metrics/latest). The initial choice
+// The dashboard: one symbol, model and horizon; candles, forecasts with their band, leaderboard,
+// and the model's backtest (equity curves against buy-and-hold, costs beside them).
+// Everything comes from the API (/meta, /health, /history, /metrics/latest, /backtest/equity). The initial choice
 // can be given in the URL: /?symbol=ETH/USDT&model=ridge&horizon=6&range=1w
 //
 // Every time is UTC and handed to Plotly as an ISO string: Plotly draws a Date object in the
@@ -9,7 +10,10 @@
 const HOUR_MS = 3600 * 1000;
 const $ = (id) => document.getElementById(id);
 
-const state = { meta: null, notices: [], firstLoad: true };
+const state = {
+  meta: null, notices: [], firstLoad: true,
+  backtest: { rule: "sign", window: null },  // the panel's own choices; null: the recent window
+};  // prettier-ignore
 
 async function getJSON(url) {
   const response = await fetch(url);
@@ -298,6 +302,169 @@ function drawChart(history, chosen) {
   return Plotly.react("chart", traces, layout, { responsive: true, displaylogo: false });
 }
 
+// -- the backtest panel: the chosen model's forecasts traded by a rule, against buy-and-hold --
+
+const RULES = {
+  sign: "long when the forecast is up, short when it is down",
+  edge: "only when the forecast's move exceeds the round-trip cost",
+  interval: "only when the forecast's interval excludes no change",
+};
+const SIDES = { long_short: "long or short", long_only: "long or cash (never short)" };
+
+// 10 -> "10", 2.5 -> "2.5": basis points as stored
+function bpsText(value) {
+  return String(Number(value));
+}
+
+function signedPercent(value) {
+  if (value === null || value === undefined) return "-";
+  const text = `${(100 * value).toFixed(2)}%`;
+  return value > 0 ? `+${text}` : text;
+}
+
+// the panel's message instead of its chart and figures (nothing backtested yet, or unreadable)
+function showBacktestMessage(text) {
+  $("backtest-empty").textContent = text;
+  $("backtest-empty").hidden = false;
+  $("backtest-body").hidden = true;
+  Plotly.purge("equity");
+}
+
+// GET /backtest/equity of the chosen model, horizon and the panel's rule and window; a window
+// or rule the summary no longer holds falls back to its defaults
+async function fetchBacktest(chosen) {
+  const params = new URLSearchParams({
+    symbol: chosen.symbol, model: chosen.model, horizon: chosen.horizon,
+    rule: state.backtest.rule,
+  });  // prettier-ignore
+  if (state.backtest.window) params.set("window", state.backtest.window);
+  const response = await fetch(`/backtest/equity?${params}`);
+  const body = await response.json();
+  if (response.status === 404 && body.error && body.error.code === "unknown_backtest_window") {
+    state.backtest.window = null;
+    return fetchBacktest(chosen);
+  }
+  if (!response.ok) throw new Error((body.error && body.error.message) || response.statusText);
+  const { rules } = body.metadata;
+  if (rules.length && !rules.includes(state.backtest.rule)) {
+    state.backtest.rule = rules.includes("sign") ? "sign" : rules[0];
+    return fetchBacktest(chosen);
+  }
+  return body;
+}
+
+function backtestControls(metadata) {
+  const rules = Object.keys(RULES).filter((r) => metadata.rules.includes(r));
+  fillSelect($("backtest-rule"), rules, null, metadata.rule);
+  fillSelect($("backtest-window"), metadata.windows, null, metadata.window);
+}
+
+function equityTraces(row, chosen) {
+  const { time, strategy, buy_and_hold: hold, flat } = row.equity;
+  const hover = (name) => `${name}: %{y:.4f}<br>%{x}<extra></extra>`;
+  const name = `${chosen.model} ${chosen.horizon} h, ${row.rule} rule, after costs`;
+  return [
+    { type: "scatter", mode: "lines", name, x: time, y: strategy,
+      line: { color: "#316ec8", width: 2 }, hovertemplate: hover(chosen.model) },
+    { type: "scatter", mode: "lines", name: "buy and hold", x: time, y: hold,
+      line: { color: "#1f7a4d", width: 1.5 }, hovertemplate: hover("buy and hold") },
+    { type: "scatter", mode: "lines", name: "flat (cash)", x: time, y: flat,
+      line: { color: "#586074", width: 1, dash: "dot" }, hovertemplate: hover("cash") },
+  ];  // prettier-ignore
+}
+
+function drawBacktestFacts(row, chosen, count) {
+  const fee = Number(row.fee_bps);
+  const slippage = Number(row.slippage_bps);
+  $("backtest-rule-text").textContent =
+    `Rule: ${row.rule}, ${RULES[row.rule] || ""}; ${SIDES[row.sides] || row.sides}.`;
+  $("backtest-costs").textContent =
+    `Costs: fees ${bpsText(fee)} bps per side, slippage ${bpsText(slippage)} bps per side ` +
+    `(${bpsText(2 * (fee + slippage))} bps a round trip), paid on every change of position.`;
+  const figures = [
+    [`${chosen.model} (${row.rule} rule)`, row.total_return, row.sharpe, row.max_drawdown],
+    ["buy and hold", row.bh_total_return, row.bh_sharpe, row.bh_max_drawdown],
+    ["flat (cash)", 0, null, 0],
+  ];
+  $("backtest-metrics").querySelector("tbody").replaceChildren(
+    ...figures.map(([name, total, sharpe, drawdown]) => {
+      const tr = document.createElement("tr");
+      for (const cell of [name, signedPercent(total), fmt(sharpe, 3), signedPercent(drawdown)]) {
+        const td = document.createElement("td");
+        td.textContent = cell;
+        tr.appendChild(td);
+      }
+      return tr;
+    }),
+  );
+  const tests = row.sharpe_p_vs_zero === null
+    ? `Sharpe ratio not tested: ${row.test_note}.`
+    : `Sharpe > 0: p = ${fmt(row.sharpe_p_vs_zero, 2)}` +
+      (row.beats_zero ? " (significant)" : "") +
+      `; Sharpe > buy and hold's: p = ${fmt(row.sharpe_p_vs_hold, 2)}` +
+      (row.beats_buy_and_hold ? " (significant)." : ".");  // prettier-ignore
+  const mixed = count > 1
+    ? ` This window was traded with ${count} cost settings; shown: the one with most hours.`
+    : "";  // prettier-ignore
+  $("backtest-tests").textContent = tests + mixed;
+}
+
+// the panel for the chosen symbol, model and horizon; it says why when there is nothing to
+// draw, and never fails the page
+async function drawBacktest(chosen) {
+  $("backtest-caption").textContent = "";
+  if (!chosen.model) {
+    showBacktestMessage(`No model has ${chosen.horizon} h forecasts to backtest.`);
+    return;
+  }
+  let body;
+  try {
+    body = await fetchBacktest(chosen);
+  } catch (error) {
+    showBacktestMessage(`The backtest could not be read: ${error.message}`);
+    return;
+  }
+  const { metadata, data } = body;
+  backtestControls(metadata);
+  $("backtest-controls").hidden = !metadata.windows.length;
+  if (!data.length) {
+    showBacktestMessage(
+      metadata.windows.length
+        ? `No backtest of ${chosen.model}'s ${chosen.horizon} h forecasts for ${chosen.symbol} ` +
+          `by the ${metadata.rule} rule yet: the backtest assets have not traded them.`
+        : `Nothing has been backtested for ${chosen.symbol} yet: the backtest and ` +
+          "backtest_summary assets (evaluate_job) trade the forecasts once they are scored.",
+    );
+    return;
+  }
+  const row = data.reduce((most, r) => (r.hours > most.hours ? r : most));
+  $("backtest-empty").hidden = true;
+  $("backtest-body").hidden = false;
+  $("backtest-caption").textContent =
+    `${chosen.symbol}, ${chosen.model} ${chosen.horizon} h forecasts, window ${row.window}: ` +
+    `${utcHour(row.first_hour)} .. ${utcHour(Date.parse(row.last_hour) + HOUR_MS)} ` +
+    `(${row.hours} hours)`;
+  drawBacktestFacts(row, chosen, data.length);
+  const layout = {
+    margin: { l: 60, r: 20, t: 40, b: 40 },
+    title: { text: `What 1 ${quoteCurrency(chosen.symbol) || "unit"} became`,
+             font: { size: 14 } },
+    xaxis: { type: "date", title: { text: "time (UTC)" }, hoverformat: "%Y-%m-%d %H:%M UTC" },
+    yaxis: { title: { text: "equity (start = 1)" }, tickformat: ".3f" },
+    legend: { orientation: "h", x: 0, xanchor: "left", y: -0.2, yanchor: "top" },
+  };  // prettier-ignore
+  await Plotly.react("equity", equityTraces(row, chosen), layout,
+                     { responsive: true, displaylogo: false });  // prettier-ignore
+}
+
+// the panel's own rule or window chosen: only the panel is drawn again
+async function refreshBacktest() {
+  document.body.dataset.ready = "false";
+  state.backtest = { rule: $("backtest-rule").value, window: $("backtest-window").value };
+  await drawBacktest(choice());
+  document.body.dataset.ready = "true";
+}
+
 async function refresh(event) {
   document.body.dataset.ready = "false";
   $("error").hidden = true;
@@ -326,6 +493,7 @@ async function refresh(event) {
     if (!chosen.model) history.data.predictions = [];
     drawLeaderboard(leaderboard, chosen);
     await drawChart(history, chosen);
+    await drawBacktest(chosen);
     document.body.dataset.ready = "true";
   } catch (error) {
     $("error").textContent = error.message;
@@ -370,6 +538,9 @@ async function start() {
   fillSelect($("range"), ranges, null, range);
   for (const id of ["symbol", "model", "horizon", "range"]) {
     $(id).addEventListener("change", refresh);
+  }
+  for (const id of ["backtest-rule", "backtest-window"]) {
+    $(id).addEventListener("change", refreshBacktest);
   }
   showHealth();
   await refresh();
