@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test
 from dagster._core.workspace.load import load_workspace_process_context_from_yaml_paths
@@ -33,17 +34,20 @@ from cryptify_pipeline.bootstrap import (
 from cryptify_pipeline.hours import DAY, DAY_KEY_FORMAT, HOUR
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.features import build_features
+from cryptify_pipeline.ml.models import PRICE, models_of
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import train_all
 from cryptify_pipeline.run_tags import JOB_TAG, TRIGGER_TAG, run_partition_range
 from cryptify_pipeline.settings import DEFAULT_INTERVAL_LEVEL, project_root
 from cryptify_pipeline.storage.embedded import start_embedded_server, stop_embedded_server
+from cryptify_pipeline_tests.support.browser import chromium
 from cryptify_pipeline_tests.support.database import (
     DATABASE_VARIABLES,
     run_sql,
     run_sql_on,
     subprocess_env,
 )
+from cryptify_pipeline_tests.support.live_api import live_api
 
 ROOT = project_root()
 NOW = datetime(2026, 11, 28, 18, 6, tzinfo=UTC)  # the last closed hour is 17:00
@@ -341,6 +345,95 @@ def test_a_fresh_bootstrap_shows_its_stages_their_times_and_where_to_look(fresh)
                   "created table", "Telemetry"):  # fmt: skip
         assert noise not in output, noise
     assert "initdb" in fresh.data_dir.with_name("pg-setup.log").read_text()
+
+
+# the band's fill, rgba(49, 110, 200, 0.18) in dashboard.js, as it lands on the white plot
+BAND_PIXEL = tuple(round(0.18 * c + 0.82 * 255) for c in (49, 110, 200))
+
+
+def band_pixels(png: Path) -> int:
+    """How many pixels of the screenshot have the band's fill colour (give or take 3)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=int)
+    return int((np.abs(pixels - np.array(BAND_PIXEL)) <= 3).all(axis=-1).sum())
+
+
+SHOWN = """() => {
+    const chart = document.getElementById("chart");
+    const bands = chart.data.filter((t) => t.name.endsWith(" interval"));
+    const forecast = chart.data.find((t) => t.name.includes(" forecast"));
+    return {
+        chosen: ["symbol", "model", "horizon"].map((id) => document.getElementById(id).value),
+        models: [...document.querySelectorAll("#model option")].map((o) => o.value),
+        symbols: [...document.querySelectorAll("#symbol option")].map((o) => o.value),
+        bands: bands.map((t) => ({ name: t.name, x: t.x.length, y: t.y })),
+        forecast: forecast ? { name: forecast.name, x: forecast.x.length } : null,
+        legend: [...chart.querySelectorAll(".legend .legendtext")].map((e) => e.textContent),
+        band_note: document.getElementById("band-note").textContent,
+        backtest_curves: (document.getElementById("equity").data || []).length,
+    };
+}"""
+
+
+def choose(page, select: str, value: str) -> None:
+    page.select_option(select, value)
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+
+def assert_band_drawn(shown: dict, symbol: str, model: str, horizon: int) -> None:
+    """Both bounds of the band over every forecast, none null, and the legend promising no
+    more than that."""
+    assert shown["chosen"] == [symbol, model, str(horizon)], shown["chosen"]
+    forecast, bands = shown["forecast"], shown["bands"]
+    assert forecast == {"name": f"{model} {horizon} h forecast", "x": forecast["x"]}, shown
+    assert forecast["x"] > 0
+    assert [band["name"] for band in bands] == ["90% interval"] * 2, (symbol, model, horizon)
+    for band in bands:
+        assert band["x"] == forecast["x"] == len(band["y"])
+        assert all(isinstance(bound, int | float) for bound in band["y"]), band["y"]
+    low, high = bands[0]["y"], bands[1]["y"]
+    assert all(lo < hi for lo, hi in zip(low, high, strict=True))
+    assert shown["legend"] == [f"{symbol} hourly", "90% interval", forecast["name"]]
+    assert shown["band_note"] == "The band is the forecast's 90% interval."
+
+
+@pytest.mark.slow
+@pytest.mark.live  # the data API and a browser
+@pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
+def test_a_fresh_bootstrap_shows_bands_at_every_horizon_in_the_dashboard(fresh, tmp_path):
+    url = start_embedded_server(fresh.data_dir, "cryptify")  # the server make dev's API reads
+    trained = [model for (model,) in run_sql_on(
+        url, "SELECT DISTINCT model FROM cryptify.models ORDER BY model")]  # fmt: skip
+    defaults = models_of(PRICE)  # what the models asset trains unless told otherwise
+    assert sorted(trained) == sorted(defaults)
+    with (
+        live_api("cryptify", tmp_path / "api.log", DATABASE_URL=url.libpq) as api,
+        chromium() as browser,
+    ):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        for horizon in HORIZONS:
+            # as a person opens it: the horizon in the URL, the best ranked model shown
+            page = context.new_page()
+            page.goto(f"{api.url}/?horizon={horizon}")
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            shown = page.evaluate(SHOWN)
+            symbol, model, _ = shown["chosen"]
+            assert shown["models"] == defaults, shown["models"]
+            assert_band_drawn(shown, symbol, model, horizon)
+            assert shown["backtest_curves"] == 3  # and its backtest beneath, against holding
+            picture = tmp_path / f"dashboard-{horizon}h.png"
+            page.locator("#chart").screenshot(path=str(picture))
+            assert band_pixels(picture) > 10_000, picture  # the band is there to see
+            print(f"screenshot: {picture}")
+            # every default model of every symbol at this horizon
+            for symbol in shown["symbols"]:
+                choose(page, "#symbol", symbol)
+                for model in defaults:
+                    choose(page, "#model", model)
+                    assert_band_drawn(page.evaluate(SHOWN), symbol, model, horizon)
+            page.close()
 
 
 RUN = """
