@@ -237,7 +237,11 @@ HOW_TO_READ = (
     "hours) nothing is tested: `dm_stat` and `dm_p_value` are null and `dm_note` says why. "
     "`rank` compares the models scored on the window's last day on the `rank_rows` rows they "
     "all share. At these horizons a realistic model has R2 near zero and 50-55% directional "
-    "accuracy: far above that is a bug until proven otherwise."
+    "accuracy: far above that is a bug until proven otherwise. Intervals: `coverage` should be "
+    "near the level, in each volatility tercile too (`coverage_low_vol` .. `coverage_high_vol`: "
+    "a band right on average but wrong in storms shows there); `width_share` is the mean width "
+    "as a share of the price, `interval_score` (Winkler) and `pinball_lower`/`pinball_upper` "
+    "weigh width against misses, also shares of the price: lower is better."
 )
 
 
