@@ -13,7 +13,9 @@ market, cut-offs 30 days apart; at each, the zero forecast and ridge are trained
 The models are the same bytes under both (only the interval differs), so the forecasts are
 the same. Per method and horizon: the share of forecasts with an interval, coverage, mean
 width as a share of the price, and the mean interval (Winkler) score as a share of the price:
-width + (2 / a) x the distance by which the realised price falls outside (lower is better).
+width + (2 / a) x the distance by which the realised price falls outside (lower is better),
+and coverage in each volatility tercile (``ml/scoring.volatility_terciles``: the EWMA scale at
+forecast time against the symbol's last 30 days, as forecast_metrics scores it).
 Two windows: the default 180 days, and the 96 days of rows the bootstrap's first model day
 has (``bootstrap.WARM_UP_HOURS``). Results go to benchmarks/results/intervals.json.
 
@@ -32,8 +34,9 @@ import pandas as pd
 from cryptify_pipeline.bootstrap import WARM_UP_HOURS
 from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.artifacts import sign_models
-from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.features import EWMA_VOLATILITY, LOOKBACK_HOURS, build_features
 from cryptify_pipeline.ml.forecasting import forecast
+from cryptify_pipeline.ml.scoring import TERCILES, volatility_terciles
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
 from cryptify_pipeline.ml.training import HOURLY_METHOD, WINDOWS_METHOD, train_all
@@ -84,7 +87,13 @@ def forecasts(candles: pd.DataFrame, start: datetime, end: datetime, window: int
             made.append(frame.assign(method=name))
     frame = pd.concat(made, ignore_index=True)
     realised = closes.reindex(pd.MultiIndex.from_frame(frame[["symbol", "target_ts"]]))
-    return frame.assign(realised=realised.to_numpy())
+    volatility = rows[["symbol", "ts", EWMA_VOLATILITY]].rename(
+        columns={EWMA_VOLATILITY: "volatility"}
+    )
+    days = frame["ts"].dt.floor("D").unique()
+    terciles = pd.concat([volatility_terciles(volatility, day.to_pydatetime()) for day in days])
+    tercile = terciles.reindex(pd.MultiIndex.from_frame(frame[["symbol", "ts"]]))
+    return frame.assign(realised=realised.to_numpy(), tercile=tercile.to_numpy(float))
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,6 +112,9 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
         coverage=("covered", "mean"), width_pct=("width_pct", "mean"),
         winkler_pct=("winkler_pct", "mean"),
     )  # fmt: skip
+    for index, name in enumerate(TERCILES):
+        mine = scored[scored["tercile"] == index]
+        table[f"coverage_{name}"] = mine.groupby(["method", "horizon_h"])["covered"].mean()
     share = frame.groupby(["method", "horizon_h"])["interval_calibrated"].mean()
     return table.join(share.rename("with_interval"), how="right").reset_index()
 
@@ -119,14 +131,20 @@ def main() -> None:
         for window_name, window in WINDOWS.items():
             table = summary(forecasts(candles, start, end, window))
             print(f"\n{market}, {window}-day window ({window_name})")
-            print("method  h  with_interval  coverage  width % of price  Winkler % of price")
+            print(
+                "method  h  with_interval  coverage  width % of price  Winkler % of price"
+                "  coverage low / mid / high vol"
+            )
             for row in table.itertuples():
                 print(
                     f"{row.method:<7}{row.horizon_h:>2}  {row.with_interval:>13.2f}  "
                     f"{row.coverage:>8.3f}  {row.width_pct:>16.2f}  {row.winkler_pct:>18.2f}"
+                    f"  {row.coverage_low_vol:.3f} / {row.coverage_mid_vol:.3f} / "
+                    f"{row.coverage_high_vol:.3f}"
                 )
                 prefix = f"{market}/{window_name}/{row.method}/{row.horizon_h}h"
-                for column in ("with_interval", "coverage", "width_pct", "winkler_pct"):
+                for column in ("with_interval", "coverage", "width_pct", "winkler_pct",
+                               *(f"coverage_{name}" for name in TERCILES)):  # fmt: skip
                     value = getattr(row, column)
                     results[f"{prefix}/{column}"] = None if np.isnan(value) else round(value, 4)
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -100,9 +100,16 @@ _FEATURES = (
     "json_build_object('timestamp', f.ts, 'symbol', f.symbol, 'close', f.close,"
     " 'features', to_jsonb(f) - 'ts' - 'symbol' - 'close' - '_row')"
 )
+_INTERVAL_FIGURES = (
+    "width_share", "interval_score", "pinball_lower", "pinball_upper", "coverage_low_vol",
+    "coverage_mid_vol", "coverage_high_vol",
+)  # fmt: skip
+# read from the row as JSON (its alias s): a table written before these columns existed has
+# none until its asset writes again, and reads them as null rather than failing
 _SCORE_FIGURES = (
     "'n', n, 'mae', mae, 'rmse', rmse, 'r2_vs_zero', r2_vs_zero,"
-    " 'directional_accuracy', directional_accuracy, 'coverage', coverage"
+    " 'directional_accuracy', directional_accuracy, 'coverage', coverage, "
+    + ", ".join(f"'{name}', to_jsonb(s) -> '{name}'" for name in _INTERVAL_FIGURES)
 )
 _LEADERBOARD = (
     "json_build_object('symbol', symbol, 'horizon_h', horizon_h,"
@@ -386,7 +393,7 @@ class Database:
         return self._json_rows(
             f"SELECT count(*), coalesce(json_agg({_LEADERBOARD}"
             ' ORDER BY horizon_h, "window", "rank", model), \'[]\')::text'
-            f" FROM {self._table['leaderboard']}"
+            f" FROM {self._table['leaderboard']} AS s"
             f" WHERE symbol = %(symbol)s{_filters(model, horizon)}",
             {"symbol": symbol, "model": model, "label": label, "horizon": horizon},
         )
@@ -471,7 +478,7 @@ class Database:
             f"WITH newest AS (SELECT max(day) AS day FROM {table} WHERE symbol = %(symbol)s)"
             f" SELECT (SELECT day FROM newest), count(*), coalesce(json_agg({_DAY_SCORE}"
             " ORDER BY horizon_h, model), '[]')::text"
-            f" FROM {table} WHERE symbol = %(symbol)s AND day = (SELECT day FROM newest)"
+            f" FROM {table} AS s WHERE symbol = %(symbol)s AND day = (SELECT day FROM newest)"
             f"{_filters(model, horizon)}",
             {"symbol": symbol, "model": model, "label": label, "horizon": horizon},
         )

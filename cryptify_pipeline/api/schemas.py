@@ -81,6 +81,21 @@ class FeatureRow(_Strict):
     )
 
 
+# the interval figures: shares of the price at forecast time (0.05 reads 5% of the price),
+# null where no forecast had an interval (or was scored before these figures were)
+_WIDTH_SHARE = "Mean interval width (upper - lower) / close."
+_INTERVAL_SCORE = (
+    "Mean interval (Winkler) score, a share of the price: width + (2 / a) x the distance the "
+    "realised price fell outside; lower is better."
+)
+_PINBALL_LOWER = "Mean pinball loss of the lower bound as the a/2 quantile; a share of the price."
+_PINBALL_UPPER = "Mean pinball loss of the upper bound as the 1 - a/2 quantile."
+_TERCILE_COVERAGE = (
+    "Coverage of the forecasts made in the {} third of the symbol's volatility (cut at the "
+    "terciles of its last 30 days); null where none was."
+)
+
+
 class LeaderboardRow(_Strict):
     symbol: str
     horizon_h: int
@@ -93,6 +108,13 @@ class LeaderboardRow(_Strict):
     r2_vs_zero: float | None
     directional_accuracy: float | None
     coverage: float | None
+    width_share: float | None = Field(description=_WIDTH_SHARE)
+    interval_score: float | None = Field(description=_INTERVAL_SCORE)
+    pinball_lower: float | None = Field(description=_PINBALL_LOWER)
+    pinball_upper: float | None = Field(description=_PINBALL_UPPER)
+    coverage_low_vol: float | None = Field(description=_TERCILE_COVERAGE.format("lowest"))
+    coverage_mid_vol: float | None = Field(description=_TERCILE_COVERAGE.format("middle"))
+    coverage_high_vol: float | None = Field(description=_TERCILE_COVERAGE.format("highest"))
     skill_vs_zero: float | None
     rank: int
 
@@ -109,6 +131,13 @@ class DayScore(_Strict):
     r2_vs_zero: float | None
     directional_accuracy: float | None
     coverage: float | None
+    width_share: float | None = Field(description=_WIDTH_SHARE)
+    interval_score: float | None = Field(description=_INTERVAL_SCORE)
+    pinball_lower: float | None = Field(description=_PINBALL_LOWER)
+    pinball_upper: float | None = Field(description=_PINBALL_UPPER)
+    coverage_low_vol: float | None = Field(description=_TERCILE_COVERAGE.format("lowest"))
+    coverage_mid_vol: float | None = Field(description=_TERCILE_COVERAGE.format("middle"))
+    coverage_high_vol: float | None = Field(description=_TERCILE_COVERAGE.format("highest"))
 
 
 class ModelRecord(_Strict):

@@ -197,6 +197,29 @@ _SCORE = {
     "directional_accuracy": "Share of forecasts whose sign was right (ties excluded).",
 }
 
+_TERCILE_NAMES = {"low_vol": "lowest", "mid_vol": "middle", "high_vol": "highest"}
+_TERCILE_RULE = (
+    f"terciles of the symbol's EWMA volatility ({EWMA_VOLATILITY}, the intervals' scale) at "
+    "forecast time, cut at its 1/3 and 2/3 quantiles over the 30 days before the day scored"
+)
+# interval figures as shares of the price at forecast time: 0.05 reads "5% of the price"
+_INTERVAL_FIGURES = {
+    "width_share": "Mean interval width (upper - lower) / close, over the forecasts with an "
+    "interval: a share of the price at forecast time.",
+    "interval_score": "Mean interval (Winkler) score as a share of the price at forecast time: "
+    "width + (2 / a) x the distance the realised price fell outside, a = 1 - level; lower is "
+    "better (rewards narrow bands, punishes misses).",
+    "pinball_lower": "Mean pinball (quantile) loss of the lower bound as the a/2 quantile of "
+    "the realised price, as a share of the price at forecast time; lower is better.",
+    "pinball_upper": "Mean pinball loss of the upper bound as the 1 - a/2 quantile, likewise. "
+    "interval_score = (2 / a) x (pinball_lower + pinball_upper).",
+    **{
+        f"coverage_{tercile}": f"Coverage of the forecasts made in the {name} volatility "
+        f"tercile ({_TERCILE_RULE}); null where none was."
+        for tercile, name in _TERCILE_NAMES.items()
+    },
+}
+
 FORECAST_METRICS = {
     "day": "Day the forecasts were made (UTC); scored against candles through the next day.",
     **_SCORE,
@@ -208,6 +231,22 @@ FORECAST_METRICS = {
     "covered": "Realised prices inside the forecast's interval.",
     "interval_n": "Forecasts that had an interval (calibrated models).",
     "coverage": "covered / interval_n.",
+    "sum_width_share": "Sum of (upper - lower) / close over the forecasts with an interval: "
+    "with interval_n, pools width_share over days exactly.",
+    "sum_interval_score": "Sum of the interval scores (shares of the price): pools interval_score.",
+    "sum_pinball_lower": "Sum of the lower bounds' pinball losses: pools pinball_lower.",
+    "sum_pinball_upper": "Sum of the upper bounds' pinball losses: pools pinball_upper.",
+    **_INTERVAL_FIGURES,
+    **{
+        f"covered_{tercile}": f"Realised prices inside the interval, of the forecasts made in "
+        f"the {name} volatility tercile."
+        for tercile, name in _TERCILE_NAMES.items()
+    },
+    **{
+        f"interval_n_{tercile}": f"Forecasts with an interval made in the {name} volatility "
+        "tercile (0 where the symbol had under a week of volatility history)."
+        for tercile, name in _TERCILE_NAMES.items()
+    },
     "mae_zero_return": "The zero forecast's MAE on the same rows: mean |realised return|.",
     "rmse_zero_return": "The zero forecast's RMSE on the same rows.",
     "mae_drift": "Drift's MAE on the same rows (null where drift was not forecast).",
@@ -224,6 +263,7 @@ def leaderboard(level: float) -> dict[str, str]:
         "window": "The days pooled: the recent days (e.g. 30d) or all.",
         "n": "Forecasts scored in the window, over the model's own rows.",
         "coverage": f"Share of realised prices inside the {level:.0%} intervals.",
+        **_INTERVAL_FIGURES,
         "skill_vs_zero": "1 - RMSE / RMSE of the zero forecast on the same rows: > 0 beats "
         "saying the price stays.",
         "skill_vs_drift": "1 - RMSE / RMSE of drift on the rows where drift was scored too.",

@@ -22,14 +22,16 @@ from pydantic import Field, field_validator
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.hours import describe_runs, hour_key
+from cryptify_pipeline.ml.features import EWMA_VOLATILITY
 from cryptify_pipeline.ml.models import ZERO_RETURN
 from cryptify_pipeline.ml.plots import as_markdown_image, forecast_plot_png
-from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.scoring import TERCILE_HISTORY_DAYS, rank_models, score_day
 from cryptify_pipeline.ml.significance import MIN_WINDOWS, SIGNIFICANCE, significantly_better
 from cryptify_pipeline.ml.targets import HORIZONS
 from cryptify_pipeline.partitions import Partitions, realised_next_day
 from cryptify_pipeline.resources import PostgresDatabase
 from cryptify_pipeline.run_config import config_of, constrained_config
+from cryptify_pipeline.storage.pg_tables import TableError
 
 
 class LeaderboardConfig(Config):
@@ -70,11 +72,16 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
             "Forecasts made on day D scored against the candles they forecast (through D+1), per "
             "symbol, model and horizon, every model of a symbol and horizon on the same rows: "
             f"accuracy, coverage of the {interval_level:.0%} intervals, the zero forecast's and "
-            "drift's figures on those rows, and the hourly loss differentials against zero."
+            "drift's figures on those rows, the intervals' width, interval (Winkler) score, "
+            "pinball losses and coverage per volatility tercile, and the hourly loss "
+            "differentials against zero."
         ),
     )
     def forecast_metrics(
-        context: AssetExecutionContext, predictions: pd.DataFrame, candles: pd.DataFrame
+        context: AssetExecutionContext,
+        database: PostgresDatabase,
+        predictions: pd.DataFrame,
+        candles: pd.DataFrame,
     ) -> Output[pd.DataFrame]:
         window = context.partition_time_window
         scorable_at = window.end + timedelta(days=1)
@@ -94,13 +101,22 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
                 + (" ..." if len(holes) > 10 else "")
             )
         days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
+        volatility = _volatility_history(database, window.start, window.end)
+        if volatility is None:
+            context.log.warning(
+                "no features table to read the volatility history from: coverage per "
+                "volatility tercile is not scored for these days (their tercile counts are 0)"
+            )
         frame = pd.concat(
             [
-                score_day(predictions, candles, day.to_pydatetime(), warn=context.log.warning)
+                score_day(
+                    predictions, candles, day.to_pydatetime(), warn=context.log.warning,
+                    volatility=volatility,
+                )
                 for day in days
             ],
             ignore_index=True,
-        )
+        )  # fmt: skip
         if frame.empty:
             raise Failure(
                 f"no forecasts to score in {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}"
@@ -112,7 +128,7 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
                 "targets_without_candles": len(holes),
                 "by_model": MetadataValue.md(
                     frame.groupby(["model", "horizon_h"])[
-                        ["rmse", "r2_vs_zero", "directional_accuracy", "coverage"]
+                        ["rmse", "r2_vs_zero", "directional_accuracy", "coverage", "width_share"]
                     ]
                     .mean()
                     .reset_index()
@@ -165,6 +181,24 @@ def evaluation_assets(partitions: Partitions, interval_level: float) -> list[Ass
     return [forecast_metrics, leaderboard]
 
 
+def _volatility_history(
+    database: PostgresDatabase, start: datetime, end: datetime
+) -> pd.DataFrame | None:
+    """The EWMA volatility (the intervals' scale) of every symbol from ``TERCILE_HISTORY_DAYS``
+    before ``start`` to ``end``: the hours scored and the history that sets their terciles;
+    None without a features table. Read from the table, not an input: the features of those
+    hours are upstream of the predictions scored already, and a dependency on a month of
+    hourly partitions per day would only slow the asset graph."""
+    try:
+        history = database.read_time_range(
+            "features", start - timedelta(days=TERCILE_HISTORY_DAYS), end,
+            columns=["symbol", "ts", EWMA_VOLATILITY],
+        )  # fmt: skip
+    except TableError:
+        return None
+    return history.rename(columns={EWMA_VOLATILITY: "volatility"})
+
+
 def _fail_on_uncollected_targets(context: AssetExecutionContext, made: pd.DataFrame) -> None:
     """Fails naming the target candle hours that have not been collected yet: the day is scored
     once they are (gap repair collects them, the missing_scores sensor then scores it)."""
@@ -203,7 +237,11 @@ HOW_TO_READ = (
     "hours) nothing is tested: `dm_stat` and `dm_p_value` are null and `dm_note` says why. "
     "`rank` compares the models scored on the window's last day on the `rank_rows` rows they "
     "all share. At these horizons a realistic model has R2 near zero and 50-55% directional "
-    "accuracy: far above that is a bug until proven otherwise."
+    "accuracy: far above that is a bug until proven otherwise. Intervals: `coverage` should be "
+    "near the level, in each volatility tercile too (`coverage_low_vol` .. `coverage_high_vol`: "
+    "a band right on average but wrong in storms shows there); `width_share` is the mean width "
+    "as a share of the price, `interval_score` (Winkler) and `pinball_lower`/`pinball_upper` "
+    "weigh width against misses, also shares of the price: lower is better."
 )
 
 

@@ -5,11 +5,18 @@ forecast need no zero model (its error on any row is the realised return), skill
 pools only the days drift was scored beside it, on the same rows. Ranks compare models on the
 rows they share. Days pool exactly through additive sums; the Diebold-Mariano test, which
 needs the forecasts in time order, through each day's hourly loss differentials.
+
+Intervals are scored as intervals, every figure a share of the forecast-time price ``close``
+(so 0.05 reads "5% of the price"): coverage; the mean width (upper - lower) / close; the
+interval (Winkler) score, width + (2 / a) x how far the realised price fell outside; the
+pinball loss of each bound as the a/2 and 1 - a/2 quantile (interval score = (2 / a) x their
+sum); and coverage in each volatility tercile (``volatility_terciles``): covered and scored
+counts per tercile, summed over days, shares derived from the sums.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -20,16 +27,76 @@ from cryptify_pipeline.ml.metrics import accuracy, figures
 from cryptify_pipeline.ml.significance import diebold_mariano, loss_differential
 
 DRIFT = "drift"
+TERCILES = ("low_vol", "mid_vol", "high_vol")
+# interval figures summed over the rows with an interval: divided by interval_n they are means
+INTERVAL_SUMS = ("sum_width_share", "sum_interval_score", "sum_pinball_lower", "sum_pinball_upper")
+TERCILE_SUMS = tuple(f"{kind}_{t}" for t in TERCILES for kind in ("covered", "interval_n"))
 SUMS = (
     "n", "sum_abs_error", "sse", "sum_y2", "direction_n", "direction_hits", "covered",
-    "interval_n",
+    "interval_n", *INTERVAL_SUMS, *TERCILE_SUMS,
+)  # fmt: skip
+INTERVAL_FIGURES = (
+    "width_share", "interval_score", "pinball_lower", "pinball_upper",
+    *(f"coverage_{t}" for t in TERCILES),
 )  # fmt: skip
 HOURS_PER_DAY = 24
+# the volatility history a day's tercile cut points come from, and the least of it that will do
+TERCILE_HISTORY_DAYS = 30
+MIN_TERCILE_HISTORY_HOURS = 7 * HOURS_PER_DAY
 BOARD_COLUMNS = (
     "symbol", "horizon_h", "model", "window", "n", "mae", "rmse", "r2_vs_zero",
-    "directional_accuracy", "coverage", "skill_vs_zero", "skill_vs_drift", "dm_stat",
-    "dm_p_value", "dm_note", "rank", "rank_rows",
+    "directional_accuracy", "coverage", *INTERVAL_FIGURES, "skill_vs_zero", "skill_vs_drift",
+    "dm_stat", "dm_p_value", "dm_note", "rank", "rank_rows",
 )  # fmt: skip
+
+
+def pinball_loss(bound: np.ndarray, actual: np.ndarray, tau: float) -> np.ndarray:
+    """The quantile (pinball) loss of ``bound`` as the ``tau`` quantile of ``actual``:
+    tau (y - q) when y >= q, (1 - tau) (q - y) when below."""
+    miss = np.asarray(actual, float) - np.asarray(bound, float)
+    return np.maximum(tau * miss, (tau - 1) * miss)
+
+
+def interval_score(
+    lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, alpha: np.ndarray | float
+) -> np.ndarray:
+    """The interval (Winkler) score of a 1 - ``alpha`` interval: its width plus 2 / alpha times
+    the distance by which ``actual`` falls outside it (lower is better; Gneiting & Raftery
+    2007). Equals 2 / alpha x the pinball losses of the bounds as the alpha/2 and 1 - alpha/2
+    quantiles."""
+    lower, upper, actual = (np.asarray(v, float) for v in (lower, upper, actual))
+    outside = np.maximum(lower - actual, 0.0) + np.maximum(actual - upper, 0.0)
+    return upper - lower + (2 / np.asarray(alpha, float)) * outside
+
+
+def volatility_terciles(volatility: pd.DataFrame, day: datetime) -> pd.Series:
+    """The volatility tercile (0 low, 1 mid, 2 high) of each hour of ``day``, per symbol.
+
+    ``volatility`` has columns symbol, ts and volatility (the EWMA scale known at ts). The cut
+    points are the symbol's 1/3 and 2/3 quantiles over the ``TERCILE_HISTORY_DAYS`` days before
+    ``day``: known before any forecast of the day, and fixed for it, so a day's per-tercile
+    counts sum over days. A symbol with less than ``MIN_TERCILE_HISTORY_HOURS`` of history gets
+    no tercile (its hours count in no tercile). Indexed by (symbol, ts).
+    """
+    start = day - timedelta(days=TERCILE_HISTORY_DAYS)
+    end = day + timedelta(days=1)
+    known = volatility[np.isfinite(volatility["volatility"].to_numpy(float))]
+    parts = []
+    for symbol, rows in known.groupby("symbol", sort=True):
+        history = rows.loc[(rows["ts"] >= start) & (rows["ts"] < day), "volatility"]
+        hours = rows[(rows["ts"] >= day) & (rows["ts"] < end)]
+        if len(history) < MIN_TERCILE_HISTORY_HOURS or hours.empty:
+            continue
+        cuts = np.quantile(history.to_numpy(float), [1 / 3, 2 / 3])
+        tercile = np.searchsorted(cuts, hours["volatility"].to_numpy(float), side="right")
+        parts.append(
+            pd.Series(tercile, index=pd.MultiIndex.from_arrays(
+                [[symbol] * len(hours), hours["ts"]], names=["symbol", "ts"]))
+        )  # fmt: skip
+    if not parts:
+        return pd.Series([], dtype="int64", index=pd.MultiIndex.from_arrays([[], []],
+                         names=["symbol", "ts"]))  # fmt: skip
+    return pd.concat(parts)
 
 
 def score_day(
@@ -37,8 +104,11 @@ def score_day(
     candles: pd.DataFrame,
     day: datetime,
     warn: Callable[[str], None] | None = None,
+    volatility: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Accuracy of the forecasts made on ``day``, per symbol, model and horizon.
+    """Accuracy of the forecasts made on ``day``, per symbol, model and horizon, and of their
+    intervals (in each volatility tercile when ``volatility``, the frame
+    ``volatility_terciles`` takes, is given; otherwise the tercile counts are zero).
 
     Per symbol and horizon, every model is scored on the same rows: the hours at which every
     model of that symbol and horizon forecast and whose target candle exists. An hour some
@@ -53,6 +123,13 @@ def score_day(
     made = made.assign(realised_close=realised_close.to_numpy()).dropna(subset=["realised_close"])
     made = shared_rows(made, warn or (lambda message: None))
     made = made.assign(realised_log_return=np.log(made["realised_close"] / made["close"]))
+    tercile = np.full(len(made), np.nan)
+    if volatility is not None:
+        terciles = volatility_terciles(volatility, day)
+        if len(terciles):
+            where = pd.MultiIndex.from_frame(made[["symbol", "ts"]])
+            tercile = terciles.reindex(where).to_numpy(float)
+    made = made.assign(tercile=tercile)
     # columns taken out once and sliced per group: a day holds thousands of groups, and pandas
     # costs milliseconds per group and column
     columns = _ScoredColumns.of(made, day)
@@ -104,8 +181,11 @@ class _ScoredColumns:
     actual: np.ndarray  # realised log return
     predicted: np.ndarray  # forecast log return
     realised_close: np.ndarray
+    close: np.ndarray  # the price at forecast time
     lower: np.ndarray  # interval bounds (prices), NaN where uncalibrated
     upper: np.ndarray
+    level: np.ndarray  # the interval's nominal coverage
+    tercile: np.ndarray  # volatility tercile at forecast time (0, 1, 2), NaN where unknown
     hour: np.ndarray  # the forecast's hour of the day
 
     @classmethod
@@ -114,8 +194,12 @@ class _ScoredColumns:
             actual=made["realised_log_return"].to_numpy(float),
             predicted=made["pred_log_return"].to_numpy(float),
             realised_close=made["realised_close"].to_numpy(float),
+            close=made["close"].to_numpy(float),
             lower=made["lower"].to_numpy(float),
             upper=made["upper"].to_numpy(float),
+            # a frame without levels (none stored) scores width and coverage, not the losses
+            level=made.get("interval_level", pd.Series(np.nan, index=made.index)).to_numpy(float),
+            tercile=made["tercile"].to_numpy(float),
             hour=((made["ts"] - pd.Timestamp(day)) // timedelta(hours=1)).to_numpy(),
         )
 
@@ -138,11 +222,47 @@ def _scores(rows: _ScoredColumns) -> dict[str, object]:
         "covered": covered,
         "interval_n": interval_n,
         "coverage": covered / interval_n if interval_n else np.nan,
+        **interval_figures(rows, bounded, inside),
         # the zero forecast's error on any row is the realised return
         "mae_zero_return": float(np.abs(actual).mean()),
         "rmse_zero_return": float(np.sqrt((actual**2).mean())),
         "loss_diff": series,
     }
+
+
+def interval_figures(
+    rows: _ScoredColumns, bounded: np.ndarray, inside: np.ndarray
+) -> dict[str, float | int]:
+    """The sums of the interval figures over the rows with an interval, their means, and the
+    covered and scored counts per volatility tercile with their coverage."""
+    close = rows.close[bounded]
+    lower, upper = rows.lower[bounded] / close, rows.upper[bounded] / close
+    actual = rows.realised_close[bounded] / close
+    alpha = 1 - rows.level[bounded]
+    sums = {
+        "sum_width_share": float((upper - lower).sum()),
+        "sum_interval_score": float(interval_score(lower, upper, actual, alpha).sum()),
+        "sum_pinball_lower": float(pinball_loss(lower, actual, alpha / 2).sum()),
+        "sum_pinball_upper": float(pinball_loss(upper, actual, 1 - alpha / 2).sum()),
+    }
+    for tercile, name in enumerate(TERCILES):
+        mine = bounded & (rows.tercile == tercile)
+        sums[f"covered_{name}"] = int((inside & mine).sum())
+        sums[f"interval_n_{name}"] = int(mine.sum())
+    return {**sums, **interval_means(sums, int(bounded.sum()))}
+
+
+def interval_means(sums: Mapping[str, float], scored: int) -> dict[str, float]:
+    """Width, interval score and pinball losses per forecast with an interval (``scored`` of
+    them in the sums), and coverage per volatility tercile, from their sums (NaN where nothing
+    was scored)."""
+    means = {}
+    for name in INTERVAL_SUMS:
+        means[name.removeprefix("sum_")] = sums[name] / scored if scored else np.nan
+    for name in TERCILES:
+        count = sums[f"interval_n_{name}"]
+        means[f"coverage_{name}"] = sums[f"covered_{name}"] / count if count else np.nan
+    return means
 
 
 def rank_models(metrics: pd.DataFrame, last_days: int = 30) -> pd.DataFrame:
@@ -196,6 +316,12 @@ def _with_columns_of_older_scores(metrics: pd.DataFrame) -> pd.DataFrame:
     for column, empty in (("sse_drift", np.nan), ("loss_diff", None)):
         if column not in metrics:
             metrics[column] = empty
+    # days scored before intervals were scored as intervals: no sums (null), no tercile counts
+    for column in INTERVAL_SUMS:
+        if column not in metrics:
+            metrics[column] = np.nan
+    for column in TERCILE_SUMS:
+        metrics[column] = metrics[column].fillna(0) if column in metrics else 0
     return metrics
 
 
@@ -213,6 +339,8 @@ def _pooled(own: pd.DataFrame, horizon: int, days: pd.DatetimeIndex) -> dict[str
         "n": int(sums["n"]),
         **figures(sums),
         "coverage": sums["covered"] / sums["interval_n"] if sums["interval_n"] else np.nan,
+        # only the days whose interval figures were summed count in their means
+        **interval_means(sums, int(own.loc[own["sum_width_share"].notna(), "interval_n"].sum())),
         "skill_vs_zero": 1 - np.sqrt(sums["sse"] / sums["sum_y2"]) if sums["sum_y2"] else np.nan,
         "skill_vs_drift": 1 - np.sqrt(paired["sse"].sum() / drift_sse) if drift_sse else np.nan,
         "dm_stat": test.stat,

@@ -55,6 +55,11 @@ def shown_tables(forecast_tables):
             f'DELETE FROM "{schema}"."{table}"'
             " WHERE symbol = 'BTC/USDT' AND model = 'linear' AND horizon_h = 12"
         )
+    # and the leaderboard scores that band: its coverage and width (2% of the price)
+    run_sql(
+        f'UPDATE "{schema}".leaderboard SET coverage = 0.875, width_share = 0.02'
+        " WHERE model = 'ridge' AND horizon_h = 6"
+    )
     yield schema
     run_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -110,6 +115,20 @@ def drawn(page: Page) -> dict:
     )
 
 
+def leaderboard_cells(page: Page) -> dict:
+    """The leaderboard's header and every row's cells, as shown."""
+    return page.evaluate(
+        """() => {
+        const table = document.getElementById("leaderboard");
+        const texts = (cells) => [...cells].map((c) => c.textContent.trim());
+        return {
+            header: texts(table.querySelectorAll("thead th")),
+            rows: [...table.querySelectorAll("tbody tr")].map((r) => texts(r.cells)),
+        };
+    }"""
+    )
+
+
 def forecasts(symbol: str, model: str, horizon: int, schema: str) -> int:
     return run_sql(
         f'SELECT count(*) FROM "{schema}".predictions WHERE symbol = %s AND model = %s'
@@ -149,6 +168,12 @@ def test_dashboard_draws_candles_forecasts_and_the_leaderboard(
     # the newest forecasts reach ahead of the last candle's close
     assert seen["last_forecast_time"] == (LAST_CANDLE + timedelta(hours=6)).isoformat()
     assert seen["rows"] == 2 * len(MODEL_ZOO)  # every model x (30d, all) at 6 h
+    # the leaderboard shows each model's coverage and interval width; "-" where no interval
+    board = leaderboard_cells(page)
+    assert board["header"][8:10] == ["coverage", "width"]
+    shown = {(row[0], row[2]): (row[8], row[9]) for row in board["rows"]}
+    assert shown["all", "ridge"] == shown["30d", "ridge"] == ("87.5%", "2.0%")
+    assert shown["all", "linear"] == ("-", "-")
     assert seen["notice"] is None
     page.wait_for_selector("#health.degraded")  # 2025 is long past
     assert "newest candle 2025-01-23T23:00:00+00:00" in page.locator("#health").inner_text()

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.scoring import rank_models, score_day
+from cryptify_pipeline.ml.scoring import (
+    interval_score,
+    pinball_loss,
+    rank_models,
+    score_day,
+    volatility_terciles,
+)
 from cryptify_pipeline.ml.significance import diebold_mariano, loss_differential
 
 HOUR = timedelta(hours=1)
@@ -280,3 +286,110 @@ def test_a_window_too_short_to_test_has_no_p_value_and_says_why():
     assert 0 <= board.loc[("all", "ridge"), "dm_p_value"] < 0.05
     assert pd.isna(board.loc[("all", "ridge"), "dm_note"])
     assert board["dm_note"].dtype == "string"
+
+
+def test_pinball_loss_by_hand():
+    # the 5% quantile at 0.9: above it costs 0.05 per unit, below it 0.95 per unit
+    assert pinball_loss(0.9, 1.0, 0.05) == pytest.approx(0.005)
+    assert pinball_loss(0.9, 0.8, 0.05) == pytest.approx(0.095)
+    # the 95% quantile at 1.1: below it costs 0.05 per unit, above it 0.95 per unit
+    assert pinball_loss(1.1, 1.0, 0.95) == pytest.approx(0.005)
+    assert pinball_loss(1.1, 1.3, 0.95) == pytest.approx(0.19)
+    assert pinball_loss(1.1, 1.1, 0.95) == 0
+
+
+def test_interval_score_by_hand_and_as_the_pinball_losses_of_its_bounds():
+    # a 90% interval [0.9, 1.1]: its width inside, plus 2 / 0.1 = 20 x the miss outside
+    lower, upper = np.array([0.9, 0.9, 0.9]), np.array([1.1, 1.1, 1.1])
+    actual = np.array([1.0, 1.2, 0.85])
+    np.testing.assert_allclose(interval_score(lower, upper, actual, 0.1), [0.2, 2.2, 1.2])
+    pinball = pinball_loss(lower, actual, 0.05) + pinball_loss(upper, actual, 0.95)
+    np.testing.assert_allclose(interval_score(lower, upper, actual, 0.1), 20 * pinball)
+
+
+def volatility_history(symbol: str, days_before: int, day_values: list[float]) -> pd.DataFrame:
+    """Hourly volatility 1, 2, ..., 24 x ``days_before`` before DAY, then ``day_values``."""
+    before = pd.date_range(DAY - timedelta(days=days_before), DAY - HOUR, freq="h")
+    during = pd.date_range(DAY, periods=len(day_values), freq="h")
+    return pd.DataFrame({
+        "symbol": symbol, "ts": before.append(during),
+        "volatility": np.concatenate([np.arange(1.0, len(before) + 1), day_values]),
+    })  # fmt: skip
+
+
+def test_volatility_terciles_cut_at_the_symbols_last_30_days():
+    # 40 days of history: only the last 30 (values 241..960) set the cuts, at 480.33 and
+    # 720.67; the day's own hours do not move them
+    history = volatility_history("BTC/USDT", 40, [300.0, 600.0, 900.0, 480.0, 481.0])
+    # a week less an hour of history is too little: no tercile
+    short = volatility_history("ETH/USDT", 6, [1.0, 2.0, 3.0, 4.0, 5.0])
+    terciles = volatility_terciles(pd.concat([history, short]), DAY)
+    assert terciles.loc["BTC/USDT"].tolist() == [0, 1, 2, 0, 1]
+    assert "ETH/USDT" not in terciles.index.get_level_values("symbol")
+
+
+def test_interval_figures_by_hand_per_day_and_pooled_over_days():
+    """Two days, three hours each, one per volatility tercile: the daily rows carry the sums,
+    the leaderboard divides the pooled sums."""
+    realised = {0: [101.0, 95.0, 112.0], 1: [100.0, 109.0, 91.0]}
+    rows, candles = [], []
+    for offset, closes in realised.items():
+        day = DAY + timedelta(days=offset)
+        hours = pd.date_range(day, periods=3, freq="h")
+        rows += [{"ts": ts, "symbol": "BTC/USDT", "model": "zero_return", "horizon_h": 6,
+                  "target_ts": ts + 6 * HOUR, "close": 100.0, "pred_log_return": 0.0,
+                  "pred_price": 100.0, "lower": 90.0, "upper": 110.0, "interval_level": 0.9}
+                 for ts in hours]  # fmt: skip
+        candles.append(pd.DataFrame({"symbol": "BTC/USDT", "ts": hours + 6 * HOUR,
+                                     "close": closes}))  # fmt: skip
+    predictions, candles = pd.DataFrame(rows), pd.concat(candles, ignore_index=True)
+    # history 1..720 (cuts 240.67 and 480.33), each day's hours low, mid, high (the second
+    # day's cuts, over 25..720 and the first day's three, stay between 10, 300 and 700)
+    second = pd.date_range(DAY + timedelta(days=1), periods=3, freq="h")
+    volatility = pd.concat([
+        volatility_history("BTC/USDT", 30, [10.0, 300.0, 700.0]),
+        pd.DataFrame({"symbol": "BTC/USDT", "ts": second, "volatility": [10.0, 300.0, 700.0]}),
+    ])  # fmt: skip
+    metrics = pd.concat(
+        [score_day(predictions, candles, DAY + timedelta(days=d), volatility=volatility)
+         for d in realised],
+        ignore_index=True,
+    )  # fmt: skip
+    first = metrics.iloc[0]
+    # [90, 110] is 20% of the price wide; 101 in, 95 in, 112 out by 2% of the price
+    assert first["width_share"] == pytest.approx(0.2)
+    assert first["interval_score"] == pytest.approx((3 * 0.2 + 20 * 0.02) / 3)
+    # pinball of the 5% quantile 0.9: 0.05 x (0.11, 0.05, 0.22); of the 95% quantile 1.1:
+    # 0.05 x (0.09, 0.15) inside and 0.95 x 0.02 above
+    assert first["pinball_lower"] == pytest.approx(0.05 * (0.11 + 0.05 + 0.22) / 3)
+    assert first["pinball_upper"] == pytest.approx((0.05 * (0.09 + 0.15) + 0.95 * 0.02) / 3)
+    assert first[["covered_low_vol", "covered_mid_vol", "covered_high_vol"]].tolist() == [1, 1, 0]
+    assert first[["interval_n_low_vol", "interval_n_mid_vol", "interval_n_high_vol"]].tolist() == [
+        1, 1, 1,
+    ]  # fmt: skip
+    assert (first["coverage_low_vol"], first["coverage_high_vol"]) == (1.0, 0.0)
+    # day 2: 100 in (low), 109 in (mid), 91 in (high); pooled: high covered 1 of 2
+    row = rank_models(metrics).set_index("window").loc["all"]
+    assert row["coverage"] == pytest.approx(5 / 6)
+    assert (row["coverage_low_vol"], row["coverage_mid_vol"]) == (1.0, 1.0)
+    assert row["coverage_high_vol"] == pytest.approx(0.5)
+    assert row["width_share"] == pytest.approx(0.2)
+    assert row["interval_score"] == pytest.approx((6 * 0.2 + 20 * 0.02) / 6)
+    pinball_upper = (0.05 * (0.09 + 0.15 + 0.10 + 0.01 + 0.19) + 0.95 * 0.02) / 6
+    assert row["pinball_upper"] == pytest.approx(pinball_upper)
+
+
+def test_days_scored_before_interval_figures_count_in_none_of_their_means():
+    day = {"symbol": "BTC/USDT", "model": "zero_return", "horizon_h": 6, "n": 24,
+           "sum_abs_error": 0.1, "sse": 0.01, "sum_y2": 0.01, "direction_n": 0,
+           "direction_hits": 0, "covered": 20, "interval_n": 24}  # fmt: skip
+    old = {**day, "day": DAY}
+    new = {**day, "day": DAY + timedelta(days=1), "sum_width_share": 2.4,
+           "sum_interval_score": 4.8, "sum_pinball_lower": 0.24, "sum_pinball_upper": 0.24,
+           "covered_high_vol": 6, "interval_n_high_vol": 8}  # fmt: skip
+    row = rank_models(pd.DataFrame([old, new])).set_index("window").loc["all"]
+    assert row["coverage"] == pytest.approx(40 / 48)
+    assert row["width_share"] == pytest.approx(0.1)  # 2.4 over the new day's 24 rows
+    assert row["interval_score"] == pytest.approx(0.2)
+    assert row["coverage_high_vol"] == pytest.approx(0.75)
+    assert np.isnan(row["coverage_low_vol"])

@@ -129,7 +129,7 @@ function drawLeaderboard(rows, chosen) {
       const cells = [
         row.window, row.rank, row.model, row.n, fmt(row.rmse), fmt(row.mae),
         fmt(row.r2_vs_zero, 3), percent(row.directional_accuracy), percent(row.coverage),
-        fmt(row.skill_vs_zero, 3),
+        percent(row.width_share), fmt(row.skill_vs_zero, 3),
       ];
       for (const cell of cells) {
         const td = document.createElement("td");
