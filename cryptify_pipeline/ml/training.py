@@ -35,10 +35,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from cryptify_pipeline.ml import lstm
 from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import EWMA_VOLATILITY, LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.models import BOOSTED, ZOO, model_features
+from cryptify_pipeline.ml.models import BOOSTED, WINDOWED, ZOO, model_features
 from cryptify_pipeline.ml.targets import purge
 
 VALIDATION_FRACTION = 0.2
@@ -153,14 +154,23 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
 def train_model(
     model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float,
     interval_method: str = INTERVAL_METHOD,
+    *, history: pd.DataFrame | None = None, window_hours: int = lstm.WINDOW_HOURS,
 ) -> dict[str, object]:  # fmt: skip
     """Fit ``model`` and return its record: window, validation figures, the interval calibrated
     for ``interval_level`` by ``interval_method`` and the stored model (format, bytes, hash,
-    versions; ``artifacts.sign_models`` signs it)."""
+    versions; ``artifacts.sign_models`` signs it). A windowed model (the LSTM) reads its
+    samples' past hours from ``history``, the symbol's feature rows (default: the split's own)."""
     target = f"target_{horizon}h"
     features = list(model_features(model))
-    pipeline, rounds = fit_model(model, split.fit, horizon)
-    predicted = pipeline.predict(split.validation[features])
+    fitted = len(split.fit)
+    if model in WINDOWED:
+        history = pd.concat([split.fit, split.validation]) if history is None else history
+        pipeline, rounds, fitted, predicted = fit_windowed(
+            model, symbol, horizon, split, history, window_hours
+        )
+    else:
+        pipeline, rounds = fit_model(model, split.fit, horizon)
+        predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
     scale = interval_scale(split.validation, horizon, interval_method)
     usable = np.isfinite(scale) & (scale > 0)
@@ -178,7 +188,7 @@ def train_model(
         "fit_end": split.fit["ts"].max(),
         "validation_start": split.validation["ts"].min(),
         "validation_end": split.validation["ts"].max(),
-        "fit_rows": len(split.fit),
+        "fit_rows": fitted,
         "validation_rows": len(split.validation),
         "boosting_rounds": rounds,
         "features": features,
@@ -196,6 +206,37 @@ def train_model(
         "interval_scale_median": float(np.median(scale[usable])) if usable.any() else np.nan,
         **save_model(pipeline),
     }
+
+
+def fit_windowed(
+    model: str, symbol: str, horizon: int, split: Split, history: pd.DataFrame, hours: int
+) -> tuple[lstm.LstmForecaster, int, int, np.ndarray]:
+    """The LSTM fitted on the windows of ``hours`` hours ending at the fitted rows (complete
+    ones only), its epochs, the windows fitted, and its predictions of the held-out rows.
+
+    The epochs are chosen as the boosted models' rounds are (``fit_model``): on the last
+    ``VALIDATION_FRACTION`` of the fitted rows, purged by the horizon.
+    """
+    features, target = list(model_features(model)), f"target_{horizon}h"
+
+    def samples(rows: pd.DataFrame, complete: bool) -> tuple[np.ndarray, np.ndarray]:
+        x = lstm.windows(history, rows["ts"], features, hours)
+        y = rows[target].to_numpy("float32")
+        return lstm.training_samples(x, y, len(MODEL_FEATURES)) if complete else (x, y)
+
+    fit = samples(split.fit, complete=True)
+    inner = hold_out_last(split.fit, horizon, VALIDATION_FRACTION)
+    probe, check = samples(inner.fit, complete=True), samples(inner.validation, complete=False)
+    if len(fit[0]) < MIN_FIT_ROWS or not len(probe[0]) or not len(check[0]):
+        raise NotEnoughData(
+            f"{symbol}: {model} ({horizon}h) has {len(fit[0])} complete {hours}-hour windows "
+            f"of feature rows among its {len(split.fit)} fitted rows ({len(probe[0])} before "
+            f"its early-stopping hold-out); need at least {MIN_FIT_ROWS} (backfill more "
+            f"history: a window needs {hours} consecutive hours of complete features)"
+        )
+    network, epochs = lstm.train(fit, probe, check)
+    predicted = network.predict(samples(split.validation, complete=False)[0])
+    return network, epochs, len(fit[0]), predicted
 
 
 @dataclass(frozen=True)
@@ -307,6 +348,7 @@ def train_symbol(
     rows: pd.DataFrame, symbol: str, cutoff: datetime, horizons: Sequence[int],
     models: Sequence[str], window_days: int | None, interval_level: float,
     interval_method: str = INTERVAL_METHOD,
+    lstm_window_hours: int = lstm.WINDOW_HOURS,
 ) -> list[dict[str, object]]:  # fmt: skip
     """The records of one symbol's rows, every horizon and model.
 
@@ -325,7 +367,10 @@ def train_symbol(
             except NotEnoughData as error:
                 raise NotEnoughData(f"{symbol}: {error}") from None
             records += [
-                train_model(model, symbol, horizon, split, cutoff, interval_level, interval_method)
+                train_model(
+                    model, symbol, horizon, split, cutoff, interval_level, interval_method,
+                    history=rows, window_hours=lstm_window_hours,
+                )  # fmt: skip
                 for model in models
             ]
         return records
@@ -335,6 +380,7 @@ def train_all(
     rows: pd.DataFrame, cutoff: datetime, horizons: Iterable[int], models: Iterable[str],
     window_days: int | None = None, *, interval_level: float, n_jobs: int = 1,
     interval_method: str = INTERVAL_METHOD,
+    lstm_window_hours: int = lstm.WINDOW_HOURS,
 ) -> pd.DataFrame:  # fmt: skip
     """Every (symbol, horizon, model) record at ``cutoff``, one row each, with intervals
     calibrated for ``interval_level``; symbols on up to ``n_jobs`` worker processes.
@@ -355,7 +401,8 @@ def train_all(
         raise NotEnoughData(f"no rows of any symbol to train on at {cutoff:%Y-%m-%d %H:%M}")
     tasks = (
         joblib.delayed(train_symbol)(
-            group, symbol, cutoff, horizons, models, window_days, interval_level, interval_method
+            group, symbol, cutoff, horizons, models, window_days, interval_level, interval_method,
+            lstm_window_hours,
         )
         for symbol, group in groups
     )

@@ -1,0 +1,433 @@
+"""The LSTM of the web app this replaces: a Keras network over the last N hours of features.
+
+A sample at hour t is the feature rows of hours t - N + 1 .. t of one symbol (``windows``),
+never a later one; its target is the h-hour log return, as for every model of the zoo. One
+network per symbol and horizon, like the rest of the zoo. The network is small on purpose (a
+day of models must stay cheap): standardise, ``LSTM(UNITS)``, ``Dense(1)``, and a fixed
+rescaling of the output back to log returns. The standardisation (the training rows' means and
+variances) and the target's scale are layers of the saved model, so a forecast uses nothing
+that the signature does not cover.
+
+Training (``train``): epochs are chosen like the boosted models' rounds, on the last part of
+the fitted rows, time-ordered and purged (``training.fit_model`` splits them): early stopping
+there, then a fresh network fitted on all the fitted windows for the best number of epochs.
+Seeded, one XLA thread: the same rows give the same network, bytes included.
+
+Stored in Keras's own ``.keras`` archive (``dumps``/``loads``), rewritten canonically (no save
+date, object ids numbered, fixed member times: equal networks give equal bytes), and loaded with
+``safe_mode=True`` (no Lambda layer, no pickled code) after the archive is checked to hold
+exactly the three files Keras writes and exactly the zoo's layers (``check_archive``).
+Forecasts are computed from the loaded layers in float64 (``forward``): Keras's own predict
+compiles anew for every network loaded, which cost more than an hour's other forecasts.
+
+Keras (on JAX) is imported when a network is built or loaded, never with this module: it takes
+about 2 s, and most processes never touch an LSTM.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+LSTM = "lstm"
+WINDOW_HOURS = 48  # N: hours of feature rows per sample (TrainConfig.lstm_window_hours)
+MAX_WINDOW_HOURS = 168  # the longest window a run may ask for: predictions read this far back
+UNITS = 32
+BATCH_SIZE = 256
+MAX_EPOCHS = 12
+PATIENCE = 2  # epochs without a better hold-out loss before the probe stops
+LEARNING_RATE = 3e-3
+SEED = 0
+
+# What a .keras archive of ours holds, exactly, and the only layer classes it may name.
+ARCHIVE_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+TRUSTED_LAYERS = ("InputLayer", "Normalization", "LSTM", "Dense", "Rescaling")
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class NotEnoughHistory(ValueError):
+    """Too few hours of feature rows before an hour to make its window."""
+
+
+def keras_module() -> Any:
+    """Keras, imported on first use, on JAX's CPU backend."""
+    # JAX on the CPU, one thread per fit (the symbols' worker processes share the cores, and a
+    # single-threaded XLA reduces in one order: the same fit, the same bytes)
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(
+            f"the LSTM runs on Keras's JAX backend, but KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}: unset it or set it to jax"
+        )
+    return keras
+
+
+def windows(history: pd.DataFrame, at: Any, columns: list[str], hours: int) -> np.ndarray:
+    """(len(at), hours, len(columns)) float32: for each hour t of ``at``, ``columns`` of the
+    rows of ``history`` (one symbol's, with ``ts``) at t - hours + 1 .. t, oldest first; an
+    hour without a row is NaN. Only rows at or before t are read: no look-ahead."""
+    at = pd.DatetimeIndex(at)
+    if not len(at):
+        return np.empty((0, hours, len(columns)), dtype="float32")
+    first = at.min() - timedelta(hours=hours - 1)
+    grid = pd.date_range(first, at.max(), freq="h")
+    values = (
+        history.drop_duplicates("ts", keep="last")
+        .set_index("ts")[list(columns)]
+        .reindex(grid)
+        .to_numpy("float32")
+    )
+    ends = np.asarray((at - first) // timedelta(hours=1), dtype="int64")  # row of t in the grid
+    offsets = np.arange(-(hours - 1), 1)
+    return values[ends[:, None] + offsets[None, :]]
+
+
+def missing_hours(history: pd.DataFrame, at: Any, hours: int) -> list[pd.Timestamp]:
+    """The hours of the windows ending at ``at`` that ``history`` has no row for."""
+    ends = pd.DatetimeIndex(at).unique().sort_values()
+    if not len(ends):
+        return []
+    grid = pd.date_range(ends[0] - timedelta(hours=hours - 1), ends[-1], freq="h")
+    # an hour is needed if the first window end at or after it is fewer than ``hours`` later
+    following = ends[np.minimum(ends.searchsorted(grid), len(ends) - 1)]
+    needed = grid[(following >= grid) & (following - grid < timedelta(hours=hours))]
+    return list(needed.difference(pd.DatetimeIndex(history["ts"])))
+
+
+@dataclass
+class LstmForecaster:
+    """A loaded or freshly trained network; ``predict`` takes ``windows``' arrays."""
+
+    network: Any
+
+    @property
+    def window_hours(self) -> int:
+        return int(self.network.input_shape[1])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The log returns of windows ``x``, computed in float64 by ``forward`` from the
+        network's own layers (a NaN, a gap or context not yet known, stands at the training
+        mean). Not Keras's predict: that compiles anew for every network loaded (~0.5 s),
+        longer than an hour's every other forecast."""
+        return forward(layer_values(self.network), x)
+
+
+def layer_values(network: Any) -> dict[str, np.ndarray]:
+    """What ``forward`` computes with: the standardisation of the network's config, and its
+    layers' weights."""
+    standardise = network.get_layer("standardise").get_config()
+    kernel, recurrent, bias = network.get_layer("lstm").get_weights()
+    dense_kernel, dense_bias = network.get_layer("standardised_return").get_weights()
+    rescale = network.get_layer("log_return").get_config()
+    return {
+        "mean": np.asarray(standardise["mean"], "float64").reshape(-1),
+        "variance": np.asarray(standardise["variance"], "float64").reshape(-1),
+        "kernel": kernel.astype("float64"),
+        "recurrent": recurrent.astype("float64"),
+        "bias": bias.astype("float64"),
+        "dense_kernel": dense_kernel.astype("float64"),
+        "dense_bias": dense_bias.astype("float64"),
+        "scale": np.float64(rescale["scale"]),
+        "offset": np.float64(rescale["offset"]),
+    }
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * z) + 1.0)
+
+
+def forward(values: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The network's output for windows ``x`` (samples, hours, features): Keras's
+    Normalization, LSTM (tanh, sigmoid gates in the order i, f, c, o; ``check_archive``
+    refuses any other configuration), Dense and Rescaling, written out."""
+    if not len(x):
+        return np.empty(0, dtype="float64")
+    x = standardised(x, values["mean"], values["variance"])
+    units = values["recurrent"].shape[0]
+    h = np.zeros((len(x), units))
+    c = np.zeros((len(x), units))
+    inputs = x @ values["kernel"] + values["bias"]  # every hour's input part at once
+    for hour in range(x.shape[1]):
+        z = inputs[:, hour] + h @ values["recurrent"]
+        i, f = _sigmoid(z[:, :units]), _sigmoid(z[:, units : 2 * units])
+        c = f * c + i * np.tanh(z[:, 2 * units : 3 * units])
+        h = _sigmoid(z[:, 3 * units :]) * np.tanh(c)
+    out = (h @ values["dense_kernel"] + values["dense_bias"]).reshape(-1)
+    return out * values["scale"] + values["offset"]
+
+
+def standardised(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """Keras's Normalization of ``x`` in float64, a NaN at the mean (0 once standardised)."""
+    x = (np.asarray(x, "float64") - mean) / np.maximum(np.sqrt(variance), 1e-7)
+    return np.where(np.isnan(x), 0.0, x)
+
+
+@dataclass(frozen=True)
+class UntrainedLstm:
+    """The zoo's entry before training (``models.lstm``): ``training.fit_windowed`` fits it."""
+
+    def fit(self, *_: Any) -> Any:
+        raise TypeError("the lstm is fitted on windows of past rows: use training.fit_windowed")
+
+
+def is_lstm(model: Any) -> bool:
+    """Whether ``model`` is the zoo's LSTM, trained or not (stored as ``keras``)."""
+    return isinstance(model, LstmForecaster | UntrainedLstm)
+
+
+# One training network per shape and process, reset to the same seeded start before each fit:
+# a network's first fit compiles its step (~2 s), longer than the fit itself (~0.2 s an epoch)
+_TRAINERS: dict[tuple[int, int], tuple[Any, list, list]] = {}
+
+
+def _trainer(keras: Any, hours: int, features: int) -> Any:
+    if (hours, features) not in _TRAINERS:
+        keras.utils.set_random_seed(SEED)
+        network = keras.Sequential(
+            [
+                keras.Input(shape=(hours, features), name="window"),
+                keras.layers.LSTM(UNITS, name="lstm"),
+                keras.layers.Dense(1, name="standardised_return"),
+            ],
+            name="lstm_trainer",
+        )
+        network.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mse")
+        network.optimizer.build(network.trainable_variables)
+        _TRAINERS[(hours, features)] = (
+            network,
+            network.get_weights(),
+            [np.array(variable.numpy()) for variable in network.optimizer.variables],
+        )
+    network, weights, optimizer_state = _TRAINERS[(hours, features)]
+    network.set_weights(weights)
+    for variable, value in zip(network.optimizer.variables, optimizer_state, strict=True):
+        variable.assign(value)
+    keras.utils.set_random_seed(SEED)  # the batches' order
+    return network
+
+
+def _padded(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x`` and ``y`` padded to whole batches, with sample weights 0 for the padding: every
+    batch has the one shape, so the compiled step is reused."""
+    pad = -len(x) % BATCH_SIZE
+    weights = np.concatenate([np.ones(len(x)), np.zeros(pad)]).astype("float32")
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), "float32")])
+    return x, np.concatenate([y, np.zeros(pad, "float32")]), weights
+
+
+def training_samples(x: np.ndarray, y: np.ndarray, required: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows whose first ``required`` columns are known at every hour, with a target:
+    training fits complete windows only (forecasts fill gaps), as the other models fit complete
+    rows."""
+    keep = np.isfinite(x[:, :, :required]).all(axis=(1, 2)) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and variance of the training windows' values (float32, as the
+    Normalization layer holds them)."""
+    flat = x.reshape(-1, x.shape[-1]).astype("float64")
+    mean = np.nan_to_num(np.nanmean(flat, axis=0))
+    variance = np.nan_to_num(np.nanvar(flat, axis=0), nan=1.0)
+    return mean.astype("float32"), np.where(variance > 0, variance, 1.0).astype("float32")
+
+
+def _fit(keras: Any, x: np.ndarray, y: np.ndarray, epochs: int, check=None) -> tuple[Any, int]:
+    """The trainer fitted on windows ``x`` (raw) and targets ``y`` for ``epochs``, or, with
+    ``check`` windows and targets, until ``PATIENCE`` epochs bring no lower loss there; and the
+    standardisation it was fitted with, and the best epoch."""
+    mean, variance = _standardisation(x)
+    centre, spread = float(np.mean(y)), float(np.std(y)) or 1.0
+    network = _trainer(keras, x.shape[1], x.shape[2])
+    inputs, targets, weights = _padded(
+        standardised(x, mean, variance).astype("float32"), ((y - centre) / spread).astype("float32")
+    )
+    if check is None:
+        network.fit(inputs, targets, sample_weight=weights, epochs=epochs,
+                    batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
+        return (network, mean, variance, centre, spread), epochs
+    losses: list[float] = []
+    while len(losses) < MAX_EPOCHS and len(losses) - int(np.argmin(losses or [0])) <= PATIENCE:
+        network.fit(inputs, targets, sample_weight=weights, epochs=1,
+                    batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
+        values = {
+            **_trained_values(network),
+            "mean": mean.astype("float64"), "variance": variance.astype("float64"),
+            "scale": np.float64(spread), "offset": np.float64(centre),
+        }  # fmt: skip
+        losses.append(float(np.mean((forward(values, check[0]) - check[1]) ** 2)))
+    return (network, mean, variance, centre, spread), int(np.argmin(losses)) + 1
+
+
+def _trained_values(network: Any) -> dict[str, np.ndarray]:
+    kernel, recurrent, bias = network.get_layer("lstm").get_weights()
+    dense_kernel, dense_bias = network.get_layer("standardised_return").get_weights()
+    return {
+        "kernel": kernel.astype("float64"), "recurrent": recurrent.astype("float64"),
+        "bias": bias.astype("float64"), "dense_kernel": dense_kernel.astype("float64"),
+        "dense_bias": dense_bias.astype("float64"),
+    }  # fmt: skip
+
+
+def train(
+    fit: tuple[np.ndarray, np.ndarray],
+    probe: tuple[np.ndarray, np.ndarray],
+    check: tuple[np.ndarray, np.ndarray],
+) -> tuple[LstmForecaster, int]:
+    """A network fitted on the windows and targets ``fit``, and its epochs: chosen by early
+    stopping of a probe fitted on ``probe`` and scored on ``check`` (the last fitted rows,
+    purged); each fit standardised on its own training windows only."""
+    keras = keras_module()
+    _, epochs = _fit(keras, probe[0], probe[1], MAX_EPOCHS, check=check)
+    (trainer, mean, variance, centre, spread), _ = _fit(keras, fit[0], fit[1], epochs)
+    # the stored network: the standardisation, the trained layers, and the fixed map from
+    # standardised returns back to log returns, all in the one signed archive
+    network = keras.Sequential(
+        [
+            keras.Input(shape=fit[0].shape[1:], name="window"),
+            keras.layers.Normalization(
+                axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="standardise"
+            ),
+            keras.layers.LSTM(UNITS, name="lstm"),
+            keras.layers.Dense(1, name="standardised_return"),
+            keras.layers.Rescaling(scale=spread, offset=centre, name="log_return"),
+        ],
+        name="lstm",
+    )
+    for name in ("lstm", "standardised_return"):
+        network.get_layer(name).set_weights(trainer.get_layer(name).get_weights())
+    return LstmForecaster(network), epochs
+
+
+def dumps(model: LstmForecaster) -> bytes:
+    """The network as a ``.keras`` archive, rewritten with fixed member times and order and
+    without the save date: equal networks give equal bytes."""
+    with tempfile.TemporaryDirectory(prefix="cryptify-lstm-") as directory:
+        path = Path(directory) / "model.keras"
+        model.network.save(path, zipped=True)
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+    if sorted(members) != sorted(ARCHIVE_MEMBERS):
+        raise ValueError(f"Keras wrote {sorted(members)}, not {list(ARCHIVE_MEMBERS)}")
+    metadata = json.loads(members["metadata.json"])
+    metadata.pop("date_saved", None)
+    members["metadata.json"] = json.dumps(metadata, sort_keys=True).encode()
+    config = _renumbered(json.loads(members["config.json"]), {})
+    members["config.json"] = json.dumps(config).encode()
+    return _archive(members)
+
+
+def _renumbered(value: Any, ids: dict[int, int]) -> Any:
+    """``value`` with each ``shared_object_id`` (a memory address) numbered in order of first
+    appearance: the same objects shared, the same text every time."""
+    if isinstance(value, dict):
+        return {
+            key: ids.setdefault(item, len(ids) + 1)
+            if key == "shared_object_id"
+            else _renumbered(item, ids)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_renumbered(item, ids) for item in value]
+    return value
+
+
+def _archive(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in ARCHIVE_MEMBERS:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o600 << 16
+            archive.writestr(info, members[name])
+    return buffer.getvalue()
+
+
+def check_archive(blob: bytes) -> None:
+    """Refuse (ValueError) an archive that holds anything but the three files Keras writes, or
+    whose config names a layer class outside ``TRUSTED_LAYERS`` or a module outside Keras."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            names = archive.namelist()
+            if sorted(names) != sorted(ARCHIVE_MEMBERS):
+                raise ValueError(
+                    f"the archive holds {sorted(names)}; a .keras model of the zoo holds "
+                    f"exactly {list(ARCHIVE_MEMBERS)}"
+                )
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"not a .keras archive: {error}") from None
+    if config.get("class_name") != "Sequential" or config.get("module") != "keras":
+        raise ValueError(
+            f"the model is a {config.get('module')}.{config.get('class_name')}, not a "
+            "keras.Sequential"
+        )
+    layers = config.get("config", {}).get("layers", [])
+    for layer in layers:
+        name, module = layer.get("class_name"), layer.get("module")
+        if name not in TRUSTED_LAYERS or module != "keras.layers":
+            raise ValueError(
+                f"the model holds a {module}.{name} layer; only {', '.join(TRUSTED_LAYERS)} of "
+                "keras.layers are trusted"
+            )
+    shape = [(layer["class_name"], layer["config"].get("name")) for layer in layers]
+    if shape != _LAYERS:
+        raise ValueError(f"the layers are {shape}, not the zoo's LSTM {_LAYERS}")
+    # ``forward`` computes exactly this configuration
+    settings = {layer["config"]["name"]: layer["config"] for layer in layers}
+    for layer, expected in _SETTINGS.items():
+        wrong = {
+            k: settings[layer].get(k) for k, v in expected.items() if settings[layer].get(k) != v
+        }
+        if wrong:
+            raise ValueError(f"layer {layer} is configured {wrong}, not {expected}")
+
+
+_LAYERS = [
+    ("InputLayer", "window"),
+    ("Normalization", "standardise"),
+    ("LSTM", "lstm"),
+    ("Dense", "standardised_return"),
+    ("Rescaling", "log_return"),
+]
+_SETTINGS = {
+    "standardise": {"axis": [-1], "invert": False},
+    "lstm": {
+        "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+        "return_sequences": False, "return_state": False, "go_backwards": False,
+        "stateful": False,
+    },
+    "standardised_return": {"activation": "linear", "use_bias": True, "units": 1},
+}  # fmt: skip
+
+
+def loads(blob: bytes) -> LstmForecaster:
+    """The network in ``blob``, checked (``check_archive``) and loaded in Keras's safe mode."""
+    check_archive(blob)
+    keras = keras_module()
+    with tempfile.TemporaryDirectory(prefix="cryptify-lstm-") as directory:
+        path = Path(directory) / "model.keras"
+        path.write_bytes(blob)
+        try:
+            network = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a bad file: all are refusals
+            raise ValueError(
+                f"Keras refused the archive: {type(error).__name__}: {error}"
+            ) from None
+    return LstmForecaster(network)
