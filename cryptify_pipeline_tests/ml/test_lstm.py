@@ -1,0 +1,145 @@
+"""The lstm: windows of past hours only, trained like the rest of the zoo on the same split,
+seeded (the same rows, the same bytes), and refused where a symbol has too little history.
+
+Its storage (the .keras archive, signed, checked, loaded in safe mode) and its tampering cases
+are in ``test_artifacts.py``; changing the future changes none of its forecasts in
+``test_leakage.py``.
+"""
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.artifacts import load_model, sign_models
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
+from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
+from cryptify_pipeline.ml.lstm import WINDOW_HOURS, missing_hours, windows
+from cryptify_pipeline.ml.signing import SigningKey
+from cryptify_pipeline.ml.targets import with_targets
+from cryptify_pipeline.ml.training import (
+    NotEnoughData,
+    conformal_interval,
+    interval_scale,
+    split_rows,
+    train_all,
+)
+
+HOUR = timedelta(hours=1)
+CUTOFF = datetime(2025, 4, 1, tzinfo=UTC)
+KEY = SigningKey.generate()
+SYMBOL = "BTC/USDT"
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    start = CUTOFF - timedelta(days=40)
+    candles = SampleMarket().fetch([SYMBOL], start - LOOKBACK_HOURS * HOUR, CUTOFF + 3 * HOUR)
+    return with_targets(build_features(candles, start, CUTOFF + 3 * HOUR))
+
+
+@pytest.fixture(scope="module")
+def records(rows) -> pd.DataFrame:
+    trained = train_all(rows, CUTOFF, [6], ["ridge", "lstm"], window_days=30, interval_level=0.9)
+    return sign_models(trained.assign(day=CUTOFF - timedelta(days=1)), KEY)
+
+
+def test_a_window_holds_the_hours_up_to_its_own_and_no_later(rows):
+    at = rows["ts"].iloc[[100, 101, 500]]
+    got = windows(rows, at, ["close", "log_return_1h"], 5)
+    assert got.shape == (3, 5, 2)
+    for sample, end in enumerate(at):
+        expected = rows[(rows["ts"] > end - 5 * HOUR) & (rows["ts"] <= end)]
+        np.testing.assert_array_equal(
+            got[sample], expected[["close", "log_return_1h"]].to_numpy("float32")
+        )
+    # an hour without a row is NaN in every window that holds it, and named as missing
+    gap = rows.drop(index=rows.index[98])
+    with_gap = windows(gap, at, ["close"], 5)
+    assert np.isnan(with_gap[0, 2, 0]) and np.isnan(with_gap[1, 1, 0])
+    assert not np.isnan(with_gap[2]).any()
+    assert missing_hours(gap, at, 5) == [rows["ts"].iloc[98]]
+
+
+def test_the_lstm_is_validated_on_the_same_held_out_hours_as_the_others(rows, records):
+    ridge, lstm = (records[records["model"] == name].iloc[0] for name in ("ridge", "lstm"))
+    for column in ("validation_start", "validation_end", "validation_rows", "fit_start"):
+        assert lstm[column] == ridge[column], column
+    # purged: no fitted target reaches into the held-out hours
+    assert lstm["fit_end"] + 6 * HOUR <= lstm["validation_start"]
+    # its windows are the fitted rows whose 48 hours all have complete features
+    assert 100 <= lstm["fit_rows"] <= ridge["fit_rows"]
+    assert lstm["boosting_rounds"] >= 1  # the epochs chosen by early stopping
+    assert lstm["artifact_format"] == "keras"
+
+
+def test_its_interval_comes_from_its_held_out_residuals_as_for_every_model(rows, records):
+    record = records[records["model"] == "lstm"].iloc[0]
+    split = split_rows(rows, 6, CUTOFF, 30)
+    network = load_model(record.to_dict(), KEY)
+    x = windows(rows, split.validation["ts"], list(MODEL_FEATURES), WINDOW_HOURS)
+    residuals = split.validation["target_6h"].to_numpy() - network.predict(x)
+    scale = interval_scale(split.validation, 6)
+    interval = conformal_interval(residuals / scale, split.validation["ts"], 6, 0.9)
+    assert (record["interval_low"], record["interval_high"]) == (interval.low, interval.high)
+    assert record["interval_windows"] == interval.windows
+
+
+_RETRAIN = """
+import sys
+from datetime import UTC, datetime, timedelta
+from cryptify_pipeline.market.sample import SampleMarket
+from cryptify_pipeline.ml.features import LOOKBACK_HOURS, build_features
+from cryptify_pipeline.ml.targets import with_targets
+from cryptify_pipeline.ml.training import train_all
+cutoff = datetime(2025, 4, 1, tzinfo=UTC)
+start = cutoff - timedelta(days=40)
+candles = SampleMarket().fetch(["BTC/USDT"], start - timedelta(hours=LOOKBACK_HOURS),
+                               cutoff + timedelta(hours=3))
+rows = with_targets(build_features(candles, start, cutoff + timedelta(hours=3)))
+records = train_all(rows, cutoff, [6], ["lstm"], window_days=30, interval_level=0.9)
+print(records["sha256"].iloc[0])
+"""
+
+
+def test_the_same_rows_give_the_same_bytes_and_forecasts_in_this_process_and_another(rows, records):
+    lstm = records[records["model"] == "lstm"]
+    again = train_all(rows, CUTOFF, [6], ["lstm"], window_days=30, interval_level=0.9)
+    assert again["sha256"].tolist() == lstm["sha256"].tolist()
+    fresh = subprocess.run(
+        [sys.executable, "-c", _RETRAIN], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert fresh.stdout.split()[-1] == lstm["sha256"].iloc[0]
+    # the same record gives the same forecasts, to 1e-6 and in fact bit for bit
+    first = forecast(rows, lstm, [SYMBOL], CUTOFF, CUTOFF + 3 * HOUR, KEY)
+    second = forecast(rows, lstm, [SYMBOL], CUTOFF, CUTOFF + 3 * HOUR, KEY)
+    assert len(first) == 3
+    np.testing.assert_allclose(first["pred_log_return"], second["pred_log_return"], atol=1e-6)
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_a_forecast_without_the_hours_before_it_is_refused_naming_the_symbol(rows, records):
+    lstm = records[records["model"] == "lstm"]
+    short = rows[rows["ts"] >= CUTOFF - 10 * HOUR]
+    with pytest.raises(
+        MissingInputs,
+        match=r"lstm for BTC/USDT \(6h\) needs the 48 hours of features ending at each forecast "
+        r"hour; 37 hour\(s\) have none, from 2025-03-30 01:00 to 2025-03-31 13:00",
+    ):
+        forecast(short, lstm, [SYMBOL], CUTOFF, CUTOFF + HOUR, KEY)
+
+
+def test_a_symbol_without_enough_whole_windows_is_refused_by_name(rows):
+    # every 40th hour missing: rows enough for the other models, no whole 48-hour window
+    holed = rows[np.arange(len(rows)) % 40 != 0]
+    train_all(holed, CUTOFF, [6], ["ridge"], window_days=30, interval_level=0.9)
+    with pytest.raises(
+        NotEnoughData,
+        match=r"^BTC/USDT: lstm \(6h\) has 0 complete 48-hour windows of feature rows among its "
+        r"\d+ fitted rows .*need at least 100",
+    ):
+        train_all(holed, CUTOFF, [6], ["lstm"], window_days=30, interval_level=0.9)
