@@ -209,11 +209,17 @@ def _trainer(keras: Any, hours: int, features: int) -> Any:
         )
         network.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mse")
         network.optimizer.build(network.trainable_variables)
-        _TRAINERS[(hours, features)] = (
-            network,
-            network.get_weights(),
-            [np.array(variable.numpy()) for variable in network.optimizer.variables],
-        )
+        weights = network.get_weights()
+        optimizer_state = [np.array(variable.numpy()) for variable in network.optimizer.variables]
+        # a first fit compiles the step, and compiling draws from the random state: the first
+        # real fit of a process would be shuffled unlike every later one. A batch of zero
+        # weight compiles it here, and its state is then put back
+        network.fit(
+            np.zeros((BATCH_SIZE, hours, features), "float32"), np.zeros(BATCH_SIZE, "float32"),
+            sample_weight=np.zeros(BATCH_SIZE, "float32"), epochs=1, batch_size=BATCH_SIZE,
+            verbose=0,
+        )  # fmt: skip
+        _TRAINERS[(hours, features)] = (network, weights, optimizer_state)
     network, weights, optimizer_state = _TRAINERS[(hours, features)]
     network.set_weights(weights)
     for variable, value in zip(network.optimizer.variables, optimizer_state, strict=True):

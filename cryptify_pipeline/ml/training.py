@@ -218,6 +218,9 @@ def fit_windowed(
     ``VALIDATION_FRACTION`` of the fitted rows, purged by the horizon.
     """
     features, target = list(model_features(model)), f"target_{horizon}h"
+    # windows start no earlier than the first fitted row: the model depends on the training
+    # window alone, whatever else was read (a longer history gives the same network)
+    history = history[history["ts"] >= split.fit["ts"].min()]
 
     def samples(rows: pd.DataFrame, complete: bool) -> tuple[np.ndarray, np.ndarray]:
         x = lstm.windows(history, rows["ts"], features, hours)
