@@ -90,15 +90,16 @@ def _predictions(model, x: pd.DataFrame) -> np.ndarray:
 def _windowed_predictions(model, features: pd.DataFrame, record, batch: pd.DataFrame) -> np.ndarray:
     """An LSTM's forecasts of ``batch``'s rows, each from the window of feature rows of its
     symbol ending at its hour (``features`` holds the hours before the forecast window too);
-    refused, naming the symbol, if any hour of a window has no row."""
+    refused, naming the symbol, where the symbol's features begin inside a window."""
     history = features[features["symbol"] == record.symbol]
     hours = model.window_hours
-    if missing := lstm.missing_hours(history, batch["ts"], hours):
+    if len(short := lstm.short_of_history(history, batch["ts"], hours)):
+        first = f"{history['ts'].min():%Y-%m-%d %H:%M}" if len(history) else "nowhere"
         raise MissingInputs(
             f"{record.model} for {record.symbol} ({record.horizon_h}h) needs the {hours} hours "
-            f"of features ending at each forecast hour; {len(missing)} hour(s) have none, from "
-            f"{missing[0]:%Y-%m-%d %H:%M} to {missing[-1]:%Y-%m-%d %H:%M} (too little history "
-            f"before {batch['ts'].min():%Y-%m-%d %H:%M}: backfill candles and features first)"
+            f"of features ending at each forecast hour, and {record.symbol}'s features begin "
+            f"at {first}: too little history for {len(short)} hour(s) from "
+            f"{short[0]:%Y-%m-%d %H:%M} (backfill candles and features first)"
         )
     return model.predict(lstm.windows(history, batch["ts"], list(record.features), hours))
 

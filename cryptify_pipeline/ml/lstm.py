@@ -98,16 +98,14 @@ def windows(history: pd.DataFrame, at: Any, columns: list[str], hours: int) -> n
     return values[ends[:, None] + offsets[None, :]]
 
 
-def missing_hours(history: pd.DataFrame, at: Any, hours: int) -> list[pd.Timestamp]:
-    """The hours of the windows ending at ``at`` that ``history`` has no row for."""
-    ends = pd.DatetimeIndex(at).unique().sort_values()
-    if not len(ends):
-        return []
-    grid = pd.date_range(ends[0] - timedelta(hours=hours - 1), ends[-1], freq="h")
-    # an hour is needed if the first window end at or after it is fewer than ``hours`` later
-    following = ends[np.minimum(ends.searchsorted(grid), len(ends) - 1)]
-    needed = grid[(following >= grid) & (following - grid < timedelta(hours=hours))]
-    return list(needed.difference(pd.DatetimeIndex(history["ts"])))
+def short_of_history(history: pd.DataFrame, at: Any, hours: int) -> pd.DatetimeIndex:
+    """The hours of ``at`` whose window begins before ``history``'s first row: too little
+    history to forecast from. (A gap inside a window is not: its hours are NaN, and NaN
+    features stand at the training mean, as for the other models.)"""
+    at = pd.DatetimeIndex(at).unique().sort_values()
+    if history.empty:
+        return at
+    return at[at - timedelta(hours=hours - 1) < pd.Timestamp(history["ts"].min())]
 
 
 @dataclass

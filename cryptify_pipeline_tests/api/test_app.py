@@ -275,7 +275,7 @@ def test_symbol_spellings(client, spelling):
     assert {bar["symbol"] for bar in body["data"]["raw_bars"]} == {"ETH/USDT"}
 
 
-@pytest.mark.parametrize(("alias", "zoo"), [("linear_regression", "linear"), ("lstm", "mlp")])
+@pytest.mark.parametrize(("alias", "zoo"), [("linear_regression", "linear")])
 def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     asked = client.get(f"/history?model={alias}&{DAY}&predictions=all").json()
     direct = client.get(f"/history?model={zoo}&{DAY}&predictions=all").json()
@@ -323,12 +323,13 @@ def test_latest_predictions(client, tables):
     assert [ts(p["timestamp"]) for p in rows] == [
         LAST_CANDLE - timedelta(hours=i) for i in range(5)
     ]
+    # the old web app's lstm is the zoo's own lstm, no longer the mlp standing in for it
     assert {(p["model"], p["model_id"], p["prediction_horizon"]) for p in rows} == {
-        ("lstm", "mlp", 6)
+        ("lstm", "lstm", 6)
     }
     stored = run_sql(
         f"SELECT pred_price FROM {tables('predictions')} WHERE symbol = 'ETH/USDT'"
-        " AND model = 'mlp' AND horizon_h = 6 ORDER BY ts DESC LIMIT 5"
+        " AND model = 'lstm' AND horizon_h = 6 ORDER BY ts DESC LIMIT 5"
     )
     assert [p["predicted_value"] for p in rows] == [row[0] for row in stored]
     many = client.get("/predictions/latest?limit=100").json()
@@ -402,9 +403,9 @@ def test_latest_metrics(client, tables):
     )
     one = client.get("/metrics/latest?symbol=ETH/USDT&model=lstm&horizon=24").json()["data"]
     assert [(r["model"], r["model_id"], r["horizon_h"]) for r in one["leaderboard"]] == [
-        ("lstm", "mlp", 24)
+        ("lstm", "lstm", 24)
     ] * 2
-    assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("lstm", "mlp")]
+    assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("lstm", "lstm")]
 
 
 def test_backtest_serves_the_summary_by_window_and_rule(client, tables):
@@ -466,6 +467,10 @@ def test_models_are_records_without_their_bytes(client, tables):
     }
     assert all("pipeline" not in m for m in body["models"])
     assert not any(row[3][:64] in response.text for row in stored)
+    # the lstm is listed with its provenance: a .keras archive, written by Keras on JAX
+    lstm = [m for m in body["models"] if m["model"] == "lstm"]
+    assert lstm and all(m["artifact_format"] == "keras" for m in lstm)
+    assert all(set(m["library_versions"]) == {"keras", "jax", "jaxlib"} for m in lstm)
 
 
 def test_meta_says_the_configured_interval_level(forecast_tables):
@@ -479,7 +484,7 @@ def test_meta_and_health(client):
     assert meta["symbols"] == [
         {"symbol": s, "latest_candle": LAST_CANDLE.isoformat()} for s in ("BTC/USDT", "ETH/USDT")
     ]
-    assert meta["aliases"] == {"linear_regression": "linear", "lstm": "mlp"}
+    assert meta["aliases"] == {"linear_regression": "linear"}
     assert meta["models"] == list(ZOO)  # the +context entries too
     assert meta["interval_level"] == 0.9  # the default CRYPTIFY_INTERVAL_LEVEL
     health = ok(client.get("/health"), schemas.HealthResponse)
@@ -514,7 +519,7 @@ def test_unknown_symbol_and_model_list_the_valid_names(client):
     assert symbol["details"]["valid"] == ["BTC/USDT", "ETH/USDT"]
     assert "DOGE/USDT" in symbol["message"]
     model = error(client.get("/predictions/latest?model=gpt"), 404, "unknown_model")
-    assert model["details"]["valid"] == [*ZOO, "linear_regression", "lstm"]
+    assert model["details"]["valid"] == [*ZOO, "linear_regression"]
     for path in ("/features/latest", "/features", "/metrics/latest", "/models"):
         error(client.get(f"{path}?symbol=BTC/EUR"), 404, "unknown_symbol")
     error(client.get("/metrics/latest?model=lstm_v2"), 404, "unknown_model")

@@ -18,7 +18,7 @@ from cryptify_pipeline.market.sample import SampleMarket
 from cryptify_pipeline.ml.artifacts import load_model, sign_models
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
-from cryptify_pipeline.ml.lstm import WINDOW_HOURS, missing_hours, windows
+from cryptify_pipeline.ml.lstm import WINDOW_HOURS, windows
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import with_targets
 from cryptify_pipeline.ml.training import (
@@ -57,12 +57,11 @@ def test_a_window_holds_the_hours_up_to_its_own_and_no_later(rows):
         np.testing.assert_array_equal(
             got[sample], expected[["close", "log_return_1h"]].to_numpy("float32")
         )
-    # an hour without a row is NaN in every window that holds it, and named as missing
+    # an hour without a row is NaN in every window that holds it
     gap = rows.drop(index=rows.index[98])
     with_gap = windows(gap, at, ["close"], 5)
     assert np.isnan(with_gap[0, 2, 0]) and np.isnan(with_gap[1, 1, 0])
     assert not np.isnan(with_gap[2]).any()
-    assert missing_hours(gap, at, 5) == [rows["ts"].iloc[98]]
 
 
 def test_the_lstm_is_validated_on_the_same_held_out_hours_as_the_others(rows, records):
@@ -127,10 +126,20 @@ def test_a_forecast_without_the_hours_before_it_is_refused_naming_the_symbol(row
     short = rows[rows["ts"] >= CUTOFF - 10 * HOUR]
     with pytest.raises(
         MissingInputs,
-        match=r"lstm for BTC/USDT \(6h\) needs the 48 hours of features ending at each forecast "
-        r"hour; 37 hour\(s\) have none, from 2025-03-30 01:00 to 2025-03-31 13:00",
+        match=r"^lstm for BTC/USDT \(6h\) needs the 48 hours of features ending at each "
+        r"forecast hour, and BTC/USDT's features begin at 2025-03-31 14:00: too little history "
+        r"for 2 hour\(s\) from 2025-04-01 00:00 \(backfill",
     ):
-        forecast(short, lstm, [SYMBOL], CUTOFF, CUTOFF + HOUR, KEY)
+        forecast(short, lstm, [SYMBOL], CUTOFF, CUTOFF + 2 * HOUR, KEY)
+
+
+def test_a_gap_inside_a_window_is_filled_as_missing_features_are(rows, records):
+    lstm = records[records["model"] == "lstm"]
+    holed = rows.drop(index=rows.index[(rows["ts"] == CUTOFF - 5 * HOUR).to_numpy()])
+    whole = forecast(rows, lstm, [SYMBOL], CUTOFF, CUTOFF + HOUR, KEY)
+    filled = forecast(holed, lstm, [SYMBOL], CUTOFF, CUTOFF + HOUR, KEY)
+    assert np.isfinite(filled["pred_log_return"]).all()
+    assert (filled["pred_log_return"] != whole["pred_log_return"]).all()
 
 
 def test_a_symbol_without_enough_whole_windows_is_refused_by_name(rows):
