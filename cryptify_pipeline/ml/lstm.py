@@ -110,52 +110,27 @@ def short_of_history(history: pd.DataFrame, at: Any, hours: int) -> pd.DatetimeI
 
 @dataclass
 class LstmForecaster:
-    """A loaded or freshly trained network; ``predict`` takes ``windows``' arrays."""
+    """A network of the zoo as ``forward`` computes it: its standardisation, weights and output
+    map (``values``) and its window; ``network`` is the Keras network when freshly trained
+    (what ``dumps`` saves), None when read back from an archive (``loads``: no Keras)."""
 
-    network: Any
-
-    @property
-    def window_hours(self) -> int:
-        return int(self.network.input_shape[1])
+    values: dict[str, np.ndarray]
+    window_hours: int
+    network: Any = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """The log returns of windows ``x``, computed in float64 by ``forward`` from the
-        network's own layers (a NaN, a gap or context not yet known, stands at the training
-        mean). Not Keras's predict: that compiles anew for every network loaded (~0.5 s),
-        longer than an hour's every other forecast."""
-        return forward(layer_values(self.network), x)
-
-
-def layer_values(network: Any) -> dict[str, np.ndarray]:
-    """What ``forward`` computes with: the standardisation of the network's config, and its
-    layers' weights."""
-    standardise = network.get_layer("standardise").get_config()
-    kernel, recurrent, bias = network.get_layer("lstm").get_weights()
-    dense_kernel, dense_bias = network.get_layer("standardised_return").get_weights()
-    rescale = network.get_layer("log_return").get_config()
-    return {
-        "mean": np.asarray(standardise["mean"], "float64").reshape(-1),
-        "variance": np.asarray(standardise["variance"], "float64").reshape(-1),
-        "kernel": kernel.astype("float64"),
-        "recurrent": recurrent.astype("float64"),
-        "bias": bias.astype("float64"),
-        "dense_kernel": dense_kernel.astype("float64"),
-        "dense_bias": dense_bias.astype("float64"),
-        "scale": np.float64(rescale["scale"]),
-        "offset": np.float64(rescale["offset"]),
-    }
+        """The log returns of windows ``x``, computed in float64 by ``forward`` (a NaN, a gap
+        or context not yet known, stands at the training mean). Not Keras's predict: that
+        needs Keras imported (~3 s a process) and compiles anew for every network loaded."""
+        return forward(self.values, x)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * z) + 1.0)
 
 
-def forward(values: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The network's output for windows ``x`` (samples, hours, features): Keras's
-    Normalization, LSTM (tanh, sigmoid gates in the order i, f, c, o; ``check_archive``
-    refuses any other configuration), Dense and Rescaling, written out."""
-    if not len(x):
-        return np.empty(0, dtype="float64")
+def _outputs(values: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """(samples, outputs): the LSTM's last state through the dense head, before rescaling."""
     x = standardised(x, values["mean"], values["variance"])
     units = values["recurrent"].shape[0]
     h = np.zeros((len(x), units))
@@ -166,8 +141,16 @@ def forward(values: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         i, f = _sigmoid(z[:, :units]), _sigmoid(z[:, units : 2 * units])
         c = f * c + i * np.tanh(z[:, 2 * units : 3 * units])
         h = _sigmoid(z[:, 3 * units :]) * np.tanh(c)
-    out = (h @ values["dense_kernel"] + values["dense_bias"]).reshape(-1)
-    return out * values["scale"] + values["offset"]
+    return h @ values["dense_kernel"] + values["dense_bias"]
+
+
+def forward(values: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The network's output for windows ``x`` (samples, hours, features): Keras's
+    Normalization, LSTM (tanh, sigmoid gates in the order i, f, c, o; ``check_archive``
+    refuses any other configuration), Dense(1) and Rescaling, written out."""
+    if not len(x):
+        return np.empty(0, dtype="float64")
+    return _outputs(values, x).reshape(-1) * values["scale"] + values["offset"]
 
 
 def standardised(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
@@ -190,18 +173,19 @@ def is_lstm(model: Any) -> bool:
 
 
 # One training network per shape and process, reset to the same seeded start before each fit:
-# a network's first fit compiles its step (~2 s), longer than the fit itself (~0.2 s an epoch)
-_TRAINERS: dict[tuple[int, int], tuple[Any, list, list]] = {}
+# a network's first fit compiles its step (~2 s), longer than the fit itself
+_TRAINERS: dict[tuple[int, int, int], tuple[Any, list, list]] = {}
 
 
-def _trainer(keras: Any, hours: int, features: int) -> Any:
-    if (hours, features) not in _TRAINERS:
+def _trainer(keras: Any, hours: int, features: int, outputs: int) -> Any:
+    shape = (hours, features, outputs)
+    if shape not in _TRAINERS:
         keras.utils.set_random_seed(SEED)
         network = keras.Sequential(
             [
                 keras.Input(shape=(hours, features), name="window"),
                 keras.layers.LSTM(UNITS, name="lstm"),
-                keras.layers.Dense(1, name="standardised_return"),
+                keras.layers.Dense(outputs, name="standardised_return"),
             ],
             name="lstm_trainer",
         )
@@ -213,12 +197,13 @@ def _trainer(keras: Any, hours: int, features: int) -> Any:
         # real fit of a process would be shuffled unlike every later one. A batch of zero
         # weight compiles it here, and its state is then put back
         network.fit(
-            np.zeros((BATCH_SIZE, hours, features), "float32"), np.zeros(BATCH_SIZE, "float32"),
+            np.zeros((BATCH_SIZE, hours, features), "float32"),
+            np.zeros((BATCH_SIZE, outputs), "float32"),
             sample_weight=np.zeros(BATCH_SIZE, "float32"), epochs=1, batch_size=BATCH_SIZE,
             verbose=0,
         )  # fmt: skip
-        _TRAINERS[(hours, features)] = (network, weights, optimizer_state)
-    network, weights, optimizer_state = _TRAINERS[(hours, features)]
+        _TRAINERS[shape] = (network, weights, optimizer_state)
+    network, weights, optimizer_state = _TRAINERS[shape]
     network.set_weights(weights)
     for variable, value in zip(network.optimizer.variables, optimizer_state, strict=True):
         variable.assign(value)
@@ -232,14 +217,20 @@ def _padded(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     pad = -len(x) % BATCH_SIZE
     weights = np.concatenate([np.ones(len(x)), np.zeros(pad)]).astype("float32")
     x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), "float32")])
-    return x, np.concatenate([y, np.zeros(pad, "float32")]), weights
+    return x, np.concatenate([y, np.zeros((pad, *y.shape[1:]), "float32")]), weights
+
+
+def complete_windows(x: np.ndarray, y: np.ndarray, required: int) -> np.ndarray:
+    """Which windows have their first ``required`` columns known at every hour, and every
+    target (``y``: one column per horizon, or one target): training fits complete windows only
+    (forecasts fill gaps), as the other models fit complete rows."""
+    targets = np.isfinite(y) if y.ndim == 1 else np.isfinite(y).all(axis=1)
+    return np.isfinite(x[:, :, :required]).all(axis=(1, 2)) & targets
 
 
 def training_samples(x: np.ndarray, y: np.ndarray, required: int) -> tuple[np.ndarray, np.ndarray]:
-    """The windows whose first ``required`` columns are known at every hour, with a target:
-    training fits complete windows only (forecasts fill gaps), as the other models fit complete
-    rows."""
-    keep = np.isfinite(x[:, :, :required]).all(axis=(1, 2)) & np.isfinite(y)
+    """The complete windows of ``x`` and their targets (``complete_windows``)."""
+    keep = complete_windows(x, y, required)
     return x[keep], y[keep]
 
 
@@ -250,33 +241,6 @@ def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.nan_to_num(np.nanmean(flat, axis=0))
     variance = np.nan_to_num(np.nanvar(flat, axis=0), nan=1.0)
     return mean.astype("float32"), np.where(variance > 0, variance, 1.0).astype("float32")
-
-
-def _fit(keras: Any, x: np.ndarray, y: np.ndarray, epochs: int, check=None) -> tuple[Any, int]:
-    """The trainer fitted on windows ``x`` (raw) and targets ``y`` for ``epochs``, or, with
-    ``check`` windows and targets, until ``PATIENCE`` epochs bring no lower loss there; and the
-    standardisation it was fitted with, and the best epoch."""
-    mean, variance = _standardisation(x)
-    centre, spread = float(np.mean(y)), float(np.std(y)) or 1.0
-    network = _trainer(keras, x.shape[1], x.shape[2])
-    inputs, targets, weights = _padded(
-        standardised(x, mean, variance).astype("float32"), ((y - centre) / spread).astype("float32")
-    )
-    if check is None:
-        network.fit(inputs, targets, sample_weight=weights, epochs=epochs,
-                    batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
-        return (network, mean, variance, centre, spread), epochs
-    losses: list[float] = []
-    while len(losses) < MAX_EPOCHS and len(losses) - int(np.argmin(losses or [0])) <= PATIENCE:
-        network.fit(inputs, targets, sample_weight=weights, epochs=1,
-                    batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
-        values = {
-            **_trained_values(network),
-            "mean": mean.astype("float64"), "variance": variance.astype("float64"),
-            "scale": np.float64(spread), "offset": np.float64(centre),
-        }  # fmt: skip
-        losses.append(float(np.mean((forward(values, check[0]) - check[1]) ** 2)))
-    return (network, mean, variance, centre, spread), int(np.argmin(losses)) + 1
 
 
 def _trained_values(network: Any) -> dict[str, np.ndarray]:
@@ -290,38 +254,95 @@ def _trained_values(network: Any) -> dict[str, np.ndarray]:
 
 
 def train(
-    fit: tuple[np.ndarray, np.ndarray],
-    probe: tuple[np.ndarray, np.ndarray],
-    check: tuple[np.ndarray, np.ndarray],
-) -> tuple[LstmForecaster, int]:
-    """A network fitted on the windows and targets ``fit``, and its epochs: chosen by early
-    stopping of a probe fitted on ``probe`` and scored on ``check`` (the last fitted rows,
-    purged); each fit standardised on its own training windows only."""
+    fit: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray]
+) -> tuple[list[LstmForecaster], int]:
+    """Networks fitted on the windows and targets ``fit`` (one target column per output) with
+    early stopping on ``check`` (the last fitted rows, purged), one per output, and the epochs.
+
+    One network learns every column of ``y`` at once (the horizons of a symbol share their
+    LSTM); each output is then stored as its own network: the shared LSTM and that output's
+    row of the dense head and its rescaling, the architecture ``forward`` computes. The
+    weights kept are the best epoch's on ``check``; the standardisation is the fitted windows'.
+    """
+    x, y = fit
+    y = y.reshape(len(y), -1).astype("float64")
     keras = keras_module()
-    _, epochs = _fit(keras, probe[0], probe[1], MAX_EPOCHS, check=check)
-    (trainer, mean, variance, centre, spread), _ = _fit(keras, fit[0], fit[1], epochs)
-    # the stored network: the standardisation, the trained layers, and the fixed map from
-    # standardised returns back to log returns, all in the one signed archive
+    mean, variance = _standardisation(x)
+    centre, spread = y.mean(axis=0), y.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    network = _trainer(keras, x.shape[1], x.shape[2], y.shape[1])
+    inputs, targets, weights = _padded(
+        standardised(x, mean, variance).astype("float32"), ((y - centre) / spread).astype("float32")
+    )
+    expected = (check[1].reshape(len(check[1]), -1) - centre) / spread
+    standardisation = {"mean": mean.astype("float64"), "variance": variance.astype("float64")}
+    losses: list[float] = []
+    best: list[np.ndarray] = network.get_weights()
+    while len(losses) < MAX_EPOCHS and len(losses) - int(np.argmin(losses or [0])) <= PATIENCE:
+        network.fit(inputs, targets, sample_weight=weights, epochs=1,
+                    batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
+        values = {**_trained_values(network), **standardisation}
+        # every output counts alike: each in units of its own target's spread
+        losses.append(float(np.mean((_outputs(values, check[0]) - expected) ** 2)))
+        if int(np.argmin(losses)) == len(losses) - 1:
+            best = network.get_weights()
+    network.set_weights(best)
+    epochs = int(np.argmin(losses)) + 1
+    stored = [
+        _stored(keras, network, mean, variance, output, spread[output], centre[output])
+        for output in range(y.shape[1])
+    ]
+    return stored, epochs
+
+
+def _stored(
+    keras: Any, trainer: Any, mean: np.ndarray, variance: np.ndarray, output: int,
+    scale: float, offset: float,
+) -> LstmForecaster:  # fmt: skip
+    """The network stored for one output of ``trainer``: the standardisation, the shared LSTM,
+    that output's dense row and the fixed map from standardised returns back to log returns,
+    all in the one signed archive."""
+    hours, features = trainer.input_shape[1:]
+    scale, offset = float(scale), float(offset)
     network = keras.Sequential(
         [
-            keras.Input(shape=fit[0].shape[1:], name="window"),
+            keras.Input(shape=(hours, features), name="window"),
             keras.layers.Normalization(
                 axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="standardise"
             ),
             keras.layers.LSTM(UNITS, name="lstm"),
             keras.layers.Dense(1, name="standardised_return"),
-            keras.layers.Rescaling(scale=spread, offset=centre, name="log_return"),
+            keras.layers.Rescaling(scale=scale, offset=offset, name="log_return"),
         ],
         name="lstm",
     )
-    for name in ("lstm", "standardised_return"):
-        network.get_layer(name).set_weights(trainer.get_layer(name).get_weights())
-    return LstmForecaster(network), epochs
+    network.get_layer("lstm").set_weights(trainer.get_layer("lstm").get_weights())
+    kernel, bias = trainer.get_layer("standardised_return").get_weights()
+    network.get_layer("standardised_return").set_weights(
+        [kernel[:, output : output + 1], bias[output : output + 1]]
+    )
+    return LstmForecaster(values_of(network), hours, network)
+
+
+def values_of(network: Any) -> dict[str, np.ndarray]:
+    """What ``forward`` computes with, from a Keras network of the zoo: the standardisation and
+    output map of its config (float32, as Keras holds them), and its layers' weights."""
+    standardise = network.get_layer("standardise").get_config()
+    rescale = network.get_layer("log_return").get_config()
+    return {
+        **_trained_values(network),
+        "mean": np.asarray(standardise["mean"], "float32").astype("float64").reshape(-1),
+        "variance": np.asarray(standardise["variance"], "float32").astype("float64").reshape(-1),
+        "scale": np.float64(np.float32(rescale["scale"])),
+        "offset": np.float64(np.float32(rescale["offset"])),
+    }
 
 
 def dumps(model: LstmForecaster) -> bytes:
     """The network as a ``.keras`` archive, rewritten with fixed member times and order and
     without the save date: equal networks give equal bytes."""
+    if model.network is None:
+        raise ValueError("an LSTM read back from its archive is stored as those bytes")
     with tempfile.TemporaryDirectory(prefix="cryptify-lstm-") as directory:
         path = Path(directory) / "model.keras"
         model.network.save(path, zipped=True)
@@ -363,9 +384,8 @@ def _archive(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def check_archive(blob: bytes) -> None:
-    """Refuse (ValueError) an archive that holds anything but the three files Keras writes, or
-    whose config names a layer class outside ``TRUSTED_LAYERS`` or a module outside Keras."""
+def _members(blob: bytes) -> dict[str, bytes]:
+    """The archive's three members; anything else (more, fewer, not a zip) is refused."""
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             names = archive.namelist()
@@ -374,9 +394,37 @@ def check_archive(blob: bytes) -> None:
                     f"the archive holds {sorted(names)}; a .keras model of the zoo holds "
                     f"exactly {list(ARCHIVE_MEMBERS)}"
                 )
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
+            return {name: archive.read(name) for name in ARCHIVE_MEMBERS}
+    except zipfile.BadZipFile as error:
         raise ValueError(f"not a .keras archive: {error}") from None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a checked config says: the window's hours and features, the LSTM's units, and the
+    standardisation and output map ``forward`` applies."""
+
+    hours: int
+    features: int
+    units: int
+    mean: np.ndarray
+    variance: np.ndarray
+    scale: float
+    offset: float
+
+
+def check_archive(blob: bytes) -> Architecture:
+    """The architecture of the archive's config, refused (ValueError) unless it is exactly the
+    zoo's LSTM: the three files Keras writes, a keras.Sequential of exactly the layers
+    ``_LAYERS`` (no other class, such as a Lambda, nor module), each configured as ``forward``
+    computes it, with consistent shapes."""
+    members = _members(blob)
+    try:
+        config = json.loads(members["config.json"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"not a .keras archive: config.json: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError("not a .keras archive: config.json is not an object")
     if config.get("class_name") != "Sequential" or config.get("module") != "keras":
         raise ValueError(
             f"the model is a {config.get('module')}.{config.get('class_name')}, not a "
@@ -401,6 +449,28 @@ def check_archive(blob: bytes) -> None:
         }
         if wrong:
             raise ValueError(f"layer {layer} is configured {wrong}, not {expected}")
+    try:
+        _, hours, features = settings["window"]["batch_shape"]
+        units = int(settings["lstm"]["units"])
+        mean = np.asarray(settings["standardise"]["mean"], "float32").reshape(-1)
+        variance = np.asarray(settings["standardise"]["variance"], "float32").reshape(-1)
+        scale = float(np.float32(settings["log_return"]["scale"]))
+        offset = float(np.float32(settings["log_return"]["offset"]))
+        hours, features = int(hours), int(features)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"the config's shapes are not the zoo's LSTM's: {error!r}") from None
+    if not (0 < hours <= MAX_WINDOW_HOURS and features > 0 and units > 0):
+        raise ValueError(f"a window of {hours} hours of {features} features into {units} units")
+    if mean.shape != (features,) or variance.shape != (features,):
+        raise ValueError(
+            f"the standardisation has {mean.size} means and {variance.size} variances for "
+            f"{features} features"
+        )
+    if not (np.isfinite(mean).all() and np.isfinite(variance).all() and (variance >= 0).all()):
+        raise ValueError("the standardisation holds a non-finite mean or a negative variance")
+    if not (np.isfinite(scale) and np.isfinite(offset)):
+        raise ValueError("the output map is not finite")
+    return Architecture(hours, features, units, mean, variance, scale, offset)
 
 
 _LAYERS = [
@@ -411,27 +481,87 @@ _LAYERS = [
     ("Rescaling", "log_return"),
 ]
 _SETTINGS = {
+    "window": {"dtype": "float32", "sparse": False, "ragged": False},
     "standardise": {"axis": [-1], "invert": False},
     "lstm": {
         "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
         "return_sequences": False, "return_state": False, "go_backwards": False,
-        "stateful": False,
+        "stateful": False, "unroll": False,
     },
     "standardised_return": {"activation": "linear", "use_bias": True, "units": 1},
 }  # fmt: skip
 
 
+def _weights(data: bytes, architecture: Architecture) -> dict[str, np.ndarray]:
+    """The weights in ``model.weights.h5``, read with h5py (no Keras): exactly the datasets the
+    zoo's LSTM has, of the shapes its config says, all finite; anything else is refused."""
+    import h5py  # installed with Keras; imported here, as only forecasts from an LSTM read it
+
+    units, features = architecture.units, architecture.features
+    expected = {
+        "layers/lstm/cell/vars/0": (features, 4 * units),
+        "layers/lstm/cell/vars/1": (units, 4 * units),
+        "layers/lstm/cell/vars/2": (4 * units,),
+        "layers/dense/vars/0": (units, 1),
+        "layers/dense/vars/1": (1,),
+    }
+    found: dict[str, Any] = {}
+    try:
+        with h5py.File(io.BytesIO(data), "r") as weights:
+
+            def visit(name: str, item: Any) -> None:
+                if isinstance(item, h5py.Dataset):
+                    found[name] = np.asarray(item[()])
+
+            weights.visititems(visit)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"model.weights.h5 is not an HDF5 file of weights: {error}") from None
+    if sorted(found) != sorted(expected):
+        raise ValueError(
+            f"model.weights.h5 holds {sorted(found)}; the zoo's LSTM has exactly {sorted(expected)}"
+        )
+    for name, shape in expected.items():
+        array = found[name]
+        if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
+            raise ValueError(
+                f"model.weights.h5's {name} is {array.dtype} {array.shape}, not finite float32 "
+                f"{shape}"
+            )
+    return {
+        "kernel": found["layers/lstm/cell/vars/0"].astype("float64"),
+        "recurrent": found["layers/lstm/cell/vars/1"].astype("float64"),
+        "bias": found["layers/lstm/cell/vars/2"].astype("float64"),
+        "dense_kernel": found["layers/dense/vars/0"].astype("float64"),
+        "dense_bias": found["layers/dense/vars/1"].astype("float64"),
+    }
+
+
 def loads(blob: bytes) -> LstmForecaster:
-    """The network in ``blob``, checked (``check_archive``) and loaded in Keras's safe mode."""
+    """The network in ``blob`` as ``forward`` computes it, without Keras: its config checked to
+    be exactly the zoo's LSTM (``check_archive``) and its weights read from the archive's HDF5
+    file (``_weights``). The archive stays one Keras loads in safe mode (``keras_loads``)."""
+    architecture = check_archive(blob)
+    values = {
+        **_weights(_members(blob)["model.weights.h5"], architecture),
+        "mean": architecture.mean.astype("float64"),
+        "variance": architecture.variance.astype("float64"),
+        "scale": np.float64(architecture.scale),
+        "offset": np.float64(architecture.offset),
+    }
+    return LstmForecaster(values, architecture.hours)
+
+
+def keras_loads(blob: bytes) -> Any:
+    """The Keras network in ``blob``, checked (``check_archive``) and loaded in Keras's safe
+    mode: what the stored format promises, and what ``forward`` is tested against."""
     check_archive(blob)
     keras = keras_module()
     with tempfile.TemporaryDirectory(prefix="cryptify-lstm-") as directory:
         path = Path(directory) / "model.keras"
         path.write_bytes(blob)
         try:
-            network = keras.saving.load_model(path, compile=False, safe_mode=True)
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # Keras raises many types for a bad file: all are refusals
             raise ValueError(
                 f"Keras refused the archive: {type(error).__name__}: {error}"
             ) from None
-    return LstmForecaster(network)

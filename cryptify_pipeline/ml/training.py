@@ -154,20 +154,24 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
 def train_model(
     model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float,
     interval_method: str = INTERVAL_METHOD,
-    *, history: pd.DataFrame | None = None, window_hours: int = lstm.WINDOW_HOURS,
+    *, windowed: WindowedFit | None = None, history: pd.DataFrame | None = None,
+    window_hours: int = lstm.WINDOW_HOURS,
 ) -> dict[str, object]:  # fmt: skip
     """Fit ``model`` and return its record: window, validation figures, the interval calibrated
     for ``interval_level`` by ``interval_method`` and the stored model (format, bytes, hash,
-    versions; ``artifacts.sign_models`` signs it). A windowed model (the LSTM) reads its
-    samples' past hours from ``history``, the symbol's feature rows (default: the split's own)."""
+    versions; ``artifacts.sign_models`` signs it). A windowed model (the LSTM) comes fitted for
+    every horizon of its symbol at once (``windowed``, from ``fit_windowed``), or is fitted here
+    for this horizon alone on windows of ``window_hours`` of ``history``, the symbol's feature
+    rows (default: the split's own)."""
     target = f"target_{horizon}h"
     features = list(model_features(model))
-    fitted = len(split.fit)
+    fitted, fit_end = len(split.fit), split.fit["ts"].max()
     if model in WINDOWED:
-        history = pd.concat([split.fit, split.validation]) if history is None else history
-        pipeline, rounds, fitted, predicted = fit_windowed(
-            model, symbol, horizon, split, history, window_hours
-        )
+        if windowed is None:
+            history = pd.concat([split.fit, split.validation]) if history is None else history
+            windowed = fit_windowed(model, symbol, {horizon: split}, history, window_hours)[horizon]
+        pipeline, rounds, predicted = windowed.network, windowed.epochs, windowed.predicted
+        fitted, fit_end = windowed.fit_rows, windowed.fit_end
     else:
         pipeline, rounds = fit_model(model, split.fit, horizon)
         predicted = pipeline.predict(split.validation[features])
@@ -185,7 +189,7 @@ def train_model(
         "horizon_h": horizon,
         "cutoff": cutoff,
         "fit_start": split.fit["ts"].min(),
-        "fit_end": split.fit["ts"].max(),
+        "fit_end": fit_end,
         "validation_start": split.validation["ts"].min(),
         "validation_end": split.validation["ts"].max(),
         "fit_rows": fitted,
@@ -208,38 +212,66 @@ def train_model(
     }
 
 
-def fit_windowed(
-    model: str, symbol: str, horizon: int, split: Split, history: pd.DataFrame, hours: int
-) -> tuple[lstm.LstmForecaster, int, int, np.ndarray]:
-    """The LSTM fitted on the windows of ``hours`` hours ending at the fitted rows (complete
-    ones only), its epochs, the windows fitted, and its predictions of the held-out rows.
+@dataclass(frozen=True)
+class WindowedFit:
+    """An LSTM fitted for one horizon: the network, its epochs, the windows it was fitted on
+    and the hour of the last, and its predictions of the horizon's held-out rows."""
 
-    The epochs are chosen as the boosted models' rounds are (``fit_model``): on the last
-    ``VALIDATION_FRACTION`` of the fitted rows, purged by the horizon.
+    network: lstm.LstmForecaster
+    epochs: int
+    fit_rows: int
+    fit_end: pd.Timestamp
+    predicted: np.ndarray
+
+
+def fit_windowed(
+    model: str, symbol: str, splits: dict[int, Split], history: pd.DataFrame, hours: int
+) -> dict[int, WindowedFit]:
+    """The LSTM of every horizon of ``splits`` from one network with an output per horizon,
+    fitted on the windows of ``hours`` hours ending at the rows every horizon fits on (complete
+    windows only), and each horizon's predictions of its own held-out rows.
+
+    The rows are those of every split's fit: each target of each row ends before every
+    horizon's held-out hours. The epochs are chosen on the last ``VALIDATION_FRACTION`` of them,
+    purged by the longest horizon, as the boosted models' rounds are (``fit_model``); the
+    network is the best epoch's there, fitted on the windows before it.
     """
-    features, target = list(model_features(model)), f"target_{horizon}h"
+    features, horizons = list(model_features(model)), sorted(splits)
+    targets = [f"target_{horizon}h" for horizon in horizons]
+    rows = splits[horizons[0]].fit
+    for split in splits.values():
+        rows = rows[rows["ts"].isin(split.fit["ts"])]
     # windows start no earlier than the first fitted row: the model depends on the training
     # window alone, whatever else was read (a longer history gives the same network)
-    history = history[history["ts"] >= split.fit["ts"].min()]
+    history = history[history["ts"] >= rows["ts"].min()] if len(rows) else history
 
-    def samples(rows: pd.DataFrame, complete: bool) -> tuple[np.ndarray, np.ndarray]:
-        x = lstm.windows(history, rows["ts"], features, hours)
-        y = rows[target].to_numpy("float32")
-        return lstm.training_samples(x, y, len(MODEL_FEATURES)) if complete else (x, y)
+    def samples(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return lstm.windows(history, part["ts"], features, hours), part[targets].to_numpy("float32")
 
-    fit = samples(split.fit, complete=True)
-    inner = hold_out_last(split.fit, horizon, VALIDATION_FRACTION)
-    probe, check = samples(inner.fit, complete=True), samples(inner.validation, complete=False)
-    if len(fit[0]) < MIN_FIT_ROWS or not len(probe[0]) or not len(check[0]):
+    inner = hold_out_last(rows, max(horizons), VALIDATION_FRACTION)
+    x, y = samples(inner.fit)
+    complete = lstm.complete_windows(x, y, len(MODEL_FEATURES))
+    fit, check = (x[complete], y[complete]), samples(inner.validation)
+    if len(fit[0]) < MIN_FIT_ROWS or not len(check[0]):
+        shown = "/".join(str(horizon) for horizon in horizons)
         raise NotEnoughData(
-            f"{symbol}: {model} ({horizon}h) has {len(fit[0])} complete {hours}-hour windows "
-            f"of feature rows among its {len(split.fit)} fitted rows ({len(probe[0])} before "
-            f"its early-stopping hold-out); need at least {MIN_FIT_ROWS} (backfill more "
-            f"history: a window needs {hours} consecutive hours of complete features)"
+            f"{symbol}: {model} ({shown}h) has {len(fit[0])} complete {hours}-hour windows "
+            f"of feature rows before its early-stopping hold-out, among its {len(rows)} fitted "
+            f"rows; need at least {MIN_FIT_ROWS} (backfill more history: a window needs "
+            f"{hours} consecutive hours of complete features)"
         )
-    network, epochs = lstm.train(fit, probe, check)
-    predicted = network.predict(samples(split.validation, complete=False)[0])
-    return network, epochs, len(fit[0]), predicted
+    networks, epochs = lstm.train(fit, check)
+    last = inner.fit["ts"].iloc[np.flatnonzero(complete)[-1]]  # the last window fitted
+    return {
+        horizon: WindowedFit(
+            network,
+            epochs,
+            len(fit[0]),
+            last,
+            network.predict(samples(splits[horizon].validation)[0]),
+        )  # fmt: skip
+        for horizon, network in zip(horizons, networks, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -363,20 +395,32 @@ def train_symbol(
     for model in models:
         ZOO[model]()
     with threadpool_limits(limits=1):
-        records = []
+        splits = {}
         for horizon in horizons:
             try:
-                split = split_rows(rows, horizon, cutoff, window_days)  # shared by every model
+                splits[horizon] = split_rows(rows, horizon, cutoff, window_days)  # every model's
             except NotEnoughData as error:
                 raise NotEnoughData(f"{symbol}: {error}") from None
-            records += [
-                train_model(
-                    model, symbol, horizon, split, cutoff, interval_level, interval_method,
-                    history=rows, window_hours=lstm_window_hours,
-                )  # fmt: skip
-                for model in models
-            ]
-        return records
+        # an LSTM learns every horizon at once: one network per symbol, an output per horizon
+        windowed = {
+            model: fit_windowed(model, symbol, splits, rows, lstm_window_hours)
+            for model in models
+            if model in WINDOWED
+        }
+        return [
+            train_model(
+                model,
+                symbol,
+                horizon,
+                split,
+                cutoff,
+                interval_level,
+                interval_method,
+                windowed=windowed[model][horizon] if model in windowed else None,
+            )  # fmt: skip
+            for horizon, split in splits.items()
+            for model in models
+        ]
 
 
 def train_all(
@@ -404,7 +448,14 @@ def train_all(
         raise NotEnoughData(f"no rows of any symbol to train on at {cutoff:%Y-%m-%d %H:%M}")
     tasks = (
         joblib.delayed(train_symbol)(
-            group, symbol, cutoff, horizons, models, window_days, interval_level, interval_method,
+            group,
+            symbol,
+            cutoff,
+            horizons,
+            models,
+            window_days,
+            interval_level,
+            interval_method,
             lstm_window_hours,
         )
         for symbol, group in groups
