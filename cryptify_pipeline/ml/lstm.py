@@ -2,26 +2,29 @@
 
 A sample at hour t is the feature rows of hours t - N + 1 .. t of one symbol (``windows``),
 never a later one; its target is the h-hour log return, as for every model of the zoo. One
-network per symbol and horizon, like the rest of the zoo. The network is small on purpose (a
-day of models must stay cheap): standardise, ``LSTM(UNITS)``, ``Dense(1)``, and a fixed
-rescaling of the output back to log returns. The standardisation (the training rows' means and
-variances) and the target's scale are layers of the saved model, so a forecast uses nothing
-that the signature does not cover.
+network per symbol learns every horizon at once (an output each: one fit instead of three, and
+no less accurate on the sample market, ``benchmarks/lstm_accuracy.py``); each horizon is stored
+as its own network, the shared LSTM with that output's head. The network is small on purpose
+(a day of models must stay cheap): standardise, ``LSTM(UNITS)``, ``Dense(1)``, and a fixed
+rescaling of the output back to log returns. The standardisation (the fitted windows' means
+and variances) and the target's scale are layers of the saved model, so a forecast uses
+nothing that the signature does not cover.
 
-Training (``train``): epochs are chosen like the boosted models' rounds, on the last part of
-the fitted rows, time-ordered and purged (``training.fit_model`` splits them): early stopping
-there, then a fresh network fitted on all the fitted windows for the best number of epochs.
-Seeded, one XLA thread: the same rows give the same network, bytes included.
+Training (``train``): early stopping on the last part of the fitted rows, time-ordered and
+purged (``training.fit_windowed`` splits them, as ``fit_model`` does for the boosted models'
+rounds), keeping the best epoch's weights. Seeded, one XLA thread: the same rows give the same
+network, bytes included.
 
-Stored in Keras's own ``.keras`` archive (``dumps``/``loads``), rewritten canonically (no save
-date, object ids numbered, fixed member times: equal networks give equal bytes), and loaded with
-``safe_mode=True`` (no Lambda layer, no pickled code) after the archive is checked to hold
-exactly the three files Keras writes and exactly the zoo's layers (``check_archive``).
-Forecasts are computed from the loaded layers in float64 (``forward``): Keras's own predict
-compiles anew for every network loaded, which cost more than an hour's other forecasts.
+Stored in Keras's own ``.keras`` archive (``dumps``), rewritten canonically (no save date,
+object ids numbered, fixed member times: equal networks give equal bytes), an archive Keras
+loads with ``safe_mode=True`` (``keras_loads``). Forecasts never import Keras (~3 s a process,
+more than an hour's other forecasts): ``loads`` checks that the archive holds exactly the three
+files Keras writes and that its config is exactly the zoo's LSTM (``check_archive``: layer
+classes, settings, shapes; a Lambda or any other layer is refused), reads the weights from its
+HDF5 file with h5py, checking their names and shapes, and ``forward`` computes the network in
+float64 (equal to Keras's predict to 1e-6, a test checks).
 
-Keras (on JAX) is imported when a network is built or loaded, never with this module: it takes
-about 2 s, and most processes never touch an LSTM.
+Keras (on JAX) is imported only to train (``keras_module``), never with this module.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-LSTM = "lstm"
 WINDOW_HOURS = 48  # N: hours of feature rows per sample (TrainConfig.lstm_window_hours)
 MAX_WINDOW_HOURS = 168  # the longest window a run may ask for: predictions read this far back
 UNITS = 32
@@ -53,10 +55,6 @@ SEED = 0
 ARCHIVE_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 TRUSTED_LAYERS = ("InputLayer", "Normalization", "LSTM", "Dense", "Rescaling")
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-class NotEnoughHistory(ValueError):
-    """Too few hours of feature rows before an hour to make its window."""
 
 
 def keras_module() -> Any:
