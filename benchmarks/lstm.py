@@ -6,7 +6,8 @@ the training step's compilation (~1.6 s) are counted once per process, as they a
 - models: one day of the default config (180 days, 6/12/24 h, the price zoo) for the default
   two symbols, on ``default_training_jobs()`` workers (one on two cores);
 - predictions: one hour of forecasts for those symbols from the stored, signed models:
-  verifying, loading (the lstm through Keras in safe mode) and predicting.
+  verifying, loading (the lstm read from its archive by h5py, run in numpy: no Keras) and
+  predicting.
 
 Variants alternate, ``--rounds`` times each. Wall and CPU seconds (the children's included).
 Results go to benchmarks/results/lstm.json.

@@ -286,6 +286,27 @@ def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     assert strip(asked) == strip(direct)
 
 
+def test_history_of_the_lstm_is_the_zoos_lstm_with_its_stored_bands(client, tables):
+    body = ok(
+        client.get(f"/history?symbol=BTC/USDT&model=lstm&{DAY}&predictions=all"),
+        schemas.HistoryResponse,
+    )
+    predictions = body["data"]["predictions"]
+    assert len(predictions) == 24 * len(HORIZONS)
+    assert {(p["model"], p["model_id"]) for p in predictions} == {("lstm", "lstm")}
+    stored = {
+        (row[0], row[1]): row[2:]
+        for row in run_sql(
+            "SELECT ts, horizon_h, pred_log_return, lower, upper"
+            f" FROM {tables('predictions')} WHERE symbol = 'BTC/USDT' AND model = 'lstm'"
+        )
+    }
+    for p in predictions:
+        r, lower, upper = stored[(ts(p["timestamp"]), p["prediction_horizon"])]
+        assert p["predicted_log_return"] == r
+        assert (p.get("ci_low"), p.get("ci_high")) == (lower, upper)
+
+
 def test_history_bodies_are_kept_while_their_rows_are_unchanged(forecast_tables, instance):
     with client_for(forecast_tables) as fresh:
         cache = fresh.app.state.api.history_cache
