@@ -10,10 +10,10 @@ rescaling of the output back to log returns. The standardisation (the fitted win
 and variances) and the target's scale are layers of the saved model, so a forecast uses
 nothing that the signature does not cover.
 
-Training (``train``): early stopping on the last part of the fitted rows, time-ordered and
-purged (``training.fit_windowed`` splits them, as ``fit_model`` does for the boosted models'
-rounds), keeping the best epoch's weights. Seeded, one XLA thread: the same rows give the same
-network, bytes included.
+Training (``train``): epochs are chosen like the boosted models' rounds, on the last part of
+the fitted rows, time-ordered and purged (``training.fit_windowed`` splits them): early stopping
+there, then the network fitted on all the fitted windows for the best number of epochs.
+Seeded, one XLA thread: the same rows give the same network, bytes included.
 
 Stored in Keras's own ``.keras`` archive (``dumps``), rewritten canonically (no save date,
 object ids numbered, fixed member times: equal networks give equal bytes), an archive Keras
@@ -251,20 +251,14 @@ def _trained_values(network: Any) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
-def train(
-    fit: tuple[np.ndarray, np.ndarray], check: tuple[np.ndarray, np.ndarray]
-) -> tuple[list[LstmForecaster], int]:
-    """Networks fitted on the windows and targets ``fit`` (one target column per output) with
-    early stopping on ``check`` (the last fitted rows, purged), one per output, and the epochs.
-
-    One network learns every column of ``y`` at once (the horizons of a symbol share their
-    LSTM); each output is then stored as its own network: the shared LSTM and that output's
-    row of the dense head and its rescaling, the architecture ``forward`` computes. The
-    weights kept are the best epoch's on ``check``; the standardisation is the fitted windows'.
-    """
-    x, y = fit
-    y = y.reshape(len(y), -1).astype("float64")
-    keras = keras_module()
+def _fit(
+    keras: Any, x: np.ndarray, y: np.ndarray, epochs: int, check=None
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:  # fmt: skip
+    """The trainer fitted on windows ``x`` (raw) and targets ``y`` (a column per output) for
+    ``epochs``, or, with ``check`` windows and targets, until ``PATIENCE`` epochs bring no
+    lower loss there (the mean over the outputs, each in units of its target's spread); the
+    standardisation and target scales it was fitted with, and the epochs (the best, with
+    ``check``)."""
     mean, variance = _standardisation(x)
     centre, spread = y.mean(axis=0), y.std(axis=0)
     spread = np.where(spread > 0, spread, 1.0)
@@ -272,23 +266,45 @@ def train(
     inputs, targets, weights = _padded(
         standardised(x, mean, variance).astype("float32"), ((y - centre) / spread).astype("float32")
     )
-    expected = (check[1].reshape(len(check[1]), -1) - centre) / spread
+    if check is None:
+        network.fit(inputs, targets, sample_weight=weights, epochs=epochs,
+                    batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
+        return network, mean, variance, centre, spread, epochs
+    expected = (check[1] - centre) / spread
     standardisation = {"mean": mean.astype("float64"), "variance": variance.astype("float64")}
     losses: list[float] = []
-    best: list[np.ndarray] = network.get_weights()
-    while len(losses) < MAX_EPOCHS and len(losses) - int(np.argmin(losses or [0])) <= PATIENCE:
+    while len(losses) < epochs and len(losses) - int(np.argmin(losses or [0])) <= PATIENCE:
         network.fit(inputs, targets, sample_weight=weights, epochs=1,
                     batch_size=BATCH_SIZE, shuffle=True, verbose=0)  # fmt: skip
         values = {**_trained_values(network), **standardisation}
-        # every output counts alike: each in units of its own target's spread
         losses.append(float(np.mean((_outputs(values, check[0]) - expected) ** 2)))
-        if int(np.argmin(losses)) == len(losses) - 1:
-            best = network.get_weights()
-    network.set_weights(best)
-    epochs = int(np.argmin(losses)) + 1
+    return network, mean, variance, centre, spread, int(np.argmin(losses)) + 1
+
+
+def train(
+    fit: tuple[np.ndarray, np.ndarray],
+    probe: tuple[np.ndarray, np.ndarray],
+    check: tuple[np.ndarray, np.ndarray],
+) -> tuple[list[LstmForecaster], int]:
+    """Networks fitted on the windows and targets ``fit`` (one target column per output), one
+    per output, and their epochs: chosen by early stopping of a probe fitted on ``probe`` and
+    scored on ``check`` (the last fitted rows, purged), as the boosted models' rounds are; each
+    fit standardised on its own training windows only.
+
+    One network learns every column of ``y`` at once (the horizons of a symbol share their
+    LSTM); each output is then stored as its own network: the shared LSTM and that output's
+    row of the dense head and its rescaling, the architecture ``forward`` computes.
+    """
+    keras = keras_module()
+
+    def columns(part: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return part[0], part[1].reshape(len(part[1]), -1).astype("float64")
+
+    *_, epochs = _fit(keras, *columns(probe), MAX_EPOCHS, check=columns(check))
+    network, mean, variance, centre, spread, _ = _fit(keras, *columns(fit), epochs)
     stored = [
         _stored(keras, network, mean, variance, output, spread[output], centre[output])
-        for output in range(y.shape[1])
+        for output in range(len(centre))
     ]
     return stored, epochs
 

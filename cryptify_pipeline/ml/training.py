@@ -233,8 +233,8 @@ def fit_windowed(
 
     The rows are those of every split's fit: each target of each row ends before every
     horizon's held-out hours. The epochs are chosen on the last ``VALIDATION_FRACTION`` of them,
-    purged by the longest horizon, as the boosted models' rounds are (``fit_model``); the
-    network is the best epoch's there, fitted on the windows before it.
+    purged by the longest horizon, as the boosted models' rounds are (``fit_model``), then the
+    network is fitted on all of them for that many epochs.
     """
     features, horizons = list(model_features(model)), sorted(splits)
     targets = [f"target_{horizon}h" for horizon in horizons]
@@ -245,30 +245,29 @@ def fit_windowed(
     # window alone, whatever else was read (a longer history gives the same network)
     history = history[history["ts"] >= rows["ts"].min()] if len(rows) else history
 
-    def samples(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return lstm.windows(history, part["ts"], features, hours), part[targets].to_numpy("float32")
+    def samples(part: pd.DataFrame, complete: bool) -> tuple[np.ndarray, np.ndarray]:
+        x, y = lstm.windows(history, part["ts"], features, hours), part[targets].to_numpy("float32")
+        return lstm.training_samples(x, y, len(MODEL_FEATURES)) if complete else (x, y)
 
+    fit = samples(rows, complete=True)
     inner = hold_out_last(rows, max(horizons), VALIDATION_FRACTION)
-    x, y = samples(inner.fit)
-    complete = lstm.complete_windows(x, y, len(MODEL_FEATURES))
-    fit, check = (x[complete], y[complete]), samples(inner.validation)
-    if len(fit[0]) < MIN_FIT_ROWS or not len(check[0]):
+    probe, check = samples(inner.fit, complete=True), samples(inner.validation, complete=False)
+    if len(fit[0]) < MIN_FIT_ROWS or not len(probe[0]) or not len(check[0]):
         shown = "/".join(str(horizon) for horizon in horizons)
         raise NotEnoughData(
             f"{symbol}: {model} ({shown}h) has {len(fit[0])} complete {hours}-hour windows "
-            f"of feature rows before its early-stopping hold-out, among its {len(rows)} fitted "
-            f"rows; need at least {MIN_FIT_ROWS} (backfill more history: a window needs "
-            f"{hours} consecutive hours of complete features)"
+            f"of feature rows among its {len(rows)} fitted rows ({len(probe[0])} before its "
+            f"early-stopping hold-out); need at least {MIN_FIT_ROWS} (backfill more history: "
+            f"a window needs {hours} consecutive hours of complete features)"
         )
-    networks, epochs = lstm.train(fit, check)
-    last = inner.fit["ts"].iloc[np.flatnonzero(complete)[-1]]  # the last window fitted
+    networks, epochs = lstm.train(fit, probe, check)
     return {
         horizon: WindowedFit(
             network,
             epochs,
             len(fit[0]),
-            last,
-            network.predict(samples(splits[horizon].validation)[0]),
+            rows["ts"].max(),
+            network.predict(samples(splits[horizon].validation, complete=False)[0]),
         )  # fmt: skip
         for horizon, network in zip(horizons, networks, strict=True)
     }

@@ -69,8 +69,7 @@ def fitted(rows) -> dict[str, tuple[object, dict]]:
     pipelines = {
         name: build().fit(x, y) for name, build in MODEL_ZOO.items() if name not in WINDOWED
     }
-    fit, check = lstm_samples(rows)[1:]
-    pipelines["lstm"] = train_lstm(fit, check)[0][0]
+    pipelines["lstm"] = train_lstm(*lstm_samples(rows))[0][0]
     return {name: (pipeline, record_of(pipeline, name)) for name, pipeline in pipelines.items()}
 
 
@@ -112,7 +111,7 @@ def test_the_lstm_is_a_keras_archive_with_its_versions_and_predicts_as_keras_doe
     np.testing.assert_allclose(loaded.predict(x), keras_answer, rtol=0, atol=1e-6)
     # the standardisation is a layer of the signed archive: the fitted windows' statistics
     mean = loaded.values["mean"]
-    fitted_values = lstm_samples(rows)[1][0].reshape(-1, len(MODEL_FEATURES))
+    fitted_values = lstm_samples(rows)[0][0].reshape(-1, len(MODEL_FEATURES))
     expected = fitted_values.mean(axis=0, dtype="float64")
     np.testing.assert_allclose(np.asarray(mean).reshape(-1), expected, rtol=1e-4, atol=1e-6)
 

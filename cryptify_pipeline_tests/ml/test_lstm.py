@@ -176,7 +176,7 @@ def test_a_symbol_without_enough_whole_windows_is_refused_by_name(rows):
     train_all(holed, CUTOFF, [6], ["ridge"], window_days=30, interval_level=0.9)
     with pytest.raises(
         NotEnoughData,
-        match=r"^BTC/USDT: lstm \(6h\) has 0 complete 48-hour windows of feature rows before its "
-        r"early-stopping hold-out, among its \d+ fitted rows; need at least 100",
+        match=r"^BTC/USDT: lstm \(6h\) has 0 complete 48-hour windows of feature rows among its "
+        r"\d+ fitted rows \(0 before its early-stopping hold-out\); need at least 100",
     ):
         train_all(holed, CUTOFF, [6], ["lstm"], window_days=30, interval_level=0.9)
