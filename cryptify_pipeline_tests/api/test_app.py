@@ -455,7 +455,7 @@ def test_backtest_serves_the_summary_by_window_and_rule(client, tables):
         schemas.BacktestResponse,
     )
     assert [(r["model"], r["model_id"], r["horizon_h"], r["rule"], r["window"])
-            for r in one["data"]] == [("lstm", "mlp", 6, "edge", "all")]  # fmt: skip
+            for r in one["data"]] == [("lstm", "lstm", 6, "edge", "all")]  # fmt: skip
     assert one["metadata"] == {"symbol": "ETH/USDT", "count": 1, "window": "all", "rule": "edge"}
     zero = client.get("/backtest?model=zero_return&rule=sign&window=30d").json()["data"]
     assert {(r["total_return"], r["turnover_per_day"]) for r in zero} == {(0.0, 0.0)}
