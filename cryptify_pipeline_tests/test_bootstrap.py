@@ -279,6 +279,16 @@ def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(fresh):
     assert run_sql_on(url, "SELECT count(*) FROM cryptify.predictions WHERE lower IS NULL") == [
         (0,)
     ]
+    # the old web app's LSTM among them: trained, signed, served, with its band, labelled lstm
+    stored = run_sql_on(
+        url, "SELECT model, artifact_format, count(*) FROM cryptify.models"
+        " WHERE model IN ('lstm', 'ridge') GROUP BY 1, 2 ORDER BY 1",
+    )  # fmt: skip
+    assert [row[:2] for row in stored] == [("lstm", "keras"), ("ridge", "skops")], stored
+    assert stored[0][2] == stored[1][2] > 0, stored  # every symbol, horizon and day
+    assert run_sql_on(
+        url, "SELECT count(*) > 0 FROM cryptify.predictions WHERE model = 'lstm' AND lower < upper"
+    ) == [(True,)]
     # the second pass found the models, forecasts and scores there: it refreshed the leaderboard
     # (and collected and forecast any hour that closed in between)
     runs = runs_of(fresh.instance)

@@ -14,11 +14,10 @@ from cryptify_pipeline.api.errors import ApiError
 from cryptify_pipeline.ml.models import ZOO
 
 # The old frontend's model names that the zoo does not have, each mapped to the closest model of
-# the zoo (its third, ``xgboost``, is a zoo model). A zoo model of the same name, should one be
-# added, wins over its alias.
+# the zoo (its ``xgboost`` and ``lstm`` are zoo models). A zoo model of the same name, should
+# one be added, wins over its alias.
 MODEL_ALIASES = {
     "linear_regression": "linear",  # the same ordinary least squares
-    "lstm": "mlp",  # the zoo's only neural network
 }
 _SEPARATORS = re.compile(r"[/\-]")
 # ``?model=ridge+context`` reaches the API as "ridge context": a query string's + is a space

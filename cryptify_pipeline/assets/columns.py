@@ -126,10 +126,11 @@ def models(level: float) -> dict[str, str]:
         "fit_end": "Last hour of the rows fitted (its target ends before the held-out period).",
         "validation_start": "First hour of the held-out rows (the last 20% before the cut-off).",
         "validation_end": "Last hour of the held-out rows.",
-        "fit_rows": "Rows fitted, after the hold-out and its purge (at least 100).",
+        "fit_rows": "Rows fitted, after the hold-out and its purge (at least 100); for lstm, "
+        "the windows fitted: rows whose whole window of hours has complete features.",
         "validation_rows": "Rows held out (at least 24).",
-        "boosting_rounds": "Boosting rounds (hist_gbm, xgboost), chosen on the last fitted rows "
-        "(time-ordered, purged); null for models that do not boost.",
+        "boosting_rounds": "Boosting rounds (hist_gbm, xgboost), or training epochs (lstm), "
+        "chosen on the last fitted rows (time-ordered, purged); null for the other models.",
         "features": "The model's input columns, in order: its feature set's (the price "
         "features; for a +context entry also the market context). Forecasts feed exactly these.",
         "val_mae": "Mean absolute error on the held-out rows (log return).",
@@ -149,8 +150,8 @@ def models(level: float) -> dict[str, str]:
         "at the forecast's hour times sqrt(h) (null if uncalibrated).",
         "interval_scale_median": "Median held-out volatility * sqrt(h): stands in for a "
         "forecast hour whose volatility is unknown.",
-        "artifact_format": "How the model is stored, hence which loader reads it: skops, or "
-        "xgboost-json (XGBoost's own JSON).",
+        "artifact_format": "How the model is stored, hence which loader reads it: skops, "
+        "xgboost-json (XGBoost's own JSON), or keras (a .keras archive, loaded in safe mode).",
         "pipeline": "The fitted model in its artifact format (bytes).",
         "sha256": "sha256 of the stored bytes: loading refuses other bytes.",
         "library_versions": "Versions of the libraries that wrote it: loading refuses others.",

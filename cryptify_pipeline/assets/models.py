@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from cryptify_pipeline.assets import columns
 from cryptify_pipeline.assets.columns import described
 from cryptify_pipeline.ml.artifacts import sign_models
+from cryptify_pipeline.ml.lstm import MAX_WINDOW_HOURS, WINDOW_HOURS
 from cryptify_pipeline.ml.models import ZOO, models_of
 from cryptify_pipeline.ml.signing import SigningKeyError
 from cryptify_pipeline.ml.targets import HORIZONS, with_targets
@@ -56,6 +57,14 @@ class TrainConfig(Config):
         description="Which of `models` train: those on the price features (`price`), their "
         "`+context` twins that also see open interest, funding and the equity index "
         "(`context`), or both, ranked side by side; the baselines train in every set.",
+    )
+
+    lstm_window_hours: int = Field(
+        default=WINDOW_HOURS,
+        ge=2,
+        le=MAX_WINDOW_HOURS,
+        description="Hours of feature rows the lstm models see per sample (its window), "
+        f"at most {MAX_WINDOW_HOURS}: forecasts read that many hours before their hour.",
     )
 
     @field_validator("horizons")
@@ -103,12 +112,13 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
             **described(columns.models(interval_level)),
         },
         group_name="forecasting",
-        kinds={"scikitlearn", "xgboost", "postgres"},
+        kinds={"scikitlearn", "xgboost", "keras", "postgres"},
         description=(
-            "Per day D, symbol, horizon and model: a scikit-learn pipeline (or an XGBoost model) "
+            "Per day D, symbol, horizon and model: a scikit-learn pipeline (or an XGBoost model, "
+            "or a Keras LSTM over the last hours of features) "
             "fitted on rows whose target was known by the end of D (of the features, only the "
             "run's training window is read), stored in skops's format (or "
-            "XGBoost's JSON) and signed for its row "
+            "XGBoost's JSON, or a .keras archive) and signed for its row "
             "with the model signing key, with its sha256, versions, training window, "
             f"validation figures and its split-conformal {interval_level:.0%} interval (in units "
             "of the EWMA volatility at the forecast's hour, calibrated on every held-out hour, "
@@ -140,6 +150,7 @@ def models_asset(partitions: Partitions, interval_level: float) -> AssetsDefinit
                 records = train_all(
                     rows, cutoff, config.horizons, config.trained_models, config.training_days,
                     interval_level=forecasting.interval_level, n_jobs=jobs,
+                    lstm_window_hours=config.lstm_window_hours,
                 )  # fmt: skip
             except NotEnoughData as error:
                 raise Failure(

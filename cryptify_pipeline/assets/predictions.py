@@ -18,7 +18,7 @@ from cryptify_pipeline.assets.run_metadata import output_once_per_run
 from cryptify_pipeline.ml.artifacts import ModelIntegrityError
 from cryptify_pipeline.ml.forecasting import MissingInputs, forecast
 from cryptify_pipeline.ml.signing import SigningKeyError
-from cryptify_pipeline.partitions import Partitions, previous_day_model
+from cryptify_pipeline.partitions import Partitions, forecast_lookback, previous_day_model
 from cryptify_pipeline.resources import MarketData, ModelSigning
 
 
@@ -29,7 +29,11 @@ def predictions_asset(partitions: Partitions, interval_level: float) -> AssetsDe
         partitions_def=partitions.hourly,
         backfill_policy=BackfillPolicy.single_run(),
         pool="predictions",
-        ins={"features": AssetIn(), "models": AssetIn(partition_mapping=previous_day_model)},
+        ins={
+            # the hour's features and the week before it: an LSTM's window reaches back
+            "features": AssetIn(partition_mapping=forecast_lookback),
+            "models": AssetIn(partition_mapping=previous_day_model),
+        },
         metadata={
             "partition_expr": "ts",
             "primary_key": ["symbol", "ts", "model", "horizon_h"],

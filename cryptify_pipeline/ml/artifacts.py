@@ -4,7 +4,8 @@ A hash in the same row as the bytes proves nothing against someone who can write
 unpickling runs code. So a model is stored
 
 - in a format whose loader builds only trusted types: the zoo's scikit-learn pipelines in
-  skops's (``skops_format.py``), its XGBoost in XGBoost's own JSON (``xgboost_format.py``). The
+  skops's (``skops_format.py``), its XGBoost in XGBoost's own JSON (``xgboost_format.py``), its
+  LSTM in Keras's ``.keras`` archive, loaded in safe mode (``lstm.py``). The
   ``artifact_format`` column names the format; ``FORMATS`` is where another one is added, with a
   loader that builds only its own types;
 - signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
@@ -33,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptify_pipeline.ml import skops_format, xgboost_format
+from cryptify_pipeline.ml import lstm, skops_format, xgboost_format
 from cryptify_pipeline.ml.signing import SigningKey
 
 
@@ -98,11 +99,20 @@ SKOPS = ArtifactFormat("skops", ("scikit-learn", "skops"), skops_format.dumps, s
 XGBOOST_JSON = ArtifactFormat(
     "xgboost-json", ("scikit-learn", "xgboost-cpu"), xgboost_format.dumps, xgboost_format.loads
 )
-FORMATS: dict[str, ArtifactFormat] = {SKOPS.name: SKOPS, XGBOOST_JSON.name: XGBOOST_JSON}
+# the LSTM in Keras's own .keras archive, loaded in safe mode after its members and layer
+# classes are checked (ml/lstm.py); Keras runs on JAX, so its versions count too
+KERAS = ArtifactFormat("keras", ("keras", "jax", "jaxlib"), lstm.dumps, lstm.loads)
+FORMATS: dict[str, ArtifactFormat] = {
+    SKOPS.name: SKOPS,
+    XGBOOST_JSON.name: XGBOOST_JSON,
+    KERAS.name: KERAS,
+}
 
 
 def format_of(pipeline: Any) -> ArtifactFormat:
     """The format a fitted model of the zoo is stored in."""
+    if lstm.is_lstm(pipeline):
+        return KERAS
     return XGBOOST_JSON if xgboost_format.is_xgboost(pipeline) else SKOPS
 
 

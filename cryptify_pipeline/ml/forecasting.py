@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from cryptify_pipeline.ml import lstm
 from cryptify_pipeline.ml.artifacts import load_model, verify_model
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.training import SCALE_COLUMNS, interval_scale
@@ -71,7 +72,12 @@ def forecast(
             x = inputs.get((id(batch), columns))
             if x is None:
                 x = inputs[(id(batch), columns)] = batch[list(columns)]
-            out.append(_forecast_batch(_predictions(loaded[record.sha256], x), record, batch))
+            model = loaded[record.sha256]
+            if lstm.is_lstm(model):  # its input is the hours before each row too
+                predicted = _windowed_predictions(model, features, record, batch)
+            else:
+                predicted = _predictions(model, x)
+            out.append(_forecast_batch(predicted, record, batch))
     return _frame(out).sort_values(["symbol", "ts", "model", "horizon_h"], ignore_index=True)
 
 
@@ -79,6 +85,23 @@ def _predictions(model, x: pd.DataFrame) -> np.ndarray:
     # XGBoost predicts float32: in float64 before exp, so every price is close * exp(r) exactly
     # as anyone recomputes it from the stored log return
     return np.asarray(model.predict(x), dtype="float64")
+
+
+def _windowed_predictions(model, features: pd.DataFrame, record, batch: pd.DataFrame) -> np.ndarray:
+    """An LSTM's forecasts of ``batch``'s rows, each from the window of feature rows of its
+    symbol ending at its hour (``features`` holds the hours before the forecast window too);
+    refused, naming the symbol, where the symbol's features begin inside a window."""
+    history = features[features["symbol"] == record.symbol]
+    hours = model.window_hours
+    if len(short := lstm.short_of_history(history, batch["ts"], hours)):
+        first = f"{history['ts'].min():%Y-%m-%d %H:%M}" if len(history) else "nowhere"
+        raise MissingInputs(
+            f"{record.model} for {record.symbol} ({record.horizon_h}h) needs the {hours} hours "
+            f"of features ending at each forecast hour, and {record.symbol}'s features begin "
+            f"at {first}: too little history for {len(short)} hour(s) from "
+            f"{short[0]:%Y-%m-%d %H:%M} (backfill candles and features first)"
+        )
+    return model.predict(lstm.windows(history, batch["ts"], list(record.features), hours))
 
 
 def _rows_to_forecast(

@@ -149,6 +149,17 @@ def _xgboost_losses(model: Any, features: Any, target: np.ndarray) -> np.ndarray
     )
 
 
+def lstm() -> Any:
+    from cryptify_pipeline.ml.lstm import UntrainedLstm, keras_module
+
+    # Keras on JAX, imported here as the other libraries are when their model is built:
+    # training builds every model once before it limits the threads. Its samples are windows
+    # of past rows, so training fits it through ml/lstm.py (``fit_windowed``), not as a
+    # pipeline on single rows
+    keras_module()
+    return UntrainedLstm()
+
+
 @dataclass(frozen=True)
 class Boosted:
     """A model whose number of boosting rounds training chooses on a time-ordered hold-out:
@@ -168,6 +179,8 @@ MODEL_ZOO: dict[str, Callable[[], Any]] = {
     "hist_gbm": hist_gbm,
     "mlp": mlp,
     "xgboost": xgboost,
+    # the old web app's network: an LSTM over the last 48 hours of feature rows (ml/lstm.py)
+    "lstm": lstm,
 }
 _BOOSTED = {
     "hist_gbm": Boosted(build=hist_gbm, losses=_staged_losses, most=200),
@@ -187,6 +200,8 @@ CONTEXT_ZOO: dict[str, Callable[[], Any]] = {
     f"{name}{CONTEXT_SUFFIX}": build for name, build in MODEL_ZOO.items() if name not in BASELINES
 }
 ZOO: dict[str, Callable[[], Any]] = {**MODEL_ZOO, **CONTEXT_ZOO}  # every entry
+# the entries whose samples are windows of past hours, not single rows
+WINDOWED = frozenset(name for name in ZOO if name.split(CONTEXT_SUFFIX)[0] == "lstm")
 BOOSTED: dict[str, Boosted] = {
     **_BOOSTED,
     **{f"{name}{CONTEXT_SUFFIX}": boosted for name, boosted in _BOOSTED.items()},

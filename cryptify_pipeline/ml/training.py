@@ -35,10 +35,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from cryptify_pipeline.ml import lstm
 from cryptify_pipeline.ml.artifacts import save_model
 from cryptify_pipeline.ml.features import EWMA_VOLATILITY, LOOKBACK_HOURS, MODEL_FEATURES
 from cryptify_pipeline.ml.metrics import accuracy
-from cryptify_pipeline.ml.models import BOOSTED, ZOO, model_features
+from cryptify_pipeline.ml.models import BOOSTED, WINDOWED, ZOO, model_features
 from cryptify_pipeline.ml.targets import purge
 
 VALIDATION_FRACTION = 0.2
@@ -153,14 +154,27 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
 def train_model(
     model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float,
     interval_method: str = INTERVAL_METHOD,
+    *, windowed: WindowedFit | None = None, history: pd.DataFrame | None = None,
+    window_hours: int = lstm.WINDOW_HOURS,
 ) -> dict[str, object]:  # fmt: skip
     """Fit ``model`` and return its record: window, validation figures, the interval calibrated
     for ``interval_level`` by ``interval_method`` and the stored model (format, bytes, hash,
-    versions; ``artifacts.sign_models`` signs it)."""
+    versions; ``artifacts.sign_models`` signs it). A windowed model (the LSTM) comes fitted for
+    every horizon of its symbol at once (``windowed``, from ``fit_windowed``), or is fitted here
+    for this horizon alone on windows of ``window_hours`` of ``history``, the symbol's feature
+    rows (default: the split's own)."""
     target = f"target_{horizon}h"
     features = list(model_features(model))
-    pipeline, rounds = fit_model(model, split.fit, horizon)
-    predicted = pipeline.predict(split.validation[features])
+    fitted, fit_end = len(split.fit), split.fit["ts"].max()
+    if model in WINDOWED:
+        if windowed is None:
+            history = pd.concat([split.fit, split.validation]) if history is None else history
+            windowed = fit_windowed(model, symbol, {horizon: split}, history, window_hours)[horizon]
+        pipeline, rounds, predicted = windowed.network, windowed.epochs, windowed.predicted
+        fitted, fit_end = windowed.fit_rows, windowed.fit_end
+    else:
+        pipeline, rounds = fit_model(model, split.fit, horizon)
+        predicted = pipeline.predict(split.validation[features])
     actual = split.validation[target].to_numpy()
     scale = interval_scale(split.validation, horizon, interval_method)
     usable = np.isfinite(scale) & (scale > 0)
@@ -175,10 +189,10 @@ def train_model(
         "horizon_h": horizon,
         "cutoff": cutoff,
         "fit_start": split.fit["ts"].min(),
-        "fit_end": split.fit["ts"].max(),
+        "fit_end": fit_end,
         "validation_start": split.validation["ts"].min(),
         "validation_end": split.validation["ts"].max(),
-        "fit_rows": len(split.fit),
+        "fit_rows": fitted,
         "validation_rows": len(split.validation),
         "boosting_rounds": rounds,
         "features": features,
@@ -195,6 +209,67 @@ def train_model(
         "interval_high": interval.high,
         "interval_scale_median": float(np.median(scale[usable])) if usable.any() else np.nan,
         **save_model(pipeline),
+    }
+
+
+@dataclass(frozen=True)
+class WindowedFit:
+    """An LSTM fitted for one horizon: the network, its epochs, the windows it was fitted on
+    and the hour of the last, and its predictions of the horizon's held-out rows."""
+
+    network: lstm.LstmForecaster
+    epochs: int
+    fit_rows: int
+    fit_end: pd.Timestamp
+    predicted: np.ndarray
+
+
+def fit_windowed(
+    model: str, symbol: str, splits: dict[int, Split], history: pd.DataFrame, hours: int
+) -> dict[int, WindowedFit]:
+    """The LSTM of every horizon of ``splits`` from one network with an output per horizon,
+    fitted on the windows of ``hours`` hours ending at the rows every horizon fits on (complete
+    windows only), and each horizon's predictions of its own held-out rows.
+
+    The rows are those of every split's fit: each target of each row ends before every
+    horizon's held-out hours. The epochs are chosen on the last ``VALIDATION_FRACTION`` of them,
+    purged by the longest horizon, as the boosted models' rounds are (``fit_model``), then the
+    network is fitted on all of them for that many epochs.
+    """
+    features, horizons = list(model_features(model)), sorted(splits)
+    targets = [f"target_{horizon}h" for horizon in horizons]
+    rows = splits[horizons[0]].fit
+    for split in splits.values():
+        rows = rows[rows["ts"].isin(split.fit["ts"])]
+    # windows start no earlier than the first fitted row: the model depends on the training
+    # window alone, whatever else was read (a longer history gives the same network)
+    history = history[history["ts"] >= rows["ts"].min()] if len(rows) else history
+
+    def samples(part: pd.DataFrame, complete: bool) -> tuple[np.ndarray, np.ndarray]:
+        x, y = lstm.windows(history, part["ts"], features, hours), part[targets].to_numpy("float32")
+        return lstm.training_samples(x, y, len(MODEL_FEATURES)) if complete else (x, y)
+
+    fit = samples(rows, complete=True)
+    inner = hold_out_last(rows, max(horizons), VALIDATION_FRACTION)
+    probe, check = samples(inner.fit, complete=True), samples(inner.validation, complete=False)
+    if len(fit[0]) < MIN_FIT_ROWS or not len(probe[0]) or not len(check[0]):
+        shown = "/".join(str(horizon) for horizon in horizons)
+        raise NotEnoughData(
+            f"{symbol}: {model} ({shown}h) has {len(fit[0])} complete {hours}-hour windows "
+            f"of feature rows among its {len(rows)} fitted rows ({len(probe[0])} before its "
+            f"early-stopping hold-out); need at least {MIN_FIT_ROWS} (backfill more history: "
+            f"a window needs {hours} consecutive hours of complete features)"
+        )
+    networks, epochs = lstm.train(fit, probe, check)
+    return {
+        horizon: WindowedFit(
+            network,
+            epochs,
+            len(fit[0]),
+            rows["ts"].max(),
+            network.predict(samples(splits[horizon].validation, complete=False)[0]),
+        )  # fmt: skip
+        for horizon, network in zip(horizons, networks, strict=True)
     }
 
 
@@ -307,6 +382,7 @@ def train_symbol(
     rows: pd.DataFrame, symbol: str, cutoff: datetime, horizons: Sequence[int],
     models: Sequence[str], window_days: int | None, interval_level: float,
     interval_method: str = INTERVAL_METHOD,
+    lstm_window_hours: int = lstm.WINDOW_HOURS,
 ) -> list[dict[str, object]]:  # fmt: skip
     """The records of one symbol's rows, every horizon and model.
 
@@ -318,23 +394,39 @@ def train_symbol(
     for model in models:
         ZOO[model]()
     with threadpool_limits(limits=1):
-        records = []
+        splits = {}
         for horizon in horizons:
             try:
-                split = split_rows(rows, horizon, cutoff, window_days)  # shared by every model
+                splits[horizon] = split_rows(rows, horizon, cutoff, window_days)  # every model's
             except NotEnoughData as error:
                 raise NotEnoughData(f"{symbol}: {error}") from None
-            records += [
-                train_model(model, symbol, horizon, split, cutoff, interval_level, interval_method)
-                for model in models
-            ]
-        return records
+        # an LSTM learns every horizon at once: one network per symbol, an output per horizon
+        windowed = {
+            model: fit_windowed(model, symbol, splits, rows, lstm_window_hours)
+            for model in models
+            if model in WINDOWED
+        }
+        return [
+            train_model(
+                model,
+                symbol,
+                horizon,
+                split,
+                cutoff,
+                interval_level,
+                interval_method,
+                windowed=windowed[model][horizon] if model in windowed else None,
+            )  # fmt: skip
+            for horizon, split in splits.items()
+            for model in models
+        ]
 
 
 def train_all(
     rows: pd.DataFrame, cutoff: datetime, horizons: Iterable[int], models: Iterable[str],
     window_days: int | None = None, *, interval_level: float, n_jobs: int = 1,
     interval_method: str = INTERVAL_METHOD,
+    lstm_window_hours: int = lstm.WINDOW_HOURS,
 ) -> pd.DataFrame:  # fmt: skip
     """Every (symbol, horizon, model) record at ``cutoff``, one row each, with intervals
     calibrated for ``interval_level``; symbols on up to ``n_jobs`` worker processes.
@@ -355,7 +447,15 @@ def train_all(
         raise NotEnoughData(f"no rows of any symbol to train on at {cutoff:%Y-%m-%d %H:%M}")
     tasks = (
         joblib.delayed(train_symbol)(
-            group, symbol, cutoff, horizons, models, window_days, interval_level, interval_method
+            group,
+            symbol,
+            cutoff,
+            horizons,
+            models,
+            window_days,
+            interval_level,
+            interval_method,
+            lstm_window_hours,
         )
         for symbol, group in groups
     )

@@ -19,7 +19,8 @@ from cryptify_pipeline_tests.support.pipeline import range_tags
 
 # features need 320 hours of candles before them, and training at least 100 rows to fit after
 # its hold-out and purge (155 complete rows at 24 h): so two weeks of candles precede the
-# features, and models train on 8 days
+# features, and models train on 8 days; the lstm on windows of 6 hours (at 24 h, 8 days hold
+# 106 fitted rows: fewer than 100 whole windows of its default 48 hours, or of 24)
 CANDLES = ("2025-01-01-00:00", "2025-01-23-23:00")
 FEATURES = ("2025-01-14-00:00", "2025-01-23-23:00")
 # the last 8 days: the newest features see a full week of open interest
@@ -28,7 +29,11 @@ MODEL_DAYS = ("2025-01-21", "2025-01-22")
 FORECAST_HOURS = ("2025-01-22-00:00", "2025-01-23-23:00")
 SCORED_DAY = "2025-01-22"  # scored against the candles of 01-22 and 01-23
 HORIZONS = [6, 12, 24]
-TRAIN = {"ops": {"models": {"config": {"training_days": 8, "horizons": HORIZONS}}}}
+TRAIN = {
+    "ops": {
+        "models": {"config": {"training_days": 8, "horizons": HORIZONS, "lstm_window_hours": 6}}
+    }
+}
 
 LAST_CANDLE = datetime(2025, 1, 23, 23, tzinfo=UTC)
 FIRST_FORECAST = datetime(2025, 1, 22, tzinfo=UTC)

@@ -275,7 +275,7 @@ def test_symbol_spellings(client, spelling):
     assert {bar["symbol"] for bar in body["data"]["raw_bars"]} == {"ETH/USDT"}
 
 
-@pytest.mark.parametrize(("alias", "zoo"), [("linear_regression", "linear"), ("lstm", "mlp")])
+@pytest.mark.parametrize(("alias", "zoo"), [("linear_regression", "linear")])
 def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     asked = client.get(f"/history?model={alias}&{DAY}&predictions=all").json()
     direct = client.get(f"/history?model={zoo}&{DAY}&predictions=all").json()
@@ -284,6 +284,27 @@ def test_old_model_names_are_aliases_echoed_back(client, alias, zoo):
     assert {(p["model"], p["model_id"]) for p in asked} == {(alias, zoo)}
     strip = lambda rows: [{k: v for k, v in p.items() if k != "model"} for p in rows]  # noqa: E731
     assert strip(asked) == strip(direct)
+
+
+def test_history_of_the_lstm_is_the_zoos_lstm_with_its_stored_bands(client, tables):
+    body = ok(
+        client.get(f"/history?symbol=BTC/USDT&model=lstm&{DAY}&predictions=all"),
+        schemas.HistoryResponse,
+    )
+    predictions = body["data"]["predictions"]
+    assert len(predictions) == 24 * len(HORIZONS)
+    assert {(p["model"], p["model_id"]) for p in predictions} == {("lstm", "lstm")}
+    stored = {
+        (row[0], row[1]): row[2:]
+        for row in run_sql(
+            "SELECT ts, horizon_h, pred_log_return, lower, upper"
+            f" FROM {tables('predictions')} WHERE symbol = 'BTC/USDT' AND model = 'lstm'"
+        )
+    }
+    for p in predictions:
+        r, lower, upper = stored[(ts(p["timestamp"]), p["prediction_horizon"])]
+        assert p["predicted_log_return"] == r
+        assert (p.get("ci_low"), p.get("ci_high")) == (lower, upper)
 
 
 def test_history_bodies_are_kept_while_their_rows_are_unchanged(forecast_tables, instance):
@@ -323,12 +344,13 @@ def test_latest_predictions(client, tables):
     assert [ts(p["timestamp"]) for p in rows] == [
         LAST_CANDLE - timedelta(hours=i) for i in range(5)
     ]
+    # the old web app's lstm is the zoo's own lstm, no longer the mlp standing in for it
     assert {(p["model"], p["model_id"], p["prediction_horizon"]) for p in rows} == {
-        ("lstm", "mlp", 6)
+        ("lstm", "lstm", 6)
     }
     stored = run_sql(
         f"SELECT pred_price FROM {tables('predictions')} WHERE symbol = 'ETH/USDT'"
-        " AND model = 'mlp' AND horizon_h = 6 ORDER BY ts DESC LIMIT 5"
+        " AND model = 'lstm' AND horizon_h = 6 ORDER BY ts DESC LIMIT 5"
     )
     assert [p["predicted_value"] for p in rows] == [row[0] for row in stored]
     many = client.get("/predictions/latest?limit=100").json()
@@ -402,9 +424,9 @@ def test_latest_metrics(client, tables):
     )
     one = client.get("/metrics/latest?symbol=ETH/USDT&model=lstm&horizon=24").json()["data"]
     assert [(r["model"], r["model_id"], r["horizon_h"]) for r in one["leaderboard"]] == [
-        ("lstm", "mlp", 24)
+        ("lstm", "lstm", 24)
     ] * 2
-    assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("lstm", "mlp")]
+    assert [(s["model"], s["model_id"]) for s in one["latest_scores"]] == [("lstm", "lstm")]
 
 
 def test_backtest_serves_the_summary_by_window_and_rule(client, tables):
@@ -433,7 +455,7 @@ def test_backtest_serves_the_summary_by_window_and_rule(client, tables):
         schemas.BacktestResponse,
     )
     assert [(r["model"], r["model_id"], r["horizon_h"], r["rule"], r["window"])
-            for r in one["data"]] == [("lstm", "mlp", 6, "edge", "all")]  # fmt: skip
+            for r in one["data"]] == [("lstm", "lstm", 6, "edge", "all")]  # fmt: skip
     assert one["metadata"] == {"symbol": "ETH/USDT", "count": 1, "window": "all", "rule": "edge"}
     zero = client.get("/backtest?model=zero_return&rule=sign&window=30d").json()["data"]
     assert {(r["total_return"], r["turnover_per_day"]) for r in zero} == {(0.0, 0.0)}
@@ -533,6 +555,10 @@ def test_models_are_records_without_their_bytes(client, tables):
     }
     assert all("pipeline" not in m for m in body["models"])
     assert not any(row[3][:64] in response.text for row in stored)
+    # the lstm is listed with its provenance: a .keras archive, written by Keras on JAX
+    lstm = [m for m in body["models"] if m["model"] == "lstm"]
+    assert lstm and all(m["artifact_format"] == "keras" for m in lstm)
+    assert all(set(m["library_versions"]) == {"keras", "jax", "jaxlib"} for m in lstm)
 
 
 def test_meta_says_the_configured_interval_level(forecast_tables):
@@ -546,7 +572,7 @@ def test_meta_and_health(client):
     assert meta["symbols"] == [
         {"symbol": s, "latest_candle": LAST_CANDLE.isoformat()} for s in ("BTC/USDT", "ETH/USDT")
     ]
-    assert meta["aliases"] == {"linear_regression": "linear", "lstm": "mlp"}
+    assert meta["aliases"] == {"linear_regression": "linear"}
     assert meta["models"] == list(ZOO)  # the +context entries too
     assert meta["interval_level"] == 0.9  # the default CRYPTIFY_INTERVAL_LEVEL
     health = ok(client.get("/health"), schemas.HealthResponse)
@@ -581,7 +607,7 @@ def test_unknown_symbol_and_model_list_the_valid_names(client):
     assert symbol["details"]["valid"] == ["BTC/USDT", "ETH/USDT"]
     assert "DOGE/USDT" in symbol["message"]
     model = error(client.get("/predictions/latest?model=gpt"), 404, "unknown_model")
-    assert model["details"]["valid"] == [*ZOO, "linear_regression", "lstm"]
+    assert model["details"]["valid"] == [*ZOO, "linear_regression"]
     for path in ("/features/latest", "/features", "/metrics/latest", "/models"):
         error(client.get(f"{path}?symbol=BTC/EUR"), 404, "unknown_symbol")
     error(client.get("/metrics/latest?model=lstm_v2"), 404, "unknown_model")

@@ -258,11 +258,12 @@ def test_prices_are_in_the_quote_currency_in_plain_digits_and_the_hover_says_whe
 
 def test_the_model_menu_offers_the_models_with_forecasts_and_takes_aliases(api, browser):
     trained = list(MODEL_ZOO)  # the fixture trains no +context twin
-    page, _ = open_dashboard(browser, f"{api}/?symbol=ETH-USDT&model=lstm&horizon=12")
+    page, _ = open_dashboard(browser, f"{api}/?symbol=ETH-USDT&model=linear_regression&horizon=12")
     seen = drawn(page)
     assert seen["models"] == trained
-    assert seen["chosen"] == ["ETH/USDT", "mlp", "12", "1w"]  # lstm is the old name of mlp
-    assert seen["traces"][1][1] == "mlp 12 h forecast (no interval)"
+    # linear_regression is the old name of linear (lstm is the zoo's own now)
+    assert seen["chosen"] == ["ETH/USDT", "linear", "12", "1w"]
+    assert seen["traces"][1][1] == "linear 12 h forecast (no interval)"
     assert seen["notice"] is None
 
     # xgboost has no 24 h forecasts for ETH/USDT: not offered there, offered at 6 h

@@ -58,7 +58,9 @@ def test_zoo_names_and_the_old_frontends_aliases():
         assert resolve_model(name.upper()) == ModelChoice(name, name)
     assert resolve_model("linear_regression") == ModelChoice("linear_regression", "linear")
     assert resolve_model("xgboost") == ModelChoice("xgboost", "xgboost")  # the zoo has it
-    assert resolve_model("LSTM") == ModelChoice("lstm", "mlp")
+    # the old web app's lstm is the zoo's own now, not the mlp it used to stand for
+    assert resolve_model("LSTM") == ModelChoice("lstm", "lstm")
+    assert "lstm" not in MODEL_ALIASES
     assert set(MODEL_ALIASES.values()) <= set(MODEL_ZOO)
 
 
@@ -75,5 +77,6 @@ def test_unknown_models_are_404_listing_the_valid_names(asked):
         resolve_model(asked)
     assert (refused.value.status, refused.value.code) == (404, "unknown_model")
     assert refused.value.details["valid"] == valid_model_names()
-    assert valid_model_names() == [*ZOO, "linear_regression", "lstm"]
+    assert valid_model_names() == [*ZOO, "linear_regression"]
+    assert "lstm" in ZOO and "lstm+context" in ZOO
     assert "hist_gbm+context" in valid_model_names()

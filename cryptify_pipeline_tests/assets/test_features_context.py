@@ -103,7 +103,7 @@ def test_the_feature_set_chooses_which_zoo_entries_train():
     assert TrainConfig().trained_models == list(MODEL_ZOO)  # the default: price, as before
     assert TrainConfig(feature_set="context").trained_models == [
         "zero_return", "drift", "linear+context", "ridge+context", "hist_gbm+context",
-        "mlp+context", "xgboost+context",
+        "mlp+context", "xgboost+context", "lstm+context",
     ]  # fmt: skip
     assert TrainConfig(feature_set="both").trained_models == list(ZOO)
     with pytest.raises(ValueError, match="none of the models \\['ridge'\\] trains with feature"):

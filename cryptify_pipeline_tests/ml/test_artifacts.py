@@ -20,10 +20,15 @@ from cryptify_pipeline.ml.artifacts import (
     signature,
 )
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS, MODEL_FEATURES, build_features
-from cryptify_pipeline.ml.models import MODEL_ZOO
+from cryptify_pipeline.ml.lstm import LstmForecaster, keras_loads, training_samples, windows
+from cryptify_pipeline.ml.lstm import train as train_lstm
+from cryptify_pipeline.ml.models import MODEL_ZOO, WINDOWED
 from cryptify_pipeline.ml.signing import SigningKey
 from cryptify_pipeline.ml.targets import with_targets
 from cryptify_pipeline_tests.support.hostile_models import (
+    keras_lambda_payload,
+    keras_with_config,
+    keras_with_member,
     pickle_payload,
     runs_when_deserialised,
     skops_payload,
@@ -61,18 +66,103 @@ def record_of(fitted, model: str, key: SigningKey = KEY, **changes) -> dict:
 def fitted(rows) -> dict[str, tuple[object, dict]]:
     """Every zoo model fitted, and its signed record."""
     x, y = rows[list(MODEL_FEATURES)], rows["target_6h"].to_numpy()
-    pipelines = {name: build().fit(x, y) for name, build in MODEL_ZOO.items()}
+    pipelines = {
+        name: build().fit(x, y) for name, build in MODEL_ZOO.items() if name not in WINDOWED
+    }
+    pipelines["lstm"] = train_lstm(*lstm_samples(rows))[0][0]
     return {name: (pipeline, record_of(pipeline, name)) for name, pipeline in pipelines.items()}
+
+
+def lstm_samples(rows: pd.DataFrame, hours: int = 24):
+    """Windows of ``hours`` hours and 6 h targets: all of them, the first 70%, the last 20%."""
+    x = windows(rows, rows["ts"], list(MODEL_FEATURES), hours)
+    x, y = training_samples(x, rows["target_6h"].to_numpy("float32"), len(MODEL_FEATURES))
+    probe, check = int(len(x) * 0.7), int(len(x) * 0.8)
+    return (x, y), (x[:probe], y[:probe]), (x[check:], y[check:])
 
 
 def test_every_zoo_model_predicts_exactly_the_same_after_a_round_trip(rows, fitted):
     x = rows[list(MODEL_FEATURES)].tail(200)
     for name, (pipeline, record) in fitted.items():
+        if name in WINDOWED:
+            x = lstm_samples(rows)[0][0][-200:]
         loaded = load_model(record, KEY)
         assert loaded is not pipeline and type(loaded) is type(pipeline)
         if hasattr(pipeline, "steps"):
             assert [type(step) for _, step in loaded.steps] == [type(s) for _, s in pipeline.steps]
         np.testing.assert_array_equal(loaded.predict(x), pipeline.predict(x), err_msg=name)
+
+
+def test_the_lstm_is_a_keras_archive_with_its_versions_and_predicts_as_keras_does(rows, fitted):
+    network, record = fitted["lstm"]
+    assert record["artifact_format"] == "keras"
+    assert record["library_versions"] == {
+        name: version(name) for name in ("keras", "jax", "jaxlib")
+    }
+    loaded = load_model(record, KEY)
+    assert isinstance(loaded, LstmForecaster) and loaded.window_hours == 24
+    x = lstm_samples(rows)[0][0][-100:]
+    # forecasts are computed from the loaded layers in float64: Keras's own answer, up to its
+    # float32 arithmetic (XLA's fast tanh and sigmoid: a few 1e-6 on returns of ~1e-2)
+    # read back without Keras (weights from the archive's HDF5), it predicts as the trained
+    # network and as Keras itself, loading the same bytes in safe mode, does
+    np.testing.assert_array_equal(loaded.predict(x), network.predict(x))
+    keras_answer = keras_loads(bytes(record["pipeline"])).predict(x, verbose=0).reshape(-1)
+    np.testing.assert_allclose(loaded.predict(x), keras_answer, rtol=0, atol=1e-6)
+    # the standardisation is a layer of the signed archive: the fitted windows' statistics
+    mean = loaded.values["mean"]
+    fitted_values = lstm_samples(rows)[0][0].reshape(-1, len(MODEL_FEATURES))
+    expected = fitted_values.mean(axis=0, dtype="float64")
+    np.testing.assert_allclose(np.asarray(mean).reshape(-1), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_signed_keras_archive_with_a_lambda_layer_is_refused_and_never_run(fitted, tmp_path):
+    # what someone holding the key could sign: a network whose Lambda layer runs a command
+    network, _ = fitted["lstm"]
+    marker = tmp_path / "ran"
+    payload = keras_lambda_payload(marker)
+    record = record_of(
+        network, "lstm", pipeline=payload, sha256=hashlib.sha256(payload).hexdigest()
+    )
+    with pytest.raises(
+        ModelIntegrityError, match="refused by the keras loader: .*keras.layers.Lambda layer"
+    ):
+        load_model(record, KEY)
+    assert not marker.exists()
+    # Keras's safe mode refuses it too, on its own
+    path = tmp_path / "payload.keras"
+    path.write_bytes(payload)
+    from cryptify_pipeline.ml.lstm import keras_module
+
+    with pytest.raises(ValueError, match="(?i)lambda"):
+        keras_module().saving.load_model(path, safe_mode=True)
+    assert not marker.exists()
+    # and the payload is live: loaded outside safe mode and called, it runs its command
+    assert runs_when_deserialised(payload, "keras-unsafe", marker)
+
+
+def test_a_keras_archive_with_its_config_changed_is_refused_unsigned_or_signed(fitted):
+    network, record = fitted["lstm"]
+
+    def sigmoid_output(config: dict) -> None:
+        config["config"]["layers"][3]["config"]["activation"] = "sigmoid"
+
+    changed = keras_with_config(bytes(record["pipeline"]), sigmoid_output)
+    rewritten = record | {"pipeline": changed, "sha256": hashlib.sha256(changed).hexdigest()}
+    with pytest.raises(ModelIntegrityError, match=f"lstm BTC/USDT 6h of 2025-03-31: .*{REFUSED}"):
+        load_model(rewritten, KEY)
+    # signed by someone holding the key: a configuration the forecasts do not compute is refused
+    signed = record_of(network, "lstm", pipeline=changed, sha256=rewritten["sha256"])
+    with pytest.raises(ModelIntegrityError, match="layer standardised_return is configured"):
+        load_model(signed, KEY)
+
+
+def test_a_keras_archive_holding_more_than_keras_writes_is_refused(fitted):
+    network, record = fitted["lstm"]
+    extra = keras_with_member(bytes(record["pipeline"]), "assets/run.py", b"print('hi')")
+    signed = record_of(network, "lstm", pipeline=extra, sha256=hashlib.sha256(extra).hexdigest())
+    with pytest.raises(ModelIntegrityError, match=r"the archive holds \['assets/run.py', "):
+        load_model(signed, KEY)
 
 
 def test_xgboost_is_stored_in_its_own_json_with_its_versions(fitted):
@@ -84,7 +174,7 @@ def test_xgboost_is_stored_in_its_own_json_with_its_versions(fitted):
     }
     assert bytes(record["pipeline"]).startswith(b'{"learner":')
     for name, (_, other) in fitted.items():
-        assert (other["artifact_format"] == "skops") == (name != "xgboost")
+        assert (other["artifact_format"] == "skops") == (name not in ("xgboost", "lstm"))
 
 
 def test_a_signed_file_that_is_not_xgboost_json_is_refused_unbuilt(fitted, tmp_path):

@@ -22,8 +22,9 @@ T = datetime(2025, 5, 20, tzinfo=UTC)  # the first candle that is changed opens 
 START = T - timedelta(days=30)
 KEY = SigningKey.generate()
 INDEX = "ES=F"
-# the price zoo and two of its +context twins (a linear and a boosted one)
-MODELS = [*MODEL_ZOO, "ridge+context", "hist_gbm+context"]
+# the price zoo (the lstm and its windows of past hours included) and three of its +context
+# twins (a linear, a boosted one and the lstm)
+MODELS = [*MODEL_ZOO, "ridge+context", "hist_gbm+context", "lstm+context"]
 COLUMNS = [*FEATURE_COLUMNS, *CONTEXT_COLUMNS]
 
 

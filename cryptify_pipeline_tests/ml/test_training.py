@@ -70,13 +70,17 @@ def test_every_model_horizon_and_symbol_is_trained_with_provenance(records):
         if record.model == "xgboost":
             assert record.artifact_format == "xgboost-json"
             assert set(record.library_versions) == {"scikit-learn", "xgboost-cpu"}
+        elif record.model == "lstm":
+            assert record.artifact_format == "keras"
+            assert set(record.library_versions) == {"keras", "jax", "jaxlib"}
         else:
             assert record.artifact_format == "skops"
             assert set(record.library_versions) == {"scikit-learn", "skops"}
         assert len(record.signature) == 64 and record.signing_key_id == KEY.key_id
         assert list(record.features) == list(MODEL_FEATURES)
         assert record.fit_rows > 100 and record.validation_rows > 24
-        assert (record.boosting_rounds is pd.NA) == (record.model not in BOOSTED)
+        # the lstm's are its epochs, chosen on the same purged hold-out as boosting rounds
+        assert (record.boosting_rounds is pd.NA) == (record.model not in {*BOOSTED, "lstm"})
         assert np.isfinite(record.val_rmse)
         # 30 days hold out ~143 hours, every one a residual: enough for 90% at 6 h (134), not
         # at 12 h (248) or 24 h (476)

@@ -168,8 +168,8 @@ async function offeredModels(chosen) {
   return state.meta.data.models.filter((m) => present.has(m));
 }
 
-// the model asked for in the page's URL, an alias (lstm) resolved to its zoo name; a name that
-// is neither gets a notice and null
+// the model asked for in the page's URL, an alias (linear_regression) resolved to its zoo name;
+// a name that is neither gets a notice and null
 function urlModel() {
   const asked = new URLSearchParams(location.search).get("model");
   if (!asked) return null;
