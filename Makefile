@@ -27,6 +27,8 @@ dev: $(STAMP)
 	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
 		$(BIN)/dagster dev --port $(DAGSTER_PORT)
 
+# --dist loadfile: cryptify_pipeline_tests/conftest.py makes a file, or the api/ folder (its
+# tests share one costly fixture), a unit of work for one worker, heaviest units first
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile
 

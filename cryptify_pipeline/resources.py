@@ -42,6 +42,22 @@ class MarketData(ConfigurableResource):
     exchange_api_url: str | None = Field(
         default=None, description="Override of the exchange's REST base URL (proxies, tests)."
     )
+    exchange_backoff_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Wait before an exchange call's first retry of a transient error (doubling, with "
+            "jitter, up to 4 attempts); tests shorten it."
+        ),
+    )
+    step_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Wait before the candles step is retried once the in-call retries are spent "
+            "(doubling per retry, with jitter, up to 3 retries); tests shorten it."
+        ),
+    )
     gap_repair_days: int = Field(
         default=DEFAULT_GAP_REPAIR_DAYS, description="Days gap repair and the checks look back."
     )
@@ -63,7 +79,7 @@ class MarketData(ConfigurableResource):
     )
 
     def candle_source(self) -> CandleSource:
-        return source_for(self.source, self.exchange_api_url)
+        return source_for(self.source, self.exchange_api_url, self.exchange_backoff_seconds)
 
     def derivatives_source(self) -> DerivativesSource | None:
         """None when CRYPTIFY_CONTEXT_SOURCE=none."""

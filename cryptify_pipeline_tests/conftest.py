@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
+from xdist.scheduler import LoadScopeScheduling
 
 from cryptify_pipeline.postgres_url import DatabaseUrl
 from cryptify_pipeline_tests.support.database import (
@@ -33,10 +34,59 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 INTEGRATION_FIXTURES = frozenset({"database_url", "schema", "instance"})
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Folders whose files share a session fixture too costly to build on both workers
+# (api/conftest.py's forecast_tables: ~24 s of Dagster runs): one unit of xdist's work, so
+# one worker builds it. Any other file is a unit of its own, as with --dist loadfile.
+SHARED_FIXTURE_FOLDERS = ("cryptify_pipeline_tests/api/",)
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its shared folder, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return next((folder for folder in SHARED_FIXTURE_FOLDERS if path.startswith(folder)), path)
+
+
+class FilesAndSharedFolders(LoadScopeScheduling):
+    """``make test``'s ``--dist loadfile``: a file, or a folder of SHARED_FIXTURE_FOLDERS,
+    runs on one worker (its module and shared fixtures built once), and the units are handed
+    out in collection order, which the workers sort heaviest first (``heaviest_first``)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return unit_of(nodeid)
+
+    def schedule(self) -> None:
+        # xdist's own order is by number of tests, which says little of their time
+        self.config.option.loadscopereorder = False
+        super().schedule()
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent under -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadScopeScheduling | None:
+    if config.getvalue("dist") == "loadfile":
+        return FilesAndSharedFolders(config, log)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    if _is_xdist_worker(config):
+        items[:] = heaviest_first(items)
+
+
+def heaviest_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` by unit of work, those with the most slow and live tests first (the workers
+    take units in this order: a long unit taken last would leave the other worker idle while
+    it runs), each unit's tests in their own order."""
+    weight: dict[str, int] = {}
+    for item in items:
+        heavy = any(item.get_closest_marker(mark) for mark in ("slow", "live"))
+        weight[unit_of(item.nodeid)] = weight.get(unit_of(item.nodeid), 0) + heavy
+    order = {unit: rank for rank, unit in enumerate(dict.fromkeys(weight))}
+    return sorted(
+        items, key=lambda item: (-weight[unit_of(item.nodeid)], order[unit_of(item.nodeid)])
+    )
 
 
 # the controller's note: (the embedded server's data directory, whether it ran before the

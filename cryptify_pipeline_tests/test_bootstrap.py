@@ -189,8 +189,11 @@ def test_a_failed_run_stops_the_bootstrap_with_the_steps_own_error(schema, tmp_p
     home = tmp_path / "home"
     home.mkdir()
     try:
+        # the market context off: its steps, which do not need the candles, would otherwise
+        # fill the 113 days before the run ends
         failed = bootstrap(schema, home, "--forecast-days", "3",
-                           CRYPTIFY_SOURCE=f"file:{empty}")  # fmt: skip
+                           CRYPTIFY_SOURCE=f"file:{empty}", CRYPTIFY_CONTEXT_SOURCE="none",
+                           CRYPTIFY_EQUITY_INDEX_SOURCE="none")  # fmt: skip
     finally:
         run_sql(f'DROP SCHEMA IF EXISTS "{schema}_dagster" CASCADE')
     assert failed.returncode == 1
@@ -208,6 +211,8 @@ JOBS = ("collect_job", "train_job", "predict_job", "evaluate_job")
 TABLES = ("candles", "open_interest", "funding_rates", "equity_index", "features", "models",
           "predictions", "forecast_metrics", "leaderboard")  # fmt: skip
 PORTS = ("--dagster-port", "3456", "--api-port", "8765")
+# make dev's own level (the default): the dashboard test reads its bands at every horizon
+FRESH_LEVEL = 0.9
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,10 @@ class Bootstrapped:
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory) -> Iterator[Bootstrapped]:
     """``python -m cryptify_pipeline.bootstrap`` as ``make dev`` runs it on a fresh clone: no
-    database configured (the embedded server, created here), then once more."""
+    database configured (the embedded server, created here), then once more.
+
+    At make dev's 90% interval level with the history the bootstrap chooses for it, so what it
+    proves is what a fresh clone's make dev shows: every horizon calibrated, a band drawn."""
     data_dir = tmp_path_factory.mktemp("fresh") / "pg"
     home = tmp_path_factory.mktemp("home")
     # the project's dagster.yaml but for the run queue and monitoring, which need a daemon
@@ -232,9 +240,11 @@ def fresh(tmp_path_factory) -> Iterator[Bootstrapped]:
     )
     env = {k: v for k, v in os.environ.items() if k not in DATABASE_VARIABLES}
     env.pop("CRYPTIFY_SCHEMA", None)
-    env.update(CRYPTIFY_EMBEDDED_PG_DIR=str(data_dir), DAGSTER_HOME=str(home))
-    command = [sys.executable, "-m", "cryptify_pipeline.bootstrap",
-               "--history-days", "113", "--forecast-days", "3", *PORTS]  # fmt: skip
+    env.update(CRYPTIFY_EMBEDDED_PG_DIR=str(data_dir), DAGSTER_HOME=str(home),
+               CRYPTIFY_INTERVAL_LEVEL=str(FRESH_LEVEL))  # fmt: skip
+    # three days: the first model day's forecasts are scored once the day after has closed
+    command = [sys.executable, "-m", "cryptify_pipeline.bootstrap", "--forecast-days", "3",
+               *PORTS]  # fmt: skip
     try:
         first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                                timeout=900)  # fmt: skip
@@ -266,6 +276,9 @@ def runs_of(instance: DagsterInstance) -> list:
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the fixture's two bootstraps count toward one test
 def test_bootstrap_runs_the_whole_chain_and_then_has_nothing_left_to_do(fresh):
+    # the history it chose for the level: the fewest days that calibrate every horizon
+    chosen = default_history_days(3, FRESH_LEVEL)
+    assert f"(--history-days {chosen}, --forecast-days 3)" in fresh.first.stderr.splitlines()[0]
     url = start_embedded_server(fresh.data_dir, "cryptify")
     counts = {table: run_sql_on(url, f"SELECT count(*) FROM cryptify.{table}")[0][0]
               for table in TABLES}  # fmt: skip

@@ -34,15 +34,21 @@ from cryptify_pipeline.partitions import Partitions
 from cryptify_pipeline.resources import MarketData, PostgresDatabase
 from cryptify_pipeline.run_config import config_of, constrained_config
 
+
 # Transient exchange trouble (network, 5xx, 429) that outlasts the in-call retries gets the
-# whole step retried later with this policy's backoff; everything else fails once.
+# whole step retried later with this policy's backoff (its first delay the market resource's
+# step_retry_seconds, 10 s by default); everything else fails once.
 # The step raises RetryRequested itself instead of declaring retry_policy= on the asset:
 # Dagster also retries a step with a retry_policy when it is *interrupted*, so cancelling or
 # timing out a run in the run's process (the in-process executor) would start a retry and
 # leave the run CANCELING instead of stopping it.
-EXCHANGE_RETRY_POLICY = RetryPolicy(
-    max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
+def exchange_retry_policy(first_delay_seconds: float) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=3,
+        delay=first_delay_seconds,
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    )
 
 
 class CandlesConfig(Config):
@@ -91,9 +97,10 @@ def candles_asset(partitions: Partitions) -> AssetsDefinition:
             frame = drop_forming(source.fetch(market.symbols, window.start, window.end), now)
             validate_candles(frame, market.symbols, window.start, window.end)
         except RetryableSourceError as error:
+            policy = exchange_retry_policy(market.step_retry_seconds)
             raise RetryRequested(
-                max_retries=EXCHANGE_RETRY_POLICY.max_retries,
-                seconds_to_wait=EXCHANGE_RETRY_POLICY.calculate_delay(context.retry_number + 1),
+                max_retries=policy.max_retries,
+                seconds_to_wait=policy.calculate_delay(context.retry_number + 1),
             ) from error
         except (SourceError, ValueError) as error:  # bad symbol, malformed data, invalid candles
             raise Failure(str(error), allow_retries=False) from error

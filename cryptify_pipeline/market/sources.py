@@ -24,10 +24,13 @@ class CandleSource(Protocol):
         ...
 
 
-def source_for(setting: str, exchange_api_url: str | None = None) -> CandleSource:
-    """``sample``, ``file:<dir or glob>``, or a ccxt exchange id such as ``binance``."""
+def source_for(
+    setting: str, exchange_api_url: str | None = None, backoff_seconds: float = 1.0
+) -> CandleSource:
+    """``sample``, ``file:<dir or glob>``, or a ccxt exchange id such as ``binance`` (retrying
+    transient errors in the call after ``backoff_seconds``, doubling)."""
     if setting == "sample":
         return SampleMarket()
     if setting.startswith("file:"):
         return FileSource(setting.removeprefix("file:"))
-    return ExchangeSource(setting, api_url=exchange_api_url)
+    return ExchangeSource(setting, api_url=exchange_api_url, backoff_seconds=backoff_seconds)

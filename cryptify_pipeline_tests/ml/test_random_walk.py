@@ -19,6 +19,12 @@ one cut-off (126 fits) has the power of the two (252 fits, about 44% of the fixt
 in a profile) this test once made; scoring the 336 days, one score_day call each as the
 forecast_metrics asset makes them, is now its largest part.
 
+Why not fewer symbols over more days, which keeps the symbol-days and the directional power
+and fits fewer models (3 symbols x 672 days: a quarter of the time less in a profile)? The
+interval test below counts calibrations, one per symbol: with 3 instead of 6 its band widens
+by sqrt(2), and intervals covering 80% at 24 h would sit 0.4 sd below its lower edge instead of
+1.7. Scoring, forecasting and signing scale with the symbol-days, so they stay what they are.
+
 Intervals: each model is calibrated on n = ~864 held-out hourly residuals (36 days' worth of
 windows: 144, 72, 36), so its split-conformal 90% interval covers 2k / (n + 1) - 1 = 90.1% on
 average. The calibrations, not the test days, set the noise: the band around that for 6
