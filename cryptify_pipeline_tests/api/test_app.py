@@ -491,20 +491,20 @@ def stored_equity(tables, symbol: str, model: str, horizon: int, rule: str) -> l
 
 def test_backtest_equity_is_the_summary_row_with_its_curves(client, tables):
     body = ok(
-        client.get("/backtest/equity?symbol=ETH-USDT&model=lstm&horizon=12&rule=edge"),
+        client.get("/backtest/equity?symbol=ETH-USDT&model=linear_regression&horizon=12&rule=edge"),
         schemas.BacktestEquityResponse,
     )
     assert body["metadata"] == {
-        "symbol": "ETH/USDT", "model": "lstm", "horizon_h": 12, "rule": "edge", "count": 1,
+        "symbol": "ETH/USDT", "model": "linear_regression", "horizon_h": 12, "rule": "edge", "count": 1,
         "window": "30d", "windows": ["30d", "all"], "rules": ["edge", "interval", "sign"],
     }  # fmt: skip
     [row] = body["data"]
     stored = run_sql(
         f"SELECT total_return, bh_total_return, max_drawdown, fee_bps, slippage_bps"
-        f" FROM {tables('backtest_summary')} WHERE symbol = 'ETH/USDT' AND model = 'mlp'"
+        f" FROM {tables('backtest_summary')} WHERE symbol = 'ETH/USDT' AND model = 'linear'"
         " AND horizon_h = 12 AND rule = 'edge' AND \"window\" = '30d'"
     )[0]
-    assert (row["model"], row["model_id"], row["window"]) == ("lstm", "mlp", "30d")
+    assert (row["model"], row["model_id"], row["window"]) == ("linear_regression", "linear", "30d")
     assert (row["total_return"], row["bh_total_return"], row["max_drawdown"],
             row["fee_bps"], row["slippage_bps"]) == stored  # fmt: skip
     curves = row["equity"]
@@ -512,7 +512,9 @@ def test_backtest_equity_is_the_summary_row_with_its_curves(client, tables):
     assert [ts(t) for t in curves["time"]] == [
         FIRST_FORECAST + timedelta(hours=h) for h in range(25)
     ]
-    assert curves["strategy"] == pytest.approx(stored_equity(tables, "ETH/USDT", "mlp", 12, "edge"))
+    assert curves["strategy"] == pytest.approx(
+        stored_equity(tables, "ETH/USDT", "linear", 12, "edge")
+    )
     assert curves["flat"] == [1.0] * 25
     # the curves are the ones the figures were computed on
     assert curves["strategy"][-1] - 1 == pytest.approx(row["total_return"], abs=1e-12)
