@@ -3,7 +3,8 @@
 1. Hourly tick latency: from launching ``collect_job`` for one hour (3 symbols) to that hour's
    forecasts being in Postgres. The ``forecast_after_collect`` sensor starts ``predict_job``;
    both runs go through the run queue, each in its own process, as scheduled runs do.
-2. A 90-day backfill (2,160 hourly partitions, 3 symbols) of candles + features + predictions
+2. A 90-day backfill (2,160 hourly partitions, 3 symbols) of what ``collect_job`` writes
+   (candles, the market context, features) + predictions
    as one asset backfill with the single-run policies, against one run per partition: a sample
    of hours run the production way (a ``collect_job`` run per hour, each followed by its
    ``predict_job`` run), extrapolated linearly to 2,160 hours.
@@ -24,8 +25,10 @@ import psycopg2
 from dagster import DagsterInstance, materialize
 
 from benchmarks._common import bench_definitions, report, sql
+from cryptify_pipeline.market.context import COLLECTED_TABLES
 from cryptify_pipeline.run_tags import range_tags
 from cryptify_pipeline_tests.support.live_deployment import live_deployment
+from cryptify_pipeline_tests.support.pipeline import MODEL_SIGNING_KEY
 
 NOW = datetime.now(UTC)
 LAST_HOUR = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -38,6 +41,8 @@ SETTINGS = {
     "CRYPTIFY_SYMBOLS": "BTC/USDT,ETH/USDT,SOL/USDT",
     "CRYPTIFY_SOURCE": "sample",
     "CRYPTIFY_AUTOMATION": "off",  # only the forecast sensor is started, below
+    # the key the models are signed with here (the tests' key): the deployment must share it
+    "CRYPTIFY_MODEL_SIGNING_KEY": MODEL_SIGNING_KEY.hex(),
 }
 PIPELINE = bench_definitions(SCHEMA, **SETTINGS)
 
@@ -50,12 +55,15 @@ BACKFILL_DAYS = 90
 BACKFILL_FIRST = START + timedelta(days=20)  # leaves the features their 320-hour lookback
 BACKFILL_LAST = BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS) - HOUR
 CHEAP_MODELS = {"models": ["zero_return", "drift", "linear", "ridge"], "training_days": 14}
+# what collect_job writes: features read the market context beside the candles
+COLLECTED = [*COLLECTED_TABLES, "features"]
 
 
 def prepare(instance: DagsterInstance) -> None:
-    """Candles and features up to the tick hours, models for every day that needs them."""
+    """Candles, context and features up to the tick hours, models for every day that needs
+    them."""
     resources = PIPELINE.resources
-    assets = [PIPELINE.get_assets_def(name) for name in ("candles", "features", "models")]
+    assets = [PIPELINE.get_assets_def(name) for name in (*COLLECTED, "models")]
     first_tick = LAST_HOUR - (TICKS - 1) * HOUR
 
     def tags(first: datetime, last: datetime, fmt: str = KEY) -> dict[str, str]:
@@ -63,7 +71,7 @@ def prepare(instance: DagsterInstance) -> None:
 
     began = time.perf_counter()
     assert materialize(
-        assets[:2], instance=instance, resources=resources,
+        assets, instance=instance, resources=resources, selection=COLLECTED,
         tags=tags(START, first_tick - HOUR),
     ).success  # fmt: skip
     config = {"ops": {"models": {"config": CHEAP_MODELS}}}
@@ -137,7 +145,7 @@ def main() -> None:
 
             launched = time.perf_counter()
             backfill_id = live.client.launch_backfill(
-                ["candles", "features", "predictions"],
+                [*COLLECTED, "predictions"],
                 BACKFILL_FIRST.strftime(KEY),
                 BACKFILL_LAST.strftime(KEY),
             )
