@@ -1,6 +1,7 @@
-"""Sensors: forecasts after each collection, repairs of what was missed (candles, forecasts,
-scores), run-failure records and their alerts, alerts on assets gone stale, failing the runs
-whose process is gone, and the one that evaluates automation conditions."""
+"""Sensors: forecasts after each collection, repairs of what was missed (candles and scores by
+hand-written sensors, forecasts by their automation condition's own sensor), run-failure
+records and their alerts, alerts on assets gone stale, failing the runs whose process is gone,
+and the one that evaluates the other automation conditions."""
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -234,6 +235,15 @@ def build_sensors(
         ),
     )
     def candle_gap_repair(context: SensorEvaluationContext, market: MarketData):
+        """A sensor, not an automation condition, because a condition cannot: count an hour
+        missing when any one of the four collected tables lacks it and re-run all of
+        ``collect_job`` for it (a condition requests the missing assets alone, without
+        ``features``); count as missing an hour whose context was stored after a transient
+        source failure (that is a metadata value of the materialisation, and conditions see
+        only materialised or not); leave the newest hour 20 minutes' grace (condition windows
+        are whole partitions); and retry a range at most once an hour while the exchange is
+        down (the hour in the run key: ``missing() & ~in_progress()`` would re-request a range
+        whose run failed on every tick, and ``.since_last_handled()`` never again)."""
         now = datetime.now(UTC)
         # an hour is done once every collected asset has it: the context came later, and a
         # deployment that had candles before gets its context filled the same way
@@ -276,6 +286,16 @@ def build_sensors(
         ),
     )
     def missing_scores(context: SensorEvaluationContext, market: MarketData):
+        """A sensor, not an automation condition, because a condition cannot: request the whole
+        ``evaluate_job`` for the day (scores, backtest, leaderboard, summary; a condition on
+        ``forecast_metrics`` requests that asset alone); score a day once the candles its
+        forecasts are scored against are in even if some of its hours have no forecasts (the
+        day's partition mapping makes ``any_deps_missing()`` wait for all 24 forecast hours,
+        for ever if one cannot be made); leave ``evaluate_schedule`` its turn, 45 minutes into
+        the day (condition windows are whole days: the day would be requested at 00:02 beside
+        the schedule's run, or a repair would wait a day); and log which candle hours a day
+        waits for. Re-scoring on newer inputs compares the storage ids of the latest
+        materialisations, as ``any_deps_updated().since_last_handled()`` would."""
         now = datetime.now(UTC)
         instance = context.instance
         oldest = max(first_day, now.replace(minute=0, second=0, microsecond=0)
