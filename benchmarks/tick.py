@@ -5,11 +5,15 @@ Through a live webserver and daemon with the project's ``dagster.yaml`` (3 symbo
 sample market, four cheap models trained beforehand and not timed), ``TICKS`` hours are
 collected one after the other; the ``forecast_after_collect`` sensor starts each ``predict_job``.
 Each phase is the time between two events Dagster records (run created, dequeued, process
-started, each step's start and end, run finished), averaged over the ticks.
+started, each step's start and end, run finished), averaged over the ticks; the totals are
+also given each, best and median, with the load average after each tick (the machine is
+shared, and the totals move with it).
 
-    python -m benchmarks.tick
+    TICKS=5 python -m benchmarks.tick
 """
 
+import os
+import statistics
 import tempfile
 import time
 import warnings
@@ -43,7 +47,7 @@ SETTINGS = {
 }
 PIPELINE = bench_definitions(SCHEMA, **SETTINGS)
 KEY = "%Y-%m-%d-%H:%M"
-TICKS = 3
+TICKS = int(os.environ.get("TICKS", "5"))
 CHEAP_MODELS = {"models": ["zero_return", "drift", "linear", "ridge"], "training_days": 14}
 
 
@@ -97,6 +101,7 @@ def phases(instance: DagsterInstance, run_id: str, prefix: str) -> tuple[dict, f
 def main() -> None:
     sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; DROP SCHEMA IF EXISTS {SCHEMA}_dagster CASCADE")
     totals: dict[str, list[float]] = defaultdict(list)
+    loads: list[float] = []
     home = Path(tempfile.mkdtemp(prefix="cryptify-tick-"))  # kept: its logs/ explain a failure
     print(f"deployment home: {home}", flush=True)
     if True:
@@ -127,12 +132,24 @@ def main() -> None:
                 for phase, seconds in tick.items():
                     totals[phase].append(seconds)
                 total = tick["total (collect created -> predict RUN_SUCCESS)"]
-                print(f"tick {hour:%H:%M}: {total:.1f} s", flush=True)
+                loads.append(os.getloadavg()[0])  # the machine is shared: say how busy it was
+                print(f"tick {hour:%H:%M}: {total:.1f} s (load {loads[-1]:.1f})", flush=True)
     sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; DROP SCHEMA IF EXISTS {SCHEMA}_dagster CASCADE")
     means = {phase: round(sum(values) / len(values), 2) for phase, values in totals.items()}
     for phase, seconds in means.items():
         print(f"{seconds:7.2f} s  {phase}")
-    report("tick", means)
+    each = [round(value, 2) for value in totals["total (collect created -> predict RUN_SUCCESS)"]]
+    report(
+        "tick",
+        {
+            **means,
+            "total_s_each": each,
+            "total_s_best": min(each),
+            "total_s_median": round(statistics.median(each), 2),
+            "load_average_1m_each": [round(load, 2) for load in loads],
+            "cpus": os.cpu_count() or 0,
+        },
+    )
 
 
 if __name__ == "__main__":
