@@ -32,7 +32,7 @@ from cryptify_pipeline_tests.support.pipeline import MODEL_SIGNING_KEY
 
 NOW = datetime.now(UTC)
 LAST_HOUR = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-START = (LAST_HOUR - timedelta(days=120)).replace(hour=0)
+START = (LAST_HOUR - timedelta(days=130)).replace(hour=0)
 SCHEMA = "bench_operations"
 # the deployment's settings, for the webserver and daemon and for the preparation here
 SETTINGS = {
@@ -52,7 +52,8 @@ KEY = "%Y-%m-%d-%H:%M"
 TICKS = 3
 SAMPLE_HOURS = 6
 BACKFILL_DAYS = 90
-BACKFILL_FIRST = START + timedelta(days=20)  # leaves the features their 320-hour lookback
+# features begin 320 hours after the start; the first models then need 14 days of them
+BACKFILL_FIRST = START + timedelta(days=30)
 BACKFILL_LAST = BACKFILL_FIRST + timedelta(days=BACKFILL_DAYS) - HOUR
 CHEAP_MODELS = {"models": ["zero_return", "drift", "linear", "ridge"], "training_days": 14}
 # what collect_job writes: features read the market context beside the candles
@@ -88,24 +89,27 @@ def prepare(instance: DagsterInstance) -> None:
     print(f"prepared in {time.perf_counter() - began:.0f} s", flush=True)
 
 
-def predictions_at(hour: datetime) -> int:
-    return sql(f"SELECT count(*) FROM {SCHEMA}.predictions WHERE ts = %s", (hour,))[0][0]
+def predictions_at(hour: datetime, schema: str = SCHEMA) -> int:
+    return sql(f"SELECT count(*) FROM {schema}.predictions WHERE ts = %s", (hour,))[0][0]
 
 
-def wait_for_predictions(hours: list[datetime], timeout: float = 600) -> float:
+def wait_for_predictions(
+    hours: list[datetime], timeout: float = 600, schema: str = SCHEMA
+) -> float:
+    """When every one of ``hours`` has forecasts in ``schema`` (a perf_counter reading)."""
     began = time.perf_counter()
     pending = list(hours)
     while pending:
         if time.perf_counter() - began > timeout:
             raise RuntimeError(f"no predictions for {pending[0]} after {timeout} s")
-        pending = [hour for hour in pending if _no_predictions(hour)]
+        pending = [hour for hour in pending if _no_predictions(hour, schema)]
         time.sleep(0.1)
     return time.perf_counter()
 
 
-def _no_predictions(hour: datetime) -> bool:
+def _no_predictions(hour: datetime, schema: str) -> bool:
     try:
-        return predictions_at(hour) == 0
+        return predictions_at(hour, schema) == 0
     except psycopg2.errors.UndefinedTable:  # no forecast has been written yet
         return True
 

@@ -35,7 +35,7 @@ HOUR = timedelta(hours=1)
 LAST_HOUR = NOW.replace(minute=0, second=0, microsecond=0) - HOUR
 # features need 320 hours of candles first, and models 14 days of features
 START = (LAST_HOUR - timedelta(days=32)).replace(hour=0)
-SCHEMA = "bench_operations"  # benchmarks.operations' helpers read this schema
+SCHEMA = "bench_tick"
 SETTINGS = {
     "CRYPTIFY_START": START.strftime("%Y-%m-%dT%H:00Z"),
     "CRYPTIFY_SCHEMA": SCHEMA,
@@ -111,7 +111,7 @@ def main() -> None:
             live.client.start_sensor("forecast_after_collect")
             for hour in [LAST_HOUR - (TICKS - 1 - i) * HOUR for i in range(TICKS)]:
                 collect_id = live.client.launch_run("collect_job", partition=hour.strftime(KEY))
-                wait_for_predictions([hour], 240)
+                wait_for_predictions([hour], 240, SCHEMA)
                 time.sleep(2)  # the predict run's last events
                 with live.instance() as instance:
                     collect, created, collected = phases(instance, collect_id, "collect_job")
