@@ -206,8 +206,8 @@ def test_forecast_repair_requests_the_hours_left_unforecast(schema):
         return set(result.get_requested_partitions(predictions))
 
     with own_instance("forecasts") as instance:
-        report(instance, "features", [*hour_keys(day - timedelta(hours=2), day + timedelta(hours=23)),
-                                      key(newest)])  # fmt: skip
+        featured = hour_keys(day - timedelta(hours=2), day + timedelta(hours=23))
+        report(instance, "features", [*featured, key(newest)])
         report(instance, "models", [day_key(hour - timedelta(days=1))
                                     for hour in (day, newest)])  # fmt: skip
         report(
