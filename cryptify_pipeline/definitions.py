@@ -11,6 +11,7 @@ from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions, Env
 
 from cryptify_pipeline.assets import build_asset_checks, build_assets
 from cryptify_pipeline.automation.alerts import FailureAlerts
+from cryptify_pipeline.automation.conditions import with_repair_conditions
 from cryptify_pipeline.automation.executors import job_executor
 from cryptify_pipeline.automation.jobs import build_jobs
 from cryptify_pipeline.automation.schedules import build_schedules
@@ -72,7 +73,10 @@ def build_definitions(
     jobs = build_jobs(executor)
     schedule_status, sensor_status = default_statuses(settings.automation)
     return Definitions(
-        assets=build_assets(partitions, settings.interval_level, settings.freshness_minutes),
+        assets=with_repair_conditions(
+            build_assets(partitions, settings.interval_level, settings.freshness_minutes),
+            settings.gap_repair_days,
+        ),
         asset_checks=build_asset_checks(partitions),
         jobs=jobs.all,
         schedules=build_schedules(jobs, partitions, schedule_status),

@@ -1,6 +1,7 @@
-"""Sensors: forecasts after each collection, repairs of what was missed (candles, forecasts,
-scores), run-failure records and their alerts, alerts on assets gone stale, failing the runs
-whose process is gone, and the one that evaluates automation conditions."""
+"""Sensors: forecasts after each collection, repairs of what was missed (candles and scores by
+hand-written sensors, forecasts by their automation condition's own sensor), run-failure
+records and their alerts, alerts on assets gone stale, failing the runs whose process is gone,
+and the one that evaluates the other automation conditions."""
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dagster import (
 
 from cryptify_pipeline.automation import freshness
 from cryptify_pipeline.automation.alerts import FRESHNESS, RUN_FAILURES, AlertQueue, FailureAlerts
+from cryptify_pipeline.automation.conditions import REPAIRED_FORECASTS
 from cryptify_pipeline.automation.failures import (
     DELIVERED,
     cursor_for,
@@ -76,6 +78,8 @@ IN_PROGRESS = [
     DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
 ]  # fmt: skip
+# How often the repairs look for what was missed.
+REPAIR_INTERVAL_SECONDS = 600
 # Failed runs recorded per tick of record_run_failures (more wait for the next tick).
 FAILURES_PER_TICK = 25
 # Freshness changes read per tick of freshness_alerts.
@@ -142,26 +146,6 @@ def transiently_failed_hours(instance: DagsterInstance, since: datetime) -> set[
 def newest_closed_hour(now: datetime) -> datetime:
     """The newest hour the collect schedule has had time to collect by ``now``."""
     return floor_hour(now - SCHEDULE_GRACE) - HOUR
-
-
-def forecast_gaps(
-    featured: Iterable[str], forecast: Iterable[str], modelled_days: Iterable[str],
-    now: datetime, days: int, first_hour: datetime,
-) -> list[tuple[str, str]]:  # fmt: skip
-    """Runs of closed hours in the last ``days`` days that have features and models of their
-    previous day but no forecasts, as (first key, last key), oldest first."""
-    newest = newest_closed_hour(now)
-    oldest = max(newest - timedelta(days=days) + HOUR, first_hour)
-    featured, forecast, modelled = set(featured), set(forecast), set(modelled_days)
-    return hour_ranges(
-        oldest,
-        newest,
-        lambda hour: (
-            hour_key(hour) in featured
-            and hour_key(hour) not in forecast
-            and day_key(hour - DAY) in modelled
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -241,7 +225,7 @@ def build_sensors(
 
     @sensor(
         job=jobs.collect,
-        minimum_interval_seconds=600,
+        minimum_interval_seconds=REPAIR_INTERVAL_SECONDS,
         default_status=status,
         description=(
             "Requests collect_job for hours never materialised for candles or market context "
@@ -251,6 +235,15 @@ def build_sensors(
         ),
     )
     def candle_gap_repair(context: SensorEvaluationContext, market: MarketData):
+        """A sensor, not an automation condition, because a condition cannot: count an hour
+        missing when any one of the four collected tables lacks it and re-run all of
+        ``collect_job`` for it (a condition requests the missing assets alone, without
+        ``features``); count as missing an hour whose context was stored after a transient
+        source failure (that is a metadata value of the materialisation, and conditions see
+        only materialised or not); leave the newest hour 20 minutes' grace (condition windows
+        are whole partitions); and retry a range at most once an hour while the exchange is
+        down (the hour in the run key: ``missing() & ~in_progress()`` would re-request a range
+        whose run failed on every tick, and ``.since_last_handled()`` never again)."""
         now = datetime.now(UTC)
         # an hour is done once every collected asset has it: the context came later, and a
         # deployment that had candles before gets its context filled the same way
@@ -280,45 +273,11 @@ def build_sensors(
             for first, last in gaps
         ]
 
-    @sensor(
-        job=jobs.predict,
-        minimum_interval_seconds=600,
-        default_status=status,
-        description=(
-            "Requests forecasts for closed hours of the last CRYPTIFY_GAP_REPAIR_DAYS days that "
-            "have features and models but no forecasts (e.g. collected before training ended)."
-        ),
-    )
-    def missing_forecasts(context: SensorEvaluationContext, market: MarketData):
-        now = datetime.now(UTC)
-        instance = context.instance
-        gaps = forecast_gaps(
-            instance.get_materialized_partitions(AssetKey("features")),
-            instance.get_materialized_partitions(AssetKey("predictions")),
-            instance.get_materialized_partitions(AssetKey("models")),
-            now, market.gap_repair_days, first_hour,
-        )  # fmt: skip
-        if not gaps:
-            return SkipReason(
-                f"every hour of the last {market.gap_repair_days} days with features and models "
-                "has forecasts"
-            )
-        context.log.info(f"requesting forecasts for {len(gaps)} range(s): {gaps}")
-        return [
-            partition_request(
-                f"missing-forecasts:{first}:{last}:{now:%Y-%m-%dT%H}",
-                first,
-                last,
-                **{TRIGGER_TAG: "forecast_repair"},
-            )
-            for first, last in gaps
-        ]
-
     first_day = first_hour.replace(hour=0)
 
     @sensor(
         job=jobs.evaluate,
-        minimum_interval_seconds=600,
+        minimum_interval_seconds=REPAIR_INTERVAL_SECONDS,
         default_status=status,
         description=(
             "Scores days of the last CRYPTIFY_GAP_REPAIR_DAYS days once every candle their "
@@ -327,6 +286,16 @@ def build_sensors(
         ),
     )
     def missing_scores(context: SensorEvaluationContext, market: MarketData):
+        """A sensor, not an automation condition, because a condition cannot: request the whole
+        ``evaluate_job`` for the day (scores, backtest, leaderboard, summary; a condition on
+        ``forecast_metrics`` requests that asset alone); score a day once the candles its
+        forecasts are scored against are in even if some of its hours have no forecasts (the
+        day's partition mapping makes ``any_deps_missing()`` wait for all 24 forecast hours,
+        for ever if one cannot be made); leave ``evaluate_schedule`` its turn, 45 minutes into
+        the day (condition windows are whole days: the day would be requested at 00:02 beside
+        the schedule's run, or a repair would wait a day); and log which candle hours a day
+        waits for. Re-scoring on newer inputs compares the storage ids of the latest
+        materialisations, as ``any_deps_updated().since_last_handled()`` would."""
         now = datetime.now(UTC)
         instance = context.instance
         oldest = max(first_day, now.replace(minute=0, second=0, microsecond=0)
@@ -487,20 +456,38 @@ def build_sensors(
     # an automation condition (the leaderboard, after new scores) update themselves.
     automation_conditions = AutomationConditionSensorDefinition(
         "automation_conditions",
-        target=AssetSelection.all(),
+        target=AssetSelection.all() - AssetSelection.assets(REPAIRED_FORECASTS),
         default_status=status,
         description="Evaluates the assets' automation conditions (e.g. leaderboard after scores).",
     )
     return [
         forecast_after_collect,
         candle_gap_repair,
-        missing_forecasts,
+        forecast_repair_sensor(jobs, status),
         missing_scores,
         record_run_failures,
         freshness_alerts,
         fail_stale_runs,
         automation_conditions,
     ]
+
+
+def forecast_repair_sensor(jobs: Jobs, status: DefaultSensorStatus) -> SensorDefinition:
+    """Launches the runs ``predictions``' ``forecast_repair`` condition asks for, tagged as
+    ``predict_job``'s own runs: its queue (one run at a time), its time limit, and
+    ``cryptify/trigger=forecast_repair``. A range of hours is one single-run backfill."""
+    return AutomationConditionSensorDefinition(
+        "forecast_repair",
+        target=AssetSelection.assets(REPAIRED_FORECASTS),
+        run_tags={**jobs.predict.tags, TRIGGER_TAG: "forecast_repair"},
+        minimum_interval_seconds=REPAIR_INTERVAL_SECONDS,
+        default_status=status,
+        description=(
+            "Forecasts closed hours of the last CRYPTIFY_GAP_REPAIR_DAYS days (but the newest) "
+            "that have features and models of the previous day but no forecasts (e.g. collected "
+            "before training ended): predictions' forecast_repair automation condition."
+        ),
+    )
 
 
 def _evaluating(instance: DagsterInstance, job_name: str, day: str) -> bool:

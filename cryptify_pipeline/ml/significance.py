@@ -18,7 +18,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 # a model is called better than zero below this one-sided p-value, after Bonferroni over the
 # models compared for a symbol and horizon
@@ -85,7 +84,11 @@ def diebold_mariano(
         return _untested("not tested: its squared errors equal the zero forecast's throughout")
     correction = (count + 1 - 2 * horizon + horizon * (horizon - 1) / count) / count
     stat = mean / math.sqrt(variance / count) * math.sqrt(correction)
-    return DieboldMariano(stat, float(stats.t.sf(stat, count - 1)), None)
+    # imported here: scipy.stats costs every run process seconds to import, and only scoring
+    # needs it; stdtr(df, -x) is Student t's survival function at x
+    from scipy.special import stdtr
+
+    return DieboldMariano(stat, float(stdtr(count - 1, -stat)), None)
 
 
 def _untested(note: str) -> DieboldMariano:

@@ -95,7 +95,7 @@ def test_schedules_and_sensors_run_by_default():
     sensors = [
         "forecast_after_collect",
         "candle_gap_repair",
-        "missing_forecasts",
+        "forecast_repair",
         "missing_scores",
         "record_run_failures",
         "fail_stale_runs",

@@ -4,16 +4,18 @@ repairs of missed forecasts and scores."""
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetKey,
     AssetMaterialization,
+    AssetSelection,
     DagsterEventType,
     DagsterInstance,
     build_run_status_sensor_context,
     build_sensor_context,
+    evaluate_automation_conditions,
     materialize,
 )
 
 from cryptify_pipeline.automation.sensors import (
-    forecast_gaps,
     forecastable_ranges,
     gap_ranges,
     scoring_state,
@@ -164,21 +166,6 @@ def test_successful_collection_requests_forecasts_for_its_hours(instance, schema
     assert forecast_after_collect.job_name == "predict_job"
 
 
-def test_forecast_gaps_are_hours_with_features_and_models_but_no_forecasts():
-    now = datetime(2026, 3, 4, 14, 30, tzinfo=UTC)  # 13:00 is the newest hour to look at
-    day = datetime(2026, 3, 4, tzinfo=UTC)
-    featured = hour_keys(day - timedelta(hours=4), day + timedelta(hours=13))
-    forecast = hour_keys(day - timedelta(hours=4), day - timedelta(hours=1))  # 3 March, done
-    forecast += hour_keys(day + timedelta(hours=5), day + timedelta(hours=9))
-    # 4 March's hours use 3 March's models, trained late: 00:00-04:00 were skipped
-    assert forecast_gaps(featured, forecast, ["2026-03-02", "2026-03-03"], now, 7, FIRST_HOUR) == [
-        ("2026-03-04-00:00", "2026-03-04-04:00"),
-        ("2026-03-04-10:00", "2026-03-04-13:00"),
-    ]
-    # without models of the day before there is nothing to forecast with
-    assert forecast_gaps(featured, forecast, ["2026-03-02"], now, 7, FIRST_HOUR) == []
-
-
 def test_scoring_waits_for_candles_then_scores_and_rescores_late_data():
     now = datetime(2026, 3, 5, 1, 0, tzinfo=UTC)  # 3 March is the newest scorable day
     day = datetime(2026, 3, 3, tzinfo=UTC)
@@ -205,30 +192,40 @@ def test_scoring_waits_for_candles_then_scores_and_rescores_late_data():
     assert scoring_state(made, collected, {}, early, 1, FIRST_HOUR).to_score == {}
 
 
-def test_missing_forecasts_sensor_requests_the_hours_left_unforecast(schema):
+def test_forecast_repair_requests_the_hours_left_unforecast(schema):
     # two days ago, whose models (of three days ago) were trained only after its first hours
     day = floor_hour(datetime.now(UTC)).replace(hour=0) - timedelta(days=2)
+    newest = floor_hour(datetime.now(UTC)) - timedelta(hours=1)
     defs = pipeline.definitions(schema)
+    predictions = AssetKey("predictions")
+
+    def requested(instance: DagsterInstance) -> set[str]:
+        result = evaluate_automation_conditions(
+            defs, instance, asset_selection=AssetSelection.assets(predictions)
+        )
+        return set(result.get_requested_partitions(predictions))
+
     with own_instance("forecasts") as instance:
-        report(instance, "features", hour_keys(day, day + timedelta(hours=23)))
-        report(instance, "models", [day_key(day - timedelta(days=1))])
+        featured = hour_keys(day - timedelta(hours=2), day + timedelta(hours=23))
+        report(instance, "features", [*featured, key(newest)])
+        report(instance, "models", [day_key(hour - timedelta(days=1))
+                                    for hour in (day, newest)])  # fmt: skip
         report(
             instance, "predictions", hour_keys(day + timedelta(hours=3), day + timedelta(hours=23))
         )
-        sensor = defs.resolve_sensor_def("missing_forecasts")
-        with build_sensor_context(
-            instance=instance, resources=pipeline.resources(schema)
-        ) as context:
-            [request] = isolated(sensor, context)
-            report(instance, "predictions", hour_keys(day, day + timedelta(hours=2)))
-            done = isolated(sensor, context)
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
-        key(day),
-        key(day + timedelta(hours=2)),
-    )
-    assert request.run_key.startswith(f"missing-forecasts:{key(day)}:")
-    assert sensor.job_name == "predict_job"
-    assert "has forecasts" in done.skip_message
+        # the day before has no models of its day before: nothing to forecast with; the newest
+        # hour, with features and models, is forecast_after_collect's
+        assert requested(instance) == set(hour_keys(day, day + timedelta(hours=2)))
+        report(instance, "predictions", hour_keys(day, day + timedelta(hours=2)))
+        assert requested(instance) == set()
+    sensor = defs.resolve_sensor_def("forecast_repair")
+    # its runs queue and time out as predict_job's own
+    assert sensor.run_tags["cryptify/job"] == "predict_job"
+    assert sensor.run_tags["dagster/max_runtime"] == "300"
+    assert sensor.run_tags["cryptify/trigger"] == "forecast_repair"
+    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {predictions}
+    others = defs.resolve_sensor_def("automation_conditions").asset_selection
+    assert predictions not in others.resolve(defs.resolve_asset_graph())
 
 
 def test_missing_scores_sensor_waits_for_late_candles_and_rescores_when_they_arrive(schema):

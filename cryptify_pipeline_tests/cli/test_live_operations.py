@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from dagster import AssetMaterialization
 from dagster_graphql import DagsterGraphQLClient
 
 from cryptify_pipeline.cli.client import ClientError
@@ -509,3 +510,47 @@ def test_cli_refuses_wrong_partition_keys_and_ranges_before_anything_is_launched
     script = live.cli("run", "collect_job", "--partition", "2025-01-05")
     assert (script.returncode, script.stdout) == (1, "")
     assert script.stderr.startswith("cryptify run: '2025-01-05' is not a partition key")
+
+
+def set_sensor(live: Deployment, name: str, running: bool) -> None:
+    """Start or stop a sensor of the deployment's code location."""
+    if running:
+        live.client.start_sensor(name)
+        return
+    location, repository = live.client.repository()
+    selector = {"repositoryLocationName": location, "repositoryName": repository,
+                "sensorName": name}  # fmt: skip
+    sensor = live.client.query(
+        "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { id } } }",
+        {"s": selector},
+    )["sensorOrError"]
+    live.client.query("mutation($id: String) { stopSensor(id: $id) { __typename } }",
+                      {"id": sensor["id"]})  # fmt: skip
+
+
+def forecast_repairs(live: Deployment) -> list:
+    runs = live.client.runs(limit=50)
+    return [run for run in runs if run.tags.get("cryptify/trigger") == "forecast_repair"]
+
+
+def test_daemon_repairs_a_missed_forecast_with_predict_jobs_queue_and_time_limit(live):
+    # an hour two days ago has features and its previous day's models, but no forecasts
+    hour = floor_hour(datetime.now(UTC)).replace(hour=5) - timedelta(days=2)
+    with live.instance() as instance:
+        for asset, partition in [("features", hour_key(hour)),
+                                 ("models", day_key(hour - timedelta(days=1)))]:  # fmt: skip
+            instance.report_runless_asset_event(AssetMaterialization(asset, partition=partition))
+    set_sensor(live, "forecast_repair", running=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (repairs := forecast_repairs(live)):
+            assert time.monotonic() < deadline, "the daemon launched no forecast repair"
+            time.sleep(1)
+    finally:
+        set_sensor(live, "forecast_repair", running=False)
+    [repair] = repairs
+    assert repair.partition == hour_key(hour)
+    assert repair.tags["cryptify/job"] == "predict_job"  # its queue
+    assert repair.tags["dagster/max_runtime"] == "300"  # its time limit
+    # it ends (failing: the features were only recorded, no rows stored) before the next test
+    live.wait_for_run(repair.run_id)
