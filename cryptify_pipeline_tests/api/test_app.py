@@ -496,7 +496,8 @@ def test_backtest_equity_is_the_summary_row_with_its_curves(client, tables):
     )
     assert body["metadata"] == {
         "symbol": "ETH/USDT", "model": "linear_regression", "horizon_h": 12, "rule": "edge",
-        "count": 1, "window": "30d", "windows": ["30d", "all"], "rules": ["edge", "interval", "sign"],
+        "count": 1, "window": "30d", "windows": ["30d", "all"],
+        "rules": ["edge", "interval", "sign"],
     }  # fmt: skip
     [row] = body["data"]
     stored = run_sql(
