@@ -35,6 +35,8 @@ DEFAULT_PORT = 3000
 CONNECT_TIMEOUT_SECONDS = 3.0
 REQUEST_TIMEOUT_SECONDS = 20.0
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+# Dagster refuses a backfill whose title is longer
+BACKFILL_TITLE_LIMIT = 100
 # letters, digits, dots, hyphens (and underscores, as in docker compose service names)
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
@@ -338,7 +340,7 @@ class CryptifyClient:
             {
                 "params": {
                     "partitionsByAssets": partitions_by_assets,
-                    "title": f"{target} {first}...{last}",
+                    "title": backfill_title(names, first, last),
                     "tags": [{"key": TRIGGER_TAG, "value": "cli"}],
                 }
             },
@@ -519,6 +521,15 @@ class CryptifyClient:
             "Asset",
         )
         return [m["partition"] for m in data["assetMaterializations"] if m["partition"]]
+
+
+def backfill_title(names: Sequence[str], first: str, last: str) -> str:
+    """The targets and the range, within Dagster's limit: past it, the first target and a count."""
+    span = f"{first}...{last}"
+    title = f"{' '.join(names)} {span}"
+    if len(title) <= BACKFILL_TITLE_LIMIT:
+        return title
+    return f"{names[0]} and {len(names) - 1} more {span}"[:BACKFILL_TITLE_LIMIT]
 
 
 def _run(data: Mapping[str, Any]) -> Run:

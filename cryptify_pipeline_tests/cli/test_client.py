@@ -16,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from cryptify_pipeline.cli.client import ClientError, CryptifyClient
+from cryptify_pipeline.cli.client import (
+    BACKFILL_TITLE_LIMIT,
+    ClientError,
+    CryptifyClient,
+    backfill_title,
+)
 from cryptify_pipeline.cli.main import main
 from cryptify_pipeline_tests.support.live_deployment import free_port
 
@@ -224,3 +229,13 @@ def test_graphql_errors_are_the_error_line():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_backfill_title_of_many_targets_stays_within_dagsters_limit():
+    first, last = "2026-11-01-00:00", "2026-11-27-23:00"
+    assert backfill_title(["collect_job"], first, last) == f"collect_job {first}...{last}"
+    names = ["candles", "open_interest", "funding_rates", "equity_index", "features", "predictions"]
+    title = backfill_title(names, first, last)
+    assert len(" ".join(names)) + len(first) + len(last) > BACKFILL_TITLE_LIMIT
+    assert len(title) <= BACKFILL_TITLE_LIMIT
+    assert title == f"candles and 5 more {first}...{last}"
