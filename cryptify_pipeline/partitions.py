@@ -18,7 +18,6 @@ from dagster import (
 )
 
 from cryptify_pipeline.ml.features import LOOKBACK_HOURS
-from cryptify_pipeline.ml.lstm import MAX_WINDOW_HOURS
 
 MAX_TRAINING_DAYS = 3650
 
@@ -51,9 +50,6 @@ class Partitions:
 
 # features at hour t read the candles of the LOOKBACK_HOURS hours ending with t
 features_lookback = TimeWindowPartitionMapping(start_offset=-(LOOKBACK_HOURS - 1))
-# forecasts at hour t read the features of the hours an LSTM's window may reach back to (the
-# other models read only t's own row)
-forecast_lookback = TimeWindowPartitionMapping(start_offset=-(MAX_WINDOW_HOURS - 1))
 # the models of day D read the features of the MAX_TRAINING_DAYS days ending with D
 training_window = TimeWindowPartitionMapping(start_offset=-(MAX_TRAINING_DAYS - 1))
 # forecasts at any hour of day D use the models trained through the end of day D - 1

@@ -3,7 +3,10 @@
 ``predictions`` carries ``forecast_repair``: an hour of the last ``CRYPTIFY_GAP_REPAIR_DAYS``
 days, other than the newest (``forecast_after_collect`` forecasts that one seconds after its
 collection), that has no forecasts while its features and the previous day's models exist and
-nothing it reads is being written. Its own sensor (``sensors.forecast_repair_sensor``) launches
+nothing it reads is being written, and whose last attempt did not fail (most failures of
+``predictions`` are not transient: a model that does not verify, features that lack a column;
+trying again every 10 minutes would only repeat the failure alert) unless its inputs have been
+written since. Its own sensor (``sensors.forecast_repair_sensor``) launches
 the runs with ``predict_job``'s tags, so they wait in that job's queue and keep its time limit.
 The other repairs stay sensors (see their docstrings in ``sensors.py``).
 """
@@ -18,7 +21,8 @@ REPAIRED_FORECASTS = "predictions"
 
 def forecast_repair(repair_days: int) -> AutomationCondition:
     """True for the hours of the last ``repair_days`` days but the newest that have no
-    forecasts, whose inputs are all there and none is in progress."""
+    forecasts, whose inputs are all there and none is in progress, and whose last attempt did
+    not fail unless an input was written since."""
     return (
         (
             AutomationCondition.in_latest_time_window(timedelta(days=repair_days))
@@ -28,6 +32,9 @@ def forecast_repair(repair_days: int) -> AutomationCondition:
         & ~AutomationCondition.any_deps_missing()
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
+        & (
+            ~AutomationCondition.execution_failed() | AutomationCondition.any_deps_updated()
+        ).with_label("not failed, or an input written since")
     ).with_label("forecast_repair")
 
 

@@ -6,6 +6,7 @@ import pytest
 from dagster import materialize
 
 from cryptify_pipeline.hours import hour_key, hours_between
+from cryptify_pipeline.ml.models import PRICE, models_of
 from cryptify_pipeline_tests.support import pipeline
 from cryptify_pipeline_tests.support.database import run_sql
 from cryptify_pipeline_tests.support.instances import own_instance, report
@@ -14,6 +15,8 @@ from cryptify_pipeline_tests.support.pipeline import range_tags
 ASSETS_BY_NAME = pipeline.assets()
 ASSETS = list(ASSETS_BY_NAME.values())
 CONTEXT = ["open_interest", "funding_rates", "equity_index"]
+# the models asset trains the price zoo unless told otherwise (the lstm among them)
+MODELS = len(models_of(PRICE))
 
 
 def run(instance, schema, selection, first=None, last=None, config=None):
@@ -58,9 +61,9 @@ def test_every_stage_succeeds_and_writes(chain):
         failure(s) for s in steps if not s.success
     ]
     count = lambda table: run_sql(f'SELECT count(*) FROM "{schema}".{table}')[0][0]  # noqa: E731
-    assert count("models") == 3 * 2 * 2 * 7  # days x symbols x horizons x models
-    assert count("predictions") == 72 * 2 * 2 * 7  # hours x symbols x horizons x models
-    assert count("forecast_metrics") == 2 * 2 * 2 * 7
+    assert count("models") == 3 * 2 * 2 * MODELS  # days x symbols x horizons x models
+    assert count("predictions") == 72 * 2 * 2 * MODELS  # hours x symbols x horizons x models
+    assert count("forecast_metrics") == 2 * 2 * 2 * MODELS
     # 14 days hold out ~66 hours: 11 windows of 6 h, too few for 90%; no interval is claimed
     intervals = run_sql(
         "SELECT DISTINCT interval_level, interval_calibrated, interval_low IS NULL"
@@ -110,7 +113,9 @@ def test_leaderboard_puts_baselines_beside_models(chain):
         ' WHERE symbol = \'BTC/USDT\' AND horizon_h = 6 ORDER BY "window", "rank"'
     )
     models_all = {row[0] for row in board if row[1] == "all"}
-    assert models_all == {"zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp", "xgboost"}
+    assert models_all == {
+        "zero_return", "drift", "linear", "ridge", "hist_gbm", "mlp", "xgboost", "lstm"
+    }  # fmt: skip
     zero = next(row for row in board if row[0] == "zero_return")
     assert zero[3] == 0.0 and zero[4] == 48
     # 2 days scored: 48 hours, fewer than 30 windows at either horizon, so nothing is tested
@@ -121,8 +126,8 @@ def test_leaderboard_puts_baselines_beside_models(chain):
     )
     too_few = "too few forecasts to test: 48 scored hour(s), {} independent {}-hour windows; "
     assert untested == [
-        (6, too_few.format("8.0", 6) + "the test needs 30 (180 hours)", 2 * 2 * 7),
-        (24, too_few.format("2.0", 24) + "the test needs 30 (720 hours)", 2 * 2 * 7),
+        (6, too_few.format("8.0", 6) + "the test needs 30 (180 hours)", 2 * 2 * MODELS),
+        (24, too_few.format("2.0", 24) + "the test needs 30 (720 hours)", 2 * 2 * MODELS),
     ]  # symbols x windows x models, at each horizon
     note_type = run_sql(
         "SELECT data_type FROM information_schema.columns"
@@ -199,7 +204,7 @@ BACKTEST_ROWS = (
 def test_backtest_trades_every_model_and_rule_on_earlier_forecasts_only(chain):
     schema, steps = chain
     rows = run_sql(BACKTEST_ROWS.format(schema))
-    assert len(rows) == 3 * 2 * 2 * 7 * 3  # days x symbols x horizons x models x rules
+    assert len(rows) == 3 * 2 * 2 * MODELS * 3  # days x symbols x horizons x models x rules
     assert {(r[5], r[6], r[7]) for r in rows} == {("long_short", 10.0, 5.0)}
     # the zero forecast never trades: no cost, no return
     zero = [r for r in rows if r[2] == "zero_return"]
@@ -225,7 +230,10 @@ def test_backtest_summary_shows_the_windows_table_and_equity_curves(chain):
         f' min(test_note) FROM "{schema}".backtest_summary GROUP BY 1 ORDER BY 1'
     )
     too_few = "too few hours to test: 72 hour(s), 12.0 independent 6-hour windows; the test "
-    assert [row[:5] for row in summary] == [("30d", 84, 72, 72, 0), ("all", 84, 72, 72, 0)]
+    assert [row[:5] for row in summary] == [
+        ("30d", 2 * 2 * MODELS * 3, 72, 72, 0),
+        ("all", 2 * 2 * MODELS * 3, 72, 72, 0),
+    ]
     assert summary[0][5] == too_few + "needs 30 (180 hours)"
     metadata = steps[7].asset_materializations_for_node("backtest_summary")[0].metadata
     assert "| symbol" in metadata["sign rule (30d)"].value

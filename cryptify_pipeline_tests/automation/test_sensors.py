@@ -216,6 +216,15 @@ def test_forecast_repair_requests_the_hours_left_unforecast(schema):
         # the day before has no models of its day before: nothing to forecast with; the newest
         # hour, with features and models, is forecast_after_collect's
         assert requested(instance) == set(hour_keys(day, day + timedelta(hours=2)))
+        # a repair of the first that fails (its inputs were only reported, there is no table
+        # to read them from) is not launched again every 10 minutes
+        failed = defs.resolve_job_def("predict_job").execute_in_process(
+            partition_key=key(day), instance=instance, raise_on_error=False
+        )
+        assert not failed.success
+        assert requested(instance) == set(
+            hour_keys(day + timedelta(hours=1), day + timedelta(hours=2))
+        )
         report(instance, "predictions", hour_keys(day, day + timedelta(hours=2)))
         assert requested(instance) == set()
     sensor = defs.resolve_sensor_def("forecast_repair")
