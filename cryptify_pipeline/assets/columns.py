@@ -151,7 +151,8 @@ def models(level: float) -> dict[str, str]:
         "interval_scale_median": "Median held-out volatility * sqrt(h): stands in for a "
         "forecast hour whose volatility is unknown.",
         "artifact_format": "How the model is stored, hence which loader reads it: skops, "
-        "xgboost-json (XGBoost's own JSON), or keras (a .keras archive, loaded in safe mode).",
+        "xgboost-json (XGBoost's own JSON), or keras (a .keras archive, its config checked and "
+        "its weights read without Keras).",
         "pipeline": "The fitted model in its artifact format (bytes).",
         "sha256": "sha256 of the stored bytes: loading refuses other bytes.",
         "library_versions": "Versions of the libraries that wrote it: loading refuses others.",

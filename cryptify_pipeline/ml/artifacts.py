@@ -5,7 +5,8 @@ unpickling runs code. So a model is stored
 
 - in a format whose loader builds only trusted types: the zoo's scikit-learn pipelines in
   skops's (``skops_format.py``), its XGBoost in XGBoost's own JSON (``xgboost_format.py``), its
-  LSTM in Keras's ``.keras`` archive, loaded in safe mode (``lstm.py``). The
+  LSTM in Keras's ``.keras`` archive, read without Keras once its config is checked
+  (``lstm.py``). The
   ``artifact_format`` column names the format; ``FORMATS`` is where another one is added, with a
   loader that builds only its own types;
 - signed with HMAC-SHA256 under a key the database does not hold (``signing.py``), over its
@@ -99,8 +100,9 @@ SKOPS = ArtifactFormat("skops", ("scikit-learn", "skops"), skops_format.dumps, s
 XGBOOST_JSON = ArtifactFormat(
     "xgboost-json", ("scikit-learn", "xgboost-cpu"), xgboost_format.dumps, xgboost_format.loads
 )
-# the LSTM in Keras's own .keras archive, loaded in safe mode after its members and layer
-# classes are checked (ml/lstm.py); Keras runs on JAX, so its versions count too
+# the LSTM in Keras's own .keras archive (one Keras loads in safe mode), read without Keras
+# once its members and layer classes are checked (ml/lstm.py); Keras runs on JAX, so its
+# versions count too
 KERAS = ArtifactFormat("keras", ("keras", "jax", "jaxlib"), lstm.dumps, lstm.loads)
 FORMATS: dict[str, ArtifactFormat] = {
     SKOPS.name: SKOPS,

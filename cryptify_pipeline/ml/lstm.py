@@ -17,12 +17,12 @@ Seeded, one XLA thread: the same rows give the same network, bytes included.
 
 Stored in Keras's own ``.keras`` archive (``dumps``), rewritten canonically (no save date,
 object ids numbered, fixed member times: equal networks give equal bytes), an archive Keras
-loads with ``safe_mode=True`` (``keras_loads``). Forecasts never import Keras (~3 s a process,
-more than an hour's other forecasts): ``loads`` checks that the archive holds exactly the three
-files Keras writes and that its config is exactly the zoo's LSTM (``check_archive``: layer
-classes, settings, shapes; a Lambda or any other layer is refused), reads the weights from its
-HDF5 file with h5py, checking their names and shapes, and ``forward`` computes the network in
-float64 (equal to Keras's predict to 1e-6, a test checks).
+loads with ``safe_mode=True`` (``keras_loads``). Forecasts never import Keras (5-6 CPU seconds
+a process, more than an hour's other forecasts): ``loads`` checks that the archive holds
+exactly the three files Keras writes and that its config is exactly the zoo's LSTM
+(``check_archive``: layer classes, settings, shapes; a Lambda or any other layer is refused),
+reads the weights from its HDF5 file with h5py, checking their names and shapes, and
+``forward`` computes the network in float64 (equal to Keras's predict to 1e-6, a test checks).
 
 Keras (on JAX) is imported only to train (``keras_module``), never with this module.
 """
@@ -83,8 +83,9 @@ def keras_module() -> Any:
 
 
 def compilation_cache_dir() -> Path:
-    """Where JAX keeps the LSTM's compiled steps: ``$XDG_CACHE_HOME`` (else ``~/.cache``)
-    ``/cryptify/jax``, unless ``JAX_COMPILATION_CACHE_DIR`` says otherwise."""
+    """Where JAX keeps the LSTM's compiled steps by default: ``$XDG_CACHE_HOME`` (else
+    ``~/.cache``) ``/cryptify/jax`` (``keras_module`` leaves a ``JAX_COMPILATION_CACHE_DIR``
+    already set alone)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cryptify" / "jax"
 
@@ -457,6 +458,15 @@ def check_archive(blob: bytes) -> Architecture:
         raise ValueError(f"not a .keras archive: config.json: {error}") from None
     if not isinstance(config, dict):
         raise ValueError("not a .keras archive: config.json is not an object")
+    try:
+        return _architecture(config)
+    except (AttributeError, KeyError, TypeError) as error:
+        # a layer list or setting of the wrong type: refused as a config, not a crash
+        raise ValueError(f"the config is not the zoo's LSTM's: {error!r}") from None
+
+
+def _architecture(config: dict[str, Any]) -> Architecture:
+    """``check_archive`` for a parsed config."""
     if config.get("class_name") != "Sequential" or config.get("module") != "keras":
         raise ValueError(
             f"the model is a {config.get('module')}.{config.get('class_name')}, not a "

@@ -156,6 +156,17 @@ def test_a_keras_archive_with_its_config_changed_is_refused_unsigned_or_signed(f
     with pytest.raises(ModelIntegrityError, match="layer standardised_return is configured"):
         load_model(signed, KEY)
 
+    def layers_not_a_list(config: dict) -> None:
+        config["config"]["layers"] = "InputLayer"
+
+    # a config of the wrong shape, signed: refused by name, not a crash inside the check
+    malformed = keras_with_config(bytes(record["pipeline"]), layers_not_a_list)
+    signed = record_of(
+        network, "lstm", pipeline=malformed, sha256=hashlib.sha256(malformed).hexdigest()
+    )
+    with pytest.raises(ModelIntegrityError, match="the config is not the zoo's LSTM's"):
+        load_model(signed, KEY)
+
 
 def test_a_keras_archive_holding_more_than_keras_writes_is_refused(fitted):
     network, record = fitted["lstm"]
