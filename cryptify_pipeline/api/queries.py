@@ -420,15 +420,6 @@ class Database:
              "window": window, "rule": rule},
         )  # fmt: skip
 
-    def backtest_windows(self, symbol: str) -> list[str]:
-        """The windows the backtest summary holds for ``symbol``."""
-        rows = self._rows(
-            f'SELECT DISTINCT "window" FROM {self._table["backtest_summary"]}'
-            ' WHERE symbol = %(symbol)s ORDER BY "window"',
-            {"symbol": symbol},
-        )
-        return [row[0] for row in rows or []]
-
     def backtest_choices(self, symbol: str) -> tuple[list[str], list[str]]:
         """The windows and the rules the backtest summary holds for ``symbol``."""
         table = self._table["backtest_summary"]

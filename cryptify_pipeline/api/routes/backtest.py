@@ -62,7 +62,8 @@ def backtest(
         rule_name,
     )
     if window is not None and not found.count:
-        _refuse_unheld_window(symbol, window, db.backtest_windows(symbol))
+        windows, _ = db.backtest_choices(symbol)
+        _refuse_unheld_window(symbol, window, windows)
     return success(
         data=rows(found),
         metadata={"symbol": symbol, "count": found.count, "window": window, "rule": rule_name},
