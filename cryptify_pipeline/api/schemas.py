@@ -96,7 +96,19 @@ _TERCILE_COVERAGE = (
 )
 
 
-class LeaderboardRow(_Strict):
+class _IntervalScores(_Strict):
+    """The interval figures a leaderboard row and a day's scores both carry."""
+
+    width_share: float | None = Field(description=_WIDTH_SHARE)
+    interval_score: float | None = Field(description=_INTERVAL_SCORE)
+    pinball_lower: float | None = Field(description=_PINBALL_LOWER)
+    pinball_upper: float | None = Field(description=_PINBALL_UPPER)
+    coverage_low_vol: float | None = Field(description=_TERCILE_COVERAGE.format("lowest"))
+    coverage_mid_vol: float | None = Field(description=_TERCILE_COVERAGE.format("middle"))
+    coverage_high_vol: float | None = Field(description=_TERCILE_COVERAGE.format("highest"))
+
+
+class LeaderboardRow(_IntervalScores):
     symbol: str
     horizon_h: int
     model: str
@@ -108,18 +120,11 @@ class LeaderboardRow(_Strict):
     r2_vs_zero: float | None
     directional_accuracy: float | None
     coverage: float | None
-    width_share: float | None = Field(description=_WIDTH_SHARE)
-    interval_score: float | None = Field(description=_INTERVAL_SCORE)
-    pinball_lower: float | None = Field(description=_PINBALL_LOWER)
-    pinball_upper: float | None = Field(description=_PINBALL_UPPER)
-    coverage_low_vol: float | None = Field(description=_TERCILE_COVERAGE.format("lowest"))
-    coverage_mid_vol: float | None = Field(description=_TERCILE_COVERAGE.format("middle"))
-    coverage_high_vol: float | None = Field(description=_TERCILE_COVERAGE.format("highest"))
     skill_vs_zero: float | None
     rank: int
 
 
-class DayScore(_Strict):
+class DayScore(_IntervalScores):
     day: datetime
     symbol: str
     model: str
@@ -131,13 +136,6 @@ class DayScore(_Strict):
     r2_vs_zero: float | None
     directional_accuracy: float | None
     coverage: float | None
-    width_share: float | None = Field(description=_WIDTH_SHARE)
-    interval_score: float | None = Field(description=_INTERVAL_SCORE)
-    pinball_lower: float | None = Field(description=_PINBALL_LOWER)
-    pinball_upper: float | None = Field(description=_PINBALL_UPPER)
-    coverage_low_vol: float | None = Field(description=_TERCILE_COVERAGE.format("lowest"))
-    coverage_mid_vol: float | None = Field(description=_TERCILE_COVERAGE.format("middle"))
-    coverage_high_vol: float | None = Field(description=_TERCILE_COVERAGE.format("highest"))
 
 
 class ModelRecord(_Strict):
