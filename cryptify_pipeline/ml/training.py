@@ -154,22 +154,18 @@ def fit_model(model: str, fit: pd.DataFrame, horizon: int) -> tuple[Any, int | N
 def train_model(
     model: str, symbol: str, horizon: int, split: Split, cutoff: datetime, interval_level: float,
     interval_method: str = INTERVAL_METHOD,
-    *, windowed: WindowedFit | None = None, history: pd.DataFrame | None = None,
-    window_hours: int = lstm.WINDOW_HOURS,
+    *, windowed: WindowedFit | None = None,
 ) -> dict[str, object]:  # fmt: skip
     """Fit ``model`` and return its record: window, validation figures, the interval calibrated
     for ``interval_level`` by ``interval_method`` and the stored model (format, bytes, hash,
     versions; ``artifacts.sign_models`` signs it). A windowed model (the LSTM) comes fitted for
-    every horizon of its symbol at once (``windowed``, from ``fit_windowed``), or is fitted here
-    for this horizon alone on windows of ``window_hours`` of ``history``, the symbol's feature
-    rows (default: the split's own)."""
+    every horizon of its symbol at once (``windowed``, from ``fit_windowed``)."""
     target = f"target_{horizon}h"
     features = list(model_features(model))
     fitted, fit_end = len(split.fit), split.fit["ts"].max()
     if model in WINDOWED:
         if windowed is None:
-            history = pd.concat([split.fit, split.validation]) if history is None else history
-            windowed = fit_windowed(model, symbol, {horizon: split}, history, window_hours)[horizon]
+            raise ValueError(f"{model} is fitted for all horizons at once: pass its fit")
         pipeline, rounds, predicted = windowed.network, windowed.epochs, windowed.predicted
         fitted, fit_end = windowed.fit_rows, windowed.fit_end
     else:
